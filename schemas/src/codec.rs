@@ -1,0 +1,329 @@
+//! Bid events to and from Kafka record values, through a Confluent-compatible schema registry.
+//!
+//! Encoding and decoding both validate against the JSON Schema the record names: the registry
+//! client (`schema_registry_converter`) fetches schemas and coalesces concurrent look-ups, and this
+//! module keeps one compiled validator per schema id. Failed look-ups are never cached, so a
+//! registry that was down or briefly empty is asked again on the next record.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use jsonschema::Validator;
+use schema_registry_converter::async_impl::json::{JsonDecoder, JsonEncoder};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
+use serde_json::Value;
+
+use crate::domain::{Bid, InvalidBid};
+use crate::event::{self, LogPosition, SCHEMA_V2};
+use crate::secret::Secret;
+use crate::wire::{self, FrameError};
+
+/// How to reach the schema registry.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// Base URL, such as `http://127.0.0.1:8081`.
+    pub url: String,
+    /// Basic-auth user (Confluent Cloud: the API key).
+    pub username: Option<String>,
+    /// Basic-auth password (Confluent Cloud: the API secret).
+    pub password: Option<Secret>,
+    /// Time limit of one registry call.
+    pub timeout: Duration,
+}
+
+impl RegistrySettings {
+    /// Settings for a registry without authentication.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            username: None,
+            password: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn client_settings(&self) -> Result<SrSettings, RegistryConfigError> {
+        let url = self.url.trim_end_matches('/').to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(RegistryConfigError(format!(
+                "the schema registry URL must start with http:// or https://, got {url:?}"
+            )));
+        }
+        let mut builder = SrSettings::new_builder(url);
+        if let Some(username) = &self.username {
+            builder.set_basic_authorization(username, self.password.as_ref().map(Secret::expose));
+        }
+        builder.set_timeout(self.timeout);
+        builder.build().map_err(|e| {
+            RegistryConfigError(format!(
+                "cannot set up the schema registry client: {}",
+                e.error
+            ))
+        })
+    }
+}
+
+/// The registry settings cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct RegistryConfigError(String);
+
+/// Why a record value is not a bid. Only [`DecodeError::RegistryUnavailable`] can succeed later;
+/// every other variant is a property of the record itself (a dead letter).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DecodeError {
+    /// Not in the Confluent wire format.
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    /// The registry does not know the schema id in the header.
+    #[error("schema id {schema_id} is not known to the schema registry")]
+    UnknownSchemaId {
+        /// The id from the header.
+        schema_id: u32,
+    },
+    /// The registry has the schema but it is not a usable JSON Schema.
+    #[error("schema id {schema_id} cannot be used to validate bids: {reason}")]
+    UnusableSchema {
+        /// The id from the header.
+        schema_id: u32,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The registry could not be asked; retry later.
+    #[error("the schema registry could not be reached for schema id {schema_id}: {reason}")]
+    RegistryUnavailable {
+        /// The id from the header.
+        schema_id: u32,
+        /// What failed.
+        reason: String,
+    },
+    /// The payload is not JSON.
+    #[error("the payload is not valid JSON: {reason}")]
+    InvalidJson {
+        /// The parser's message.
+        reason: String,
+    },
+    /// The JSON does not match the schema it names.
+    #[error("the payload does not match schema id {schema_id}: {}", .violations.join("; "))]
+    SchemaViolation {
+        /// The id from the header.
+        schema_id: u32,
+        /// One entry per violation, with its JSON pointer.
+        violations: Vec<String>,
+    },
+    /// The JSON matches its schema but breaks a bid rule.
+    #[error("{0}")]
+    InvalidBid(#[from] InvalidBid),
+}
+
+impl DecodeError {
+    /// True when the same record may decode later (the registry was unreachable).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Self::RegistryUnavailable { .. })
+    }
+
+    /// A short stable name for metrics and dead-letter headers.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Frame(FrameError::Missing) => "missing_value",
+            Self::Frame(FrameError::TooShort { .. }) => "too_short",
+            Self::Frame(FrameError::BadMagicByte { .. }) => "bad_magic_byte",
+            Self::UnknownSchemaId { .. } => "unknown_schema_id",
+            Self::UnusableSchema { .. } => "unusable_schema",
+            Self::RegistryUnavailable { .. } => "registry_unavailable",
+            Self::InvalidJson { .. } => "invalid_json",
+            Self::SchemaViolation { .. } => "schema_violation",
+            Self::InvalidBid(_) => "invalid_bid",
+        }
+    }
+}
+
+/// Why a bid could not be encoded.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EncodeError {
+    /// The registry could not be asked; retry later.
+    #[error("the schema registry is unavailable: {0}")]
+    RegistryUnavailable(String),
+    /// The registry refused the product's schema (incompatible, or not allowed).
+    #[error("the schema registry refused the bid schema: {0}")]
+    RegistryRefused(String),
+    /// The event does not match the registered schema.
+    #[error("the bid does not match the registered schema: {0}")]
+    SchemaViolation(String),
+}
+
+impl EncodeError {
+    /// True when the same bid may encode later.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Self::RegistryUnavailable(_))
+    }
+}
+
+/// A decoded record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedBid {
+    /// The bid, with the rules applied.
+    pub bid: Bid,
+    /// The schema id the record was written with.
+    pub schema_id: u32,
+}
+
+/// Writes bids as version 2 events under `<topic>-value`, registering the schema on first use.
+pub struct BidEncoder {
+    registry: JsonEncoder,
+    subject: SubjectNameStrategy,
+}
+
+impl fmt::Debug for BidEncoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BidEncoder").finish_non_exhaustive()
+    }
+}
+
+impl BidEncoder {
+    /// An encoder for records of `topic`.
+    pub fn new(settings: &RegistrySettings, topic: &str) -> Result<Self, RegistryConfigError> {
+        let schema = SuppliedSchema::new(None, SchemaType::Json, SCHEMA_V2.to_owned());
+        Ok(Self {
+            registry: JsonEncoder::new(settings.client_settings()?),
+            subject: SubjectNameStrategy::TopicNameStrategyWithSchema(
+                topic.to_owned(),
+                false,
+                schema,
+            ),
+        })
+    }
+
+    /// The framed record value of `bid`.
+    pub async fn encode(&self, bid: &Bid) -> Result<Vec<u8>, EncodeError> {
+        let value = event::to_json(bid);
+        self.registry
+            .encode(&value, self.subject.clone())
+            .await
+            .map_err(|e| {
+                self.registry.remove_errors_from_cache();
+                classify_encode_error(&e)
+            })
+    }
+}
+
+fn describe(error: &SRCError) -> String {
+    match &error.cause {
+        Some(cause) => format!("{} ({cause})", error.error),
+        None => error.error.clone(),
+    }
+}
+
+fn http_status(error: &SRCError) -> Option<u16> {
+    let (_, rest) = error.error.split_once("failed with status ")?;
+    rest.get(..3)?.parse().ok()
+}
+
+fn classify_encode_error(error: &SRCError) -> EncodeError {
+    if error
+        .error
+        .contains("was not valid according to the schema")
+    {
+        return EncodeError::SchemaViolation(describe(error));
+    }
+    match http_status(error) {
+        Some(409 | 422 | 403) => EncodeError::RegistryRefused(describe(error)),
+        _ => EncodeError::RegistryUnavailable(describe(error)),
+    }
+}
+
+/// Reads bid events of any registered version.
+pub struct BidDecoder {
+    registry: JsonDecoder,
+    validators: RwLock<HashMap<u32, Arc<Validator>>>,
+}
+
+impl fmt::Debug for BidDecoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BidDecoder").finish_non_exhaustive()
+    }
+}
+
+impl BidDecoder {
+    /// A decoder using the registry at `settings`.
+    pub fn new(settings: &RegistrySettings) -> Result<Self, RegistryConfigError> {
+        Ok(Self {
+            registry: JsonDecoder::new(settings.client_settings()?),
+            validators: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Decodes and validates one record value read at `position`.
+    pub async fn decode(
+        &self,
+        value: Option<&[u8]>,
+        position: LogPosition<'_>,
+    ) -> Result<DecodedBid, DecodeError> {
+        let (schema_id, payload) = wire::unframe(value)?;
+        let validator = self.validator(schema_id).await?;
+        let json: Value =
+            serde_json::from_slice(payload).map_err(|e| DecodeError::InvalidJson {
+                reason: e.to_string(),
+            })?;
+        let violations: Vec<String> = validator
+            .iter_errors(&json)
+            .map(|e| match e.instance_path().to_string() {
+                path if path.is_empty() => e.to_string(),
+                path => format!("{path}: {e}"),
+            })
+            .collect();
+        if !violations.is_empty() {
+            return Err(DecodeError::SchemaViolation {
+                schema_id,
+                violations,
+            });
+        }
+        let bid = event::from_json(&json, position)?;
+        Ok(DecodedBid { bid, schema_id })
+    }
+
+    async fn validator(&self, schema_id: u32) -> Result<Arc<Validator>, DecodeError> {
+        if let Some(found) = self.cached(schema_id) {
+            return Ok(found);
+        }
+        let schema = self.registry.get_schema(schema_id).await.map_err(|e| {
+            self.registry.remove_errors_from_cache();
+            match http_status(&e) {
+                Some(404) => DecodeError::UnknownSchemaId { schema_id },
+                None if !e.retriable => DecodeError::UnusableSchema {
+                    schema_id,
+                    reason: describe(&e),
+                },
+                _ => DecodeError::RegistryUnavailable {
+                    schema_id,
+                    reason: describe(&e),
+                },
+            }
+        })?;
+        let validator =
+            jsonschema::validator_for(&schema.schema).map_err(|e| DecodeError::UnusableSchema {
+                schema_id,
+                reason: e.to_string(),
+            })?;
+        let validator = Arc::new(validator);
+        self.validators
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(schema_id, Arc::clone(&validator));
+        Ok(validator)
+    }
+
+    fn cached(&self, schema_id: u32) -> Option<Arc<Validator>> {
+        self.validators
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&schema_id)
+            .cloned()
+    }
+}
