@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -253,11 +253,11 @@ impl BidTimestamp {
     pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
         let raw = raw.trim();
         if let Ok(with_zone) = DateTime::parse_from_rfc3339(raw) {
-            return Ok(Self(with_zone.with_timezone(&Utc)));
+            return Ok(Self::from(with_zone.with_timezone(&Utc)));
         }
         for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
             if let Ok(naive) = NaiveDateTime::parse_from_str(raw, format) {
-                return Ok(Self(naive.and_utc()));
+                return Ok(Self::from(naive.and_utc()));
             }
         }
         Err(FieldViolation::new(
@@ -266,9 +266,9 @@ impl BidTimestamp {
         ))
     }
 
-    /// The current time.
+    /// The current time, to the microsecond (the precision the event carries).
     pub fn now() -> Self {
-        Self(Utc::now())
+        Self::from(Utc::now())
     }
 
     /// The time.
@@ -283,8 +283,9 @@ impl BidTimestamp {
 }
 
 impl From<DateTime<Utc>> for BidTimestamp {
+    /// Truncates to microseconds, so that a timestamp equals itself after a trip through JSON.
     fn from(value: DateTime<Utc>) -> Self {
-        Self(value)
+        Self(value.trunc_subsecs(6))
     }
 }
 

@@ -15,6 +15,8 @@ pub mod domain;
 pub mod event;
 pub mod registry;
 pub mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wire;
 
 pub use codec::{BidDecoder, BidEncoder, DecodeError, DecodedBid, EncodeError, RegistrySettings};
