@@ -15,6 +15,7 @@ pub mod domain;
 pub mod event;
 pub mod registry;
 pub mod secret;
+pub mod service;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;

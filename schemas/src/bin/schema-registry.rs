@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use auction_schemas::Secret;
+use auction_schemas::{Secret, service};
 use auction_schemas::registry::{self, BasicAuth, store::Store};
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 /// A Confluent-compatible schema registry for JSON Schema, in memory or backed by a file.
 ///
@@ -49,16 +48,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if args.log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    service::init_logging(args.log_json);
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -67,7 +57,6 @@ async fn main() -> ExitCode {
         }
     }
 }
-
 async fn run(args: Args) -> Result<(), String> {
     let store = match &args.data_file {
         Some(file) => Store::open(file)?,
@@ -90,39 +79,13 @@ async fn run(args: Args) -> Result<(), String> {
         }),
         _ => None,
     };
-    let shutdown = CancellationToken::new();
+    let shutdown = service::shutdown_on_signal();
     let (addr, server) = registry::spawn(args.listen, store, auth, shutdown.clone())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     println!("schema registry listening on http://{addr}");
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        shutdown.cancel();
-    });
     server
         .await
         .map_err(|e| format!("the server task failed: {e}"))?
         .map_err(|e| format!("the server failed: {e}"))
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
