@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use auction_schemas::{Secret, service};
 use auction_schemas::registry::{self, BasicAuth, store::Store};
+use auction_schemas::{Secret, service};
 use clap::Parser;
 
 /// A Confluent-compatible schema registry for JSON Schema, in memory or backed by a file.
