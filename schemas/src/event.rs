@@ -54,7 +54,7 @@ pub fn to_json(bid: &Bid) -> Value {
 /// Applies the bid rules to an event body that already passed its schema. A body without
 /// `bid_id` gets the id derived from `position`.
 pub fn from_json(value: &Value, position: LogPosition<'_>) -> Result<Bid, InvalidBid> {
-    let event: BidEventJson = serde_json::from_value(value.clone()).map_err(|e| {
+    let event = BidEventJson::deserialize(value).map_err(|e| {
         InvalidBid::from(FieldViolation {
             field: field_of_serde_error(&e),
             description: format!("does not have the expected form: {e}"),

@@ -1,14 +1,14 @@
 //! Bid events: their schemas, the domain types they carry, their wire format, and the product's
 //! own Confluent-compatible schema registry.
 //!
-//! - [`domain`]: validated types (`AuctionId`, `BidderName`, `Price`, `BidId`, `BidTimestamp`,
+//! - [`domain`] - validated types (`AuctionId`, `BidderName`, `Price`, `BidId`, `BidTimestamp`,
 //!   `Bid`). A value of these types satisfies the bid rules; nothing downstream checks again.
-//! - [`event`]: the JSON body of subject `auction-value` (v1 = the original demo's schema byte for
+//! - [`event`] - the JSON body of subject `auction-value` (v1 = the original demo's schema byte for
 //!   byte, v2 = v1 plus optional `auction_id` and `bid_id`).
-//! - [`wire`]: the Confluent framing (`0x00`, 4-byte big-endian schema id, payload).
-//! - [`codec`]: encode and decode through a registry, validating both ways.
-//! - [`registry`]: the schema registry server (the REST subset Confluent clients use).
-//! - [`secret`]: a string type that never prints its value.
+//! - [`wire`] - the Confluent framing (`0x00`, 4-byte big-endian schema id, payload).
+//! - [`codec`] - encode and decode through a registry, validating both ways.
+//! - [`registry`] - the schema registry server (the REST subset Confluent clients use).
+//! - [`secret`] - a string type that never prints its value.
 
 pub mod codec;
 pub mod domain;

@@ -1,9 +1,9 @@
 //! The product's Confluent-compatible schema registry: the REST subset that Confluent's clients
 //! (and `schema_registry_converter`) use, for JSON Schema, in memory or backed by a file.
 //!
-//! - [`store`]: state and persistence.
-//! - [`compat`]: the compatibility check (BACKWARD by default).
-//! - [`error`]: Confluent error bodies.
+//! - [`store`] - state and persistence.
+//! - [`compat`] - the compatibility check (BACKWARD by default).
+//! - [`error`] - Confluent error bodies.
 //!
 //! Routes: `POST /subjects/{s}/versions` (register; the same schema gets the same id),
 //! `POST /subjects/{s}` (look up), `GET /schemas/ids/{id}`, `GET /schemas/ids/{id}/versions`,

@@ -1,0 +1,233 @@
+//! The log tailer: reads the bid topic from the beginning, then follows it, and applies every
+//! bid to the [`AuctionBook`] in log order. It is the only writer of auction state, so every
+//! replica (and every restart) computes the same state from the same log.
+//!
+//! It reports when it has caught up with the end of the log as it was at start (the service is
+//! NOT_SERVING until then), and how far it has applied each partition, so that `PlaceBid` can
+//! answer with the state that includes its own bid.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auction_schemas::{BidDecoder, LogPosition};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::book::{AuctionBook, LoggedBid};
+use crate::kafka::KafkaSetupError;
+
+/// Per partition, the next offset the tailer will apply.
+#[derive(Debug)]
+pub struct AppliedOffsets {
+    partitions: Vec<watch::Sender<i64>>,
+}
+
+impl AppliedOffsets {
+    /// Offsets for `partitions` partitions, all at 0.
+    pub fn new(partitions: i32) -> Self {
+        Self {
+            partitions: (0..partitions.max(0))
+                .map(|_| watch::channel(0).0)
+                .collect(),
+        }
+    }
+
+    fn advance(&self, partition: i32, next: i64) {
+        if let Some(sender) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))
+        {
+            sender.send_if_modified(|current| {
+                let moved = next > *current;
+                if moved {
+                    *current = next;
+                }
+                moved
+            });
+        }
+    }
+
+    fn next(&self, partition: usize) -> i64 {
+        self.partitions.get(partition).map_or(0, |p| *p.borrow())
+    }
+
+    /// Waits until the record at `offset` of `partition` has been applied, at most `timeout`.
+    /// Returns whether it was.
+    pub async fn wait_applied(&self, partition: i32, offset: i64, timeout: Duration) -> bool {
+        let Some(sender) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))
+        else {
+            return false;
+        };
+        let mut receiver = sender.subscribe();
+        tokio::time::timeout(timeout, receiver.wait_for(|next| *next > offset))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
+    }
+}
+
+/// What the tailer needs.
+#[derive(Debug)]
+pub struct Tailer {
+    /// The consumer configuration (see [`crate::kafka::tailer_config`]).
+    pub config: ClientConfig,
+    /// The bid topic.
+    pub topic: String,
+    /// Its partition count.
+    pub partitions: i32,
+    /// Reads records.
+    pub decoder: Arc<BidDecoder>,
+    /// Receives bids.
+    pub book: Arc<AuctionBook>,
+    /// Reports progress.
+    pub applied: Arc<AppliedOffsets>,
+}
+
+impl Tailer {
+    /// Starts following the log. `caught_up` is set to true once the log as it was at start has
+    /// been applied. Stops on `shutdown`.
+    pub async fn spawn(
+        self,
+        caught_up: watch::Sender<bool>,
+        shutdown: CancellationToken,
+    ) -> Result<tokio::task::JoinHandle<()>, KafkaSetupError> {
+        let consumer: StreamConsumer = self
+            .config
+            .create()
+            .map_err(|e| KafkaSetupError(format!("cannot create the log consumer: {e}")))?;
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..self.partitions {
+            assignment
+                .add_partition_offset(&self.topic, partition, Offset::Beginning)
+                .map_err(|e| {
+                    KafkaSetupError(format!("cannot assign partition {partition}: {e}"))
+                })?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|e| KafkaSetupError(format!("cannot assign the bid topic: {e}")))?;
+        let consumer = Arc::new(consumer);
+        let targets = high_watermarks(Arc::clone(&consumer), &self.topic, self.partitions).await?;
+        tracing::info!(topic = %self.topic, records = targets.iter().sum::<i64>(), "replaying the bid log");
+        Ok(tokio::spawn(
+            self.run(consumer, targets, caught_up, shutdown),
+        ))
+    }
+
+    async fn run(
+        self,
+        consumer: Arc<StreamConsumer>,
+        targets: Vec<i64>,
+        caught_up: watch::Sender<bool>,
+        shutdown: CancellationToken,
+    ) {
+        let started = std::time::Instant::now();
+        let mut replaying = true;
+        let mut replayed: u64 = 0;
+        let is_caught_up = |applied: &AppliedOffsets| {
+            targets
+                .iter()
+                .enumerate()
+                .all(|(partition, target)| applied.next(partition) >= *target)
+        };
+        if is_caught_up(&self.applied) {
+            replaying = false;
+            caught_up.send_replace(true);
+            tracing::info!("the bid log is empty; serving");
+        }
+        loop {
+            let message = tokio::select! {
+                () = shutdown.cancelled() => break,
+                received = consumer.recv() => received,
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the bid log failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let position = LogPosition {
+                topic: &self.topic,
+                partition: message.partition(),
+                offset: message.offset(),
+            };
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match self.decoder.decode(message.payload(), position).await {
+                    Ok(decoded) => {
+                        self.book.apply(LoggedBid {
+                            bid: decoded.bid,
+                            partition: position.partition,
+                            offset: position.offset,
+                        });
+                        metrics::counter!("bid_service_log_records_total", "outcome" => "applied")
+                            .increment(1);
+                        break;
+                    }
+                    Err(e) if e.is_retriable() => {
+                        tracing::warn!(error = %e, partition = position.partition, offset = position.offset,
+                            "cannot decode a bid yet; retrying");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                    Err(e) => {
+                        // Not a bid (the sinks dead-letter it); it changes no auction.
+                        tracing::warn!(error = %e, partition = position.partition, offset = position.offset,
+                            "skipping a record that is not a valid bid");
+                        metrics::counter!("bid_service_log_records_total", "outcome" => e.kind())
+                            .increment(1);
+                        break;
+                    }
+                }
+            }
+            self.applied
+                .advance(position.partition, position.offset + 1);
+            if replaying {
+                replayed += 1;
+                if is_caught_up(&self.applied) {
+                    replaying = false;
+                    caught_up.send_replace(true);
+                    tracing::info!(
+                        records = replayed,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "bid log replayed; serving"
+                    );
+                }
+            }
+        }
+    }
+}
+
+async fn high_watermarks(
+    consumer: Arc<StreamConsumer>,
+    topic: &str,
+    partitions: i32,
+) -> Result<Vec<i64>, KafkaSetupError> {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        (0..partitions)
+            .map(|partition| {
+                consumer
+                    .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+                    .map(|(_, high)| high)
+                    .map_err(|e| {
+                        KafkaSetupError(format!(
+                            "cannot read the end of partition {partition} of {topic}: {e}"
+                        ))
+                    })
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| KafkaSetupError(format!("the watermark task failed: {e}")))?
+}
