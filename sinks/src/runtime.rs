@@ -1,0 +1,494 @@
+//! The consumer loop every sink runs: collect a batch, decode it, write it (retrying), send dead
+//! letters, and only then store the offsets.
+//!
+//! Invariants:
+//! - An offset is stored only after every record below it in its partition is durably in the
+//!   target or acknowledged on the dead-letter topic. The store is committed in the background,
+//!   synchronously before partitions are revoked, and synchronously at shutdown.
+//! - A failing target is retried forever (capped exponential backoff with jitter) without storing
+//!   offsets; readiness is false meanwhile. Shutdown abandons such a batch: it is read again later
+//!   and written idempotently.
+//! - Records of partitions revoked while a batch was being collected are dropped from it: their
+//!   new owner reads them again.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auction_schemas::service::Readiness;
+use auction_schemas::{BidDecoder, LogPosition, RegistrySettings};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::kafka::{
+    DeadLetterProducer, DeadLetterReason, KafkaSettings, RawRecord, SinkContext, commit_stored,
+};
+use crate::metrics as m;
+use crate::retry::Backoff;
+use crate::target::{SinkRecord, SourcePosition, Target, WriteOutcome};
+
+/// How a sink consumes, batches and retries.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    /// Kafka connection, topic, group and dead-letter topic.
+    pub kafka: KafkaSettings,
+    /// The schema registry the records' schema ids refer to.
+    pub registry: RegistrySettings,
+    /// A batch is written when it has this many records...
+    pub batch_size: usize,
+    /// ...or when its first record has waited this long.
+    pub batch_linger: Duration,
+    /// First delay after a failed write.
+    pub retry_initial: Duration,
+    /// Longest delay between attempts.
+    pub retry_max: Duration,
+    /// Longest wait for the final commit and the consumer's close at shutdown (closing a group
+    /// consumer can hang when the broker is gone).
+    pub close_timeout: Duration,
+}
+
+impl RuntimeSettings {
+    /// Defaults: batches of 500 records or 200 ms, retries from 100 ms up to 30 s, 10 s to close.
+    pub fn new(kafka: KafkaSettings, registry: RegistrySettings) -> Self {
+        Self {
+            kafka,
+            registry,
+            batch_size: 500,
+            batch_linger: Duration::from_millis(200),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a sink stopped with an error (it stops cleanly on shutdown otherwise).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The Kafka clients could not be created or subscribed.
+    #[error("cannot set up the Kafka {what}: {source}")]
+    Kafka {
+        /// Which client.
+        what: &'static str,
+        /// The client's error.
+        source: KafkaError,
+    },
+    /// The schema registry settings are unusable.
+    #[error("{0}")]
+    Registry(String),
+}
+
+/// Counts of what a run did, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Records written as new.
+    pub written: usize,
+    /// Records the target already had.
+    pub duplicates: usize,
+    /// Records sent to the dead-letter topic.
+    pub dead_letters: usize,
+}
+
+/// Runs a sink until `shutdown` is cancelled, then commits and closes the consumer within
+/// `close_timeout`.
+pub async fn run<T: Target>(
+    settings: RuntimeSettings,
+    target: T,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> Result<RunSummary, SinkError> {
+    let kind = target.kind();
+    let decoder =
+        BidDecoder::new(&settings.registry).map_err(|e| SinkError::Registry(e.to_string()))?;
+    let dead_letters =
+        DeadLetterProducer::new(&settings.kafka, kind).map_err(|source| SinkError::Kafka {
+            what: "dead-letter producer",
+            source,
+        })?;
+    let consumer: StreamConsumer<SinkContext> = settings
+        .kafka
+        .consumer_config(&format!("auction-sink-{kind}"))
+        .create_with_context(SinkContext::new(kind))
+        .map_err(|source| SinkError::Kafka {
+            what: "consumer",
+            source,
+        })?;
+    consumer
+        .subscribe(&[settings.kafka.topic.as_str()])
+        .map_err(|source| SinkError::Kafka {
+            what: "consumer subscription",
+            source,
+        })?;
+    tracing::info!(
+        sink = kind,
+        topic = %settings.kafka.topic,
+        group = %settings.kafka.group_id,
+        dead_letter_topic = %settings.kafka.dead_letter_topic,
+        "sink started"
+    );
+    readiness.set(true);
+    metrics::gauge!(m::READY, "sink" => kind).set(1.0);
+
+    let mut worker = Worker {
+        kind,
+        settings: &settings,
+        target,
+        decoder,
+        dead_letters,
+        readiness: readiness.clone(),
+        shutdown: shutdown.clone(),
+        summary: RunSummary::default(),
+    };
+    let consumer = Arc::new(consumer);
+    while let Some(batch) = collect_batch(&consumer, &settings, &shutdown).await {
+        match worker.process(&batch).await {
+            Some(positions) => store_offsets(&consumer, &positions, kind),
+            None => break, // shutdown during retries: the batch is abandoned, not stored
+        }
+    }
+
+    readiness.set(false);
+    metrics::gauge!(m::READY, "sink" => kind).set(0.0);
+    close(consumer, settings.close_timeout, kind).await;
+    tracing::info!(
+        sink = kind,
+        written = worker.summary.written,
+        duplicates = worker.summary.duplicates,
+        dead_letters = worker.summary.dead_letters,
+        "sink stopped"
+    );
+    Ok(worker.summary)
+}
+
+/// Reads records until the batch is full, its first record has waited `batch_linger`, or shutdown
+/// (then `None`: a partial batch is left unwritten and unstored, to be read again).
+async fn collect_batch(
+    consumer: &StreamConsumer<SinkContext>,
+    settings: &RuntimeSettings,
+    shutdown: &CancellationToken,
+) -> Option<Vec<RawRecord>> {
+    let mut batch: Vec<RawRecord> = Vec::with_capacity(settings.batch_size);
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let wait = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return None,
+            () = wait => break,
+            received = consumer.recv() => match received {
+                Ok(message) => {
+                    batch.push(RawRecord::from_message(&message));
+                    if deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + settings.batch_linger);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read from Kafka; the consumer retries by itself");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+        drop_revoked(consumer, &mut batch);
+        if batch.len() >= settings.batch_size {
+            break;
+        }
+    }
+    drop_revoked(consumer, &mut batch);
+    Some(batch)
+}
+
+fn drop_revoked(consumer: &StreamConsumer<SinkContext>, batch: &mut Vec<RawRecord>) {
+    let revoked = consumer.context().take_revoked();
+    if !revoked.is_empty() {
+        let before = batch.len();
+        batch.retain(|r| !revoked.contains(&(r.topic.clone(), r.partition)));
+        if batch.len() != before {
+            tracing::info!(
+                dropped = before - batch.len(),
+                "records of revoked partitions left to their new owner"
+            );
+        }
+    }
+}
+
+/// The next offset to read of every partition in a processed batch.
+type Positions = BTreeMap<(String, i32), i64>;
+
+fn store_offsets(consumer: &StreamConsumer<SinkContext>, positions: &Positions, kind: &str) {
+    if positions.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), next) in positions {
+        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
+            tracing::warn!(error = %e, "cannot build the offset list");
+        }
+    }
+    // Fails for a partition no longer assigned (the group moved on during a long outage); its new
+    // owner re-reads from the last commit and writes idempotently, so nothing is lost.
+    if let Err(e) = consumer.store_offsets(&list) {
+        tracing::warn!(sink = kind, error = %e, "cannot store offsets of a written batch");
+    }
+}
+
+/// Commits the stored offsets and closes the consumer, giving up after `timeout`.
+async fn close(consumer: Arc<StreamConsumer<SinkContext>>, timeout: Duration, kind: &'static str) {
+    let closing = tokio::task::spawn_blocking(move || {
+        commit_stored(consumer.as_ref(), "shutdown");
+        consumer.unsubscribe();
+        // Dropping the last handle closes the consumer (leaves the group); this can block.
+        drop(consumer);
+    });
+    if tokio::time::timeout(timeout, closing).await.is_err() {
+        tracing::warn!(
+            sink = kind,
+            seconds = timeout.as_secs_f64(),
+            "the Kafka consumer did not close in time; exiting anyway (uncommitted records are read again and written idempotently)"
+        );
+    }
+}
+
+struct Worker<'a, T: Target> {
+    kind: &'static str,
+    settings: &'a RuntimeSettings,
+    target: T,
+    decoder: BidDecoder,
+    dead_letters: DeadLetterProducer,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+    summary: RunSummary,
+}
+
+enum Attempt<T> {
+    Done(T),
+    Permanent(String),
+}
+
+impl<T: Target> Worker<'_, T> {
+    /// Decodes, writes and dead-letters one batch; returns the offsets to store, or `None` when
+    /// shutdown interrupted retries.
+    async fn process(&mut self, batch: &[RawRecord]) -> Option<Positions> {
+        let mut positions = Positions::new();
+        for raw in batch {
+            let next = positions
+                .entry((raw.topic.clone(), raw.partition))
+                .or_insert(0);
+            *next = (*next).max(raw.offset + 1);
+        }
+        if batch.is_empty() {
+            return Some(positions);
+        }
+        metrics::histogram!(m::BATCH_RECORDS, "sink" => self.kind).record(batch.len() as f64);
+
+        let mut records = Vec::with_capacity(batch.len());
+        let mut dead: Vec<(&RawRecord, DeadLetterReason)> = Vec::new();
+        let mut seen = HashSet::with_capacity(batch.len());
+        let mut in_batch_duplicates = 0;
+        for raw in batch {
+            match self.decode(raw).await? {
+                Ok(record) => {
+                    // The same bid twice in one batch (a producer retry): one write is enough.
+                    if seen.insert(record.bid.bid_id) {
+                        records.push(record);
+                    } else {
+                        in_batch_duplicates += 1;
+                    }
+                }
+                Err(reason) => dead.push((raw, reason)),
+            }
+        }
+
+        let started = Instant::now();
+        let (mut outcome, rejected) = self.write_all(&records).await?;
+        outcome.duplicates += in_batch_duplicates;
+        metrics::histogram!(m::WRITE_SECONDS, "sink" => self.kind)
+            .record(started.elapsed().as_secs_f64());
+        for (index, message) in rejected {
+            let record = &records[index];
+            if let Some(raw) = batch.iter().find(|r| {
+                r.partition == record.position.partition
+                    && r.offset == record.position.offset
+                    && r.topic == record.position.topic
+            }) {
+                dead.push((
+                    raw,
+                    DeadLetterReason {
+                        kind: "target_rejected".to_owned(),
+                        message,
+                    },
+                ));
+            }
+        }
+
+        for (raw, reason) in &dead {
+            self.send_dead_letter(raw, reason).await?;
+        }
+
+        metrics::counter!(m::RECORDS_WRITTEN, "sink" => self.kind)
+            .increment(outcome.written as u64);
+        metrics::counter!(m::RECORDS_DUPLICATE, "sink" => self.kind)
+            .increment(outcome.duplicates as u64);
+        self.summary.written += outcome.written;
+        self.summary.duplicates += outcome.duplicates;
+        self.summary.dead_letters += dead.len();
+        tracing::debug!(
+            sink = self.kind,
+            records = batch.len(),
+            written = outcome.written,
+            duplicates = outcome.duplicates,
+            dead_letters = dead.len(),
+            "batch done"
+        );
+        Some(positions)
+    }
+
+    /// Decodes one record, waiting out registry outages. `Ok(Err(_))` is a dead letter.
+    async fn decode(&self, raw: &RawRecord) -> Option<Result<SinkRecord, DeadLetterReason>> {
+        let mut backoff = self.backoff();
+        loop {
+            let position = LogPosition {
+                topic: &raw.topic,
+                partition: raw.partition,
+                offset: raw.offset,
+            };
+            match self.decoder.decode(raw.value.as_deref(), position).await {
+                Ok(decoded) => {
+                    self.recovered(&backoff);
+                    return Some(Ok(SinkRecord {
+                        bid: decoded.bid,
+                        position: SourcePosition {
+                            topic: raw.topic.clone(),
+                            partition: raw.partition,
+                            offset: raw.offset,
+                        },
+                    }));
+                }
+                Err(e) if e.is_retriable() => {
+                    self.wait_to_retry(&mut backoff, "the schema registry", &e.to_string())
+                        .await?;
+                }
+                Err(e) => {
+                    self.recovered(&backoff);
+                    return Some(Err(DeadLetterReason {
+                        kind: e.kind().to_owned(),
+                        message: e.to_string(),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Writes every record; a batch the target refuses for good is written one record at a time
+    /// so that only the records at fault become dead letters. Returns the rejected indexes.
+    async fn write_all(
+        &mut self,
+        records: &[SinkRecord],
+    ) -> Option<(WriteOutcome, Vec<(usize, String)>)> {
+        let mut outcome = WriteOutcome::default();
+        let mut rejected = Vec::new();
+        if records.is_empty() {
+            return Some((outcome, rejected));
+        }
+        match self.write_retrying(records).await? {
+            Attempt::Done(done) => outcome.add(done),
+            Attempt::Permanent(message) if records.len() == 1 => rejected.push((0, message)),
+            Attempt::Permanent(message) => {
+                tracing::warn!(sink = self.kind, reason = %message, "the target refused a batch; writing its records one by one");
+                for (index, record) in records.iter().enumerate() {
+                    match self.write_retrying(std::slice::from_ref(record)).await? {
+                        Attempt::Done(done) => outcome.add(done),
+                        Attempt::Permanent(message) => rejected.push((index, message)),
+                    }
+                }
+            }
+        }
+        Some((outcome, rejected))
+    }
+
+    async fn write_retrying(&mut self, records: &[SinkRecord]) -> Option<Attempt<WriteOutcome>> {
+        let mut backoff = self.backoff();
+        loop {
+            match self.target.write(records).await {
+                Ok(outcome) => {
+                    self.recovered(&backoff);
+                    return Some(Attempt::Done(outcome));
+                }
+                Err(e) if self.target.is_retriable(&e) => {
+                    metrics::counter!(m::WRITE_RETRIES, "sink" => self.kind).increment(1);
+                    self.wait_to_retry(&mut backoff, "the target", &e.to_string())
+                        .await?;
+                }
+                Err(e) => {
+                    self.recovered(&backoff);
+                    return Some(Attempt::Permanent(e.to_string()));
+                }
+            }
+        }
+    }
+
+    async fn send_dead_letter(&self, raw: &RawRecord, reason: &DeadLetterReason) -> Option<()> {
+        let mut backoff = self.backoff();
+        loop {
+            match self.dead_letters.send(raw, reason).await {
+                Ok(()) => {
+                    self.recovered(&backoff);
+                    tracing::warn!(
+                        sink = self.kind,
+                        topic = %raw.topic,
+                        partition = raw.partition,
+                        offset = raw.offset,
+                        reason = %reason.kind,
+                        "record sent to the dead-letter topic: {}",
+                        reason.message
+                    );
+                    metrics::counter!(m::DEAD_LETTERS, "sink" => self.kind, "reason" => reason.kind.clone())
+                        .increment(1);
+                    return Some(());
+                }
+                Err(e) => {
+                    self.wait_to_retry(&mut backoff, "the dead-letter topic", &e.to_string())
+                        .await?;
+                }
+            }
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.settings.retry_initial, self.settings.retry_max)
+    }
+
+    /// Not ready, then sleeps; `None` when shutdown came first.
+    async fn wait_to_retry(&self, backoff: &mut Backoff, what: &str, error: &str) -> Option<()> {
+        self.readiness.set(false);
+        metrics::gauge!(m::READY, "sink" => self.kind).set(0.0);
+        let delay = backoff.next_delay();
+        tracing::warn!(
+            sink = self.kind,
+            attempt = backoff.attempts(),
+            retry_in_ms = delay.as_millis() as u64,
+            "{what} failed, retrying: {error}"
+        );
+        tokio::select! {
+            () = self.shutdown.cancelled() => {
+                tracing::info!(sink = self.kind, "shutdown while retrying; the batch is left to be read again");
+                None
+            }
+            () = tokio::time::sleep(delay) => Some(()),
+        }
+    }
+
+    fn recovered(&self, backoff: &Backoff) {
+        if backoff.attempts() > 0 {
+            tracing::info!(sink = self.kind, attempts = backoff.attempts(), "recovered");
+            self.readiness.set(true);
+            metrics::gauge!(m::READY, "sink" => self.kind).set(1.0);
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! What a sink writes to. A target implements only "write this batch, idempotently, keyed by
+//! `bid_id`" and "is this error worth retrying"; the runtime owns everything else.
+
+pub mod csv_file;
+pub mod odbc;
+pub mod sql;
+
+use std::future::Future;
+
+use auction_schemas::Bid;
+
+/// Where a record was read from, owned (the runtime keeps records across awaits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourcePosition {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+}
+
+/// One decoded bid and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkRecord {
+    /// The bid, valid by construction.
+    pub bid: Bid,
+    /// Its position in the log (written beside the bid, and used by the CSV checkpoint).
+    pub position: SourcePosition,
+}
+
+/// What a successful write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Records that are new in the target.
+    pub written: usize,
+    /// Records the target already had (a redelivery): left as they were.
+    pub duplicates: usize,
+}
+
+impl WriteOutcome {
+    /// Adds another outcome to this one.
+    pub fn add(&mut self, other: WriteOutcome) {
+        self.written += other.written;
+        self.duplicates += other.duplicates;
+    }
+}
+
+/// A destination for bids.
+///
+/// `write` must be idempotent by `bid_id`: writing a batch that was (partly) written before adds
+/// only what is missing. When it returns `Ok`, the batch is durable (committed, fsynced): the
+/// runtime stores the Kafka offsets right after.
+pub trait Target: Send + 'static {
+    /// Why a write failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The sink kind, for metrics, logs and dead-letter headers (`mysql`, `csv`, `odbc`).
+    fn kind(&self) -> &'static str;
+
+    /// Writes `batch` durably. An empty batch is a no-op.
+    fn write(
+        &mut self,
+        batch: &[SinkRecord],
+    ) -> impl Future<Output = Result<WriteOutcome, Self::Error>> + Send;
+
+    /// True when the same write may succeed later (the database is down, a lock timed out);
+    /// false when the records themselves are at fault, so retrying can never help.
+    fn is_retriable(&self, error: &Self::Error) -> bool;
+}
