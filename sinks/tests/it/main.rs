@@ -1,1 +1,9 @@
-fn main() {}
+//! Integration tests of the sinks against real services: MariaDB, SQLite, CSV files, PostgreSQL
+//! over unixODBC + psqlODBC, and the tansu broker.
+
+mod contract;
+mod csv_crash;
+mod end_to_end;
+mod faults;
+mod helpers;
+mod migration;
