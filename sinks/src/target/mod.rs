@@ -51,7 +51,7 @@ impl WriteOutcome {
 /// `write` must be idempotent by `bid_id`: writing a batch that was (partly) written before adds
 /// only what is missing. When it returns `Ok`, the batch is durable (committed, fsynced): the
 /// runtime stores the Kafka offsets right after.
-pub trait Target: Send + 'static {
+pub trait Target: Send + Sync + 'static {
     /// Why a write failed.
     type Error: std::error::Error + Send + Sync + 'static;
 

@@ -212,3 +212,202 @@ pub fn csv_rows(path: &std::path::Path) -> Vec<Row> {
     rows.sort();
     rows
 }
+
+// ---- Kafka stacks for end-to-end tests ----
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use auction_schemas::registry;
+use auction_schemas::service::Readiness;
+use auction_schemas::testing::{Tansu, TestRegistry, python};
+use auction_schemas::{BidEncoder, BidInput, RegistrySettings};
+use auction_sinks::{KafkaSettings, RunSummary, RuntimeSettings};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A tansu broker, the product's registry with the bid schemas, a bid topic and a dead-letter
+/// topic, all fresh.
+pub struct Stack {
+    pub broker: Tansu,
+    pub registry: TestRegistry,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub schema_v1: u32,
+}
+
+impl Stack {
+    pub async fn start(partitions: i32) -> Self {
+        let broker = Tansu::start();
+        let topic = unique("auction");
+        let dead_letter_topic = format!("{topic}.dlq");
+        broker.create_topic(&topic, partitions).await;
+        broker.create_topic(&dead_letter_topic, 1).await;
+        let registry = TestRegistry::start().await;
+        let (schema_v1, _) =
+            registry::preload_bid_schemas(&registry.store, &format!("{topic}-value")).unwrap();
+        Self {
+            broker,
+            registry,
+            topic,
+            dead_letter_topic,
+            schema_v1,
+        }
+    }
+
+    pub fn settings(&self, kind: &str, group: &str) -> RuntimeSettings {
+        let mut kafka = KafkaSettings::new(&self.broker.bootstrap, kind);
+        kafka.topic = self.topic.clone();
+        kafka.group_id = group.to_owned();
+        kafka.dead_letter_topic = self.dead_letter_topic.clone();
+        let mut settings = RuntimeSettings::new(kafka, RegistrySettings::new(&self.registry.url));
+        settings.batch_linger = Duration::from_millis(50);
+        settings.retry_initial = Duration::from_millis(50);
+        settings.retry_max = Duration::from_millis(500);
+        settings.close_timeout = Duration::from_secs(5);
+        settings
+    }
+
+    pub fn producer(&self) -> FutureProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.broker.bootstrap)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .create()
+            .unwrap()
+    }
+
+    /// Produces `count` bids as the bid service does (v2, `BidEncoder`, idempotent producer,
+    /// key = auction id) over `auctions` auctions; returns them.
+    pub async fn produce_bids(&self, count: usize, auctions: usize, prefix: &str) -> Vec<Bid> {
+        let encoder =
+            BidEncoder::new(&RegistrySettings::new(&self.registry.url), &self.topic).unwrap();
+        let producer = self.producer();
+        let mut bids = Vec::with_capacity(count);
+        let mut deliveries = Vec::with_capacity(count);
+        for i in 0..count {
+            let auction = format!("lot-{}", i % auctions.max(1));
+            let name = format!("{prefix} {i}");
+            let input = BidInput {
+                auction_id: Some(&auction),
+                name: &name,
+                price: 1 + i as i64,
+            };
+            let bid = Bid::new(&input, BidId::new_random()).unwrap();
+            let value = encoder.encode(&bid).await.unwrap();
+            let delivery = producer
+                .send_result(FutureRecord::to(&self.topic).key(&auction).payload(&value))
+                .map_err(|(e, _)| e)
+                .unwrap();
+            deliveries.push(delivery);
+            bids.push(bid);
+        }
+        for delivery in deliveries {
+            delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+        bids
+    }
+
+    /// Produces `count` bids with the original demo's Python producer (JSONSerializer, v1).
+    pub async fn produce_demo_bids(&self, count: usize, prefix: &str) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/demo_producer.py");
+        let schema =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/json/auction-value.v1.json");
+        let output = tokio::process::Command::new(python())
+            .arg(script)
+            .args([
+                self.broker.bootstrap.as_str(),
+                self.registry.url.as_str(),
+                self.topic.as_str(),
+                schema.to_str().unwrap(),
+                &count.to_string(),
+                prefix,
+            ])
+            .output()
+            .await
+            .expect("cannot run the test virtualenv's python");
+        assert!(
+            output.status.success(),
+            "the demo producer failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            count.to_string()
+        );
+    }
+}
+
+/// A sink running in this process.
+pub struct RunningSink {
+    pub shutdown: CancellationToken,
+    pub readiness: Readiness,
+    pub handle: JoinHandle<RunSummary>,
+}
+
+impl RunningSink {
+    pub fn spawn<T: Target>(settings: RuntimeSettings, target: T) -> Self {
+        let shutdown = CancellationToken::new();
+        let readiness = Readiness::default();
+        let handle = tokio::spawn(auction_sinks::run(
+            settings,
+            target,
+            readiness.clone(),
+            shutdown.clone(),
+        ));
+        let handle = tokio::spawn(async move { handle.await.unwrap().unwrap() });
+        Self {
+            shutdown,
+            readiness,
+            handle,
+        }
+    }
+
+    /// Stops it as SIGTERM would and returns what it did.
+    pub async fn stop(self) -> RunSummary {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.handle)
+            .await
+            .expect("the sink stops within 20 s")
+            .unwrap()
+    }
+}
+
+/// Polls `check` until it returns true, failing after `within` with `what`.
+pub async fn wait_until<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Asserts that `rows` hold every bid of `bids` exactly once.
+pub fn assert_exactly_once(rows: &[Row], bids: &[Bid]) {
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.bid_id.as_str()).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "a bid was written twice");
+    for bid in bids {
+        assert!(
+            ids.binary_search(&bid.bid_id.to_string().as_str()).is_ok(),
+            "bid {} ({}) is missing",
+            bid.bid_id,
+            bid.name
+        );
+    }
+}
