@@ -159,6 +159,13 @@ pub async fn spawn(
     let encoder = BidEncoder::new(&settings.registry, &settings.topic)
         .map_err(|e| StartError(e.to_string()))?;
     let decoder = BidDecoder::new(&settings.registry).map_err(|e| StartError(e.to_string()))?;
+    let schema_id = encoder.register_schemas().await.map_err(|e| {
+        StartError(format!(
+            "cannot register the bid schemas at {}: {e}",
+            settings.registry.url
+        ))
+    })?;
+    tracing::info!(schema_id, "bid schema registered");
     let book = Arc::new(AuctionBook::new(
         BidRules {
             min_increment: settings.min_increment,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use jsonschema::Validator;
 use schema_registry_converter::async_impl::json::{JsonDecoder, JsonEncoder};
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{
     SchemaType, SubjectNameStrategy, SuppliedSchema,
@@ -20,7 +20,7 @@ use schema_registry_converter::schema_registry_common::{
 use serde_json::Value;
 
 use crate::domain::{Bid, InvalidBid};
-use crate::event::{self, LogPosition, SCHEMA_V2};
+use crate::event::{self, LogPosition, SCHEMA_V1, SCHEMA_V2};
 use crate::secret::Secret;
 use crate::wire::{self, FrameError};
 
@@ -177,6 +177,8 @@ pub struct DecodedBid {
 /// Writes bids as version 2 events under `<topic>-value`, registering the schema on first use.
 pub struct BidEncoder {
     registry: JsonEncoder,
+    settings: SrSettings,
+    subject_name: String,
     subject: SubjectNameStrategy,
 }
 
@@ -190,14 +192,40 @@ impl BidEncoder {
     /// An encoder for records of `topic`.
     pub fn new(settings: &RegistrySettings, topic: &str) -> Result<Self, RegistryConfigError> {
         let schema = SuppliedSchema::new(None, SchemaType::Json, SCHEMA_V2.to_owned());
+        let client_settings = settings.client_settings()?;
         Ok(Self {
-            registry: JsonEncoder::new(settings.client_settings()?),
+            registry: JsonEncoder::new(client_settings.clone()),
+            settings: client_settings,
+            subject_name: format!("{topic}-value"),
             subject: SubjectNameStrategy::TopicNameStrategyWithSchema(
                 topic.to_owned(),
                 false,
                 schema,
             ),
         })
+    }
+
+    /// Registers the demo's schema (v1) and then v2 under `<topic>-value`, in that order, so that
+    /// the original Python producer, which registers v1 itself, keeps working on a subject where
+    /// v2 is the latest: a registry answers an already registered schema with its id. A refused
+    /// v1 (the subject holds other schemas) is only logged; a refused v2 is an error.
+    pub async fn register_schemas(&self) -> Result<u32, EncodeError> {
+        let v1 = SuppliedSchema::new(None, SchemaType::Json, SCHEMA_V1.to_owned());
+        if let Err(e) = post_schema(&self.settings, self.subject_name.clone(), v1).await {
+            match classify_encode_error(&e) {
+                EncodeError::RegistryUnavailable(reason) => {
+                    return Err(EncodeError::RegistryUnavailable(reason));
+                }
+                refused => {
+                    tracing::warn!(subject = %self.subject_name, error = %refused, "the demo schema (v1) was not registered")
+                }
+            }
+        }
+        let v2 = SuppliedSchema::new(None, SchemaType::Json, SCHEMA_V2.to_owned());
+        post_schema(&self.settings, self.subject_name.clone(), v2)
+            .await
+            .map(|registered| registered.id)
+            .map_err(|e| classify_encode_error(&e))
     }
 
     /// The framed record value of `bid`.

@@ -1,1 +1,39 @@
-//! placeholder
+//! Integration tests of the bid service: each scenario runs against librdkafka's mock cluster and
+//! against a real tansu broker; fault injection uses the mock cluster; grpcurl talks to it through
+//! reflection.
+
+mod faults;
+mod grpcurl;
+mod helpers;
+mod scenarios;
+
+/// Runs each named scenario against both brokers.
+macro_rules! on_both_brokers {
+    ($($scenario:ident),* $(,)?) => {
+        mod mock_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    crate::scenarios::$scenario(crate::helpers::Backend::mock().await).await;
+                }
+            )*
+        }
+        mod tansu {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    crate::scenarios::$scenario(crate::helpers::Backend::tansu().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_brokers!(
+    accepts_and_answers,
+    rejects_each_rule,
+    retries_are_idempotent,
+    watchers_see_every_change,
+    replicas_converge_and_restarts_rebuild,
+    counts_bids_of_the_original_demo,
+);

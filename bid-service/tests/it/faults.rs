@@ -1,0 +1,152 @@
+//! Faults injected with librdkafka's mock cluster: a broker that goes away, produce requests that
+//! fail and are retried.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use auction_proto::v1::PlaceBidRequest;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use tonic::Code;
+
+use crate::helpers::{Backend, Service, eventually, read_log};
+
+fn request(price: i64, timeout: Duration) -> tonic::Request<PlaceBidRequest> {
+    let mut request = tonic::Request::new(PlaceBidRequest {
+        auction_id: "fault".into(),
+        name: "Ada".into(),
+        price,
+        request_id: String::new(),
+    });
+    request.set_timeout(timeout);
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_is_unavailable_within_the_deadline_and_nothing_acknowledged_is_lost() {
+    let backend = Backend::mock().await;
+    let mut settings = backend.settings();
+    settings.delivery_timeout = Duration::from_millis(1500);
+    let mut service = Service::start(settings).await;
+    let mut acknowledged = Vec::new();
+    for price in [10, 11] {
+        let placed = service
+            .client
+            .place_bid(request(price, Duration::from_secs(5)))
+            .await
+            .expect("accepted");
+        acknowledged.push(placed.into_inner().bid.expect("bid").bid_id);
+    }
+
+    backend.mock_cluster().broker_down(1).expect("broker down");
+    let started = Instant::now();
+    let refused = service
+        .client
+        .place_bid(request(20, Duration::from_secs(5)))
+        .await
+        .expect_err("no broker, no bid");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert!(refused.message().contains("retry"), "{}", refused.message());
+
+    backend.mock_cluster().broker_up(1).expect("broker up");
+    let mut client = service.client.clone();
+    let mut price = 30;
+    let recovered = eventually(Duration::from_secs(30), || {
+        price += 1;
+        let mut client = client.clone();
+        let current = price;
+        async move {
+            client
+                .place_bid(request(current, Duration::from_secs(5)))
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    assert!(
+        recovered,
+        "the service did not recover when the broker came back"
+    );
+    let placed = client
+        .place_bid(request(1000, Duration::from_secs(5)))
+        .await
+        .expect("accepted");
+    acknowledged.push(placed.into_inner().bid.expect("bid").bid_id);
+
+    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    let ids: Vec<String> = log.iter().map(|(b, _, _)| b.bid_id.to_string()).collect();
+    for id in &acknowledged {
+        assert_eq!(
+            ids.iter().filter(|i| *i == id).count(),
+            1,
+            "acknowledged bid {id} must be in the log once"
+        );
+    }
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        ids.len(),
+        "no bid twice in the log"
+    );
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_produce_requests_are_retried_without_duplicates() {
+    let backend = Backend::mock().await;
+    let mut service = Service::start(backend.settings()).await;
+    let errors = [
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+    ];
+    backend
+        .mock_cluster()
+        .request_errors(RDKafkaApiKey::Produce, &errors);
+    let mut accepted = HashSet::new();
+    for auction in 0..5 {
+        let calls = (1..=10).map(|price| {
+            let mut client = service.client.clone();
+            async move {
+                client
+                    .place_bid(PlaceBidRequest {
+                        auction_id: format!("retry-{auction}"),
+                        name: format!("bidder-{price}"),
+                        price,
+                        request_id: String::new(),
+                    })
+                    .await
+            }
+        });
+        for outcome in futures::future::join_all(calls).await {
+            match outcome {
+                Ok(response) => {
+                    accepted.insert(response.into_inner().bid.expect("bid").bid_id);
+                }
+                Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
+            }
+        }
+    }
+    assert!(!accepted.is_empty());
+    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    let ids: Vec<String> = log.iter().map(|(b, _, _)| b.bid_id.to_string()).collect();
+    assert_eq!(
+        ids.len(),
+        accepted.len(),
+        "every accepted bid once, nothing else: {ids:?}"
+    );
+    assert_eq!(ids.into_iter().collect::<HashSet<_>>(), accepted);
+    let total: u64 = {
+        let mut total = 0;
+        for auction in 0..5 {
+            total += service.highest(&format!("retry-{auction}")).await.2;
+        }
+        total
+    };
+    assert_eq!(total, accepted.len() as u64);
+    service.stop().await;
+}

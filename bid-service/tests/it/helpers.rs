@@ -1,0 +1,262 @@
+//! Starting bid services against a broker (the mock cluster or tansu) and a registry, and reading
+//! back what is in the log.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use auction_bid_service::{RunningBidService, Settings};
+use auction_proto::v1::bid_service_client::BidServiceClient;
+use auction_proto::v1::{HighestBidRequest, PlaceBidRequest, PlaceBidResponse};
+use auction_schemas::testing::{Tansu, TestRegistry, python};
+use auction_schemas::{Bid, BidDecoder, LogPosition, RegistrySettings};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// The broker a scenario runs against.
+pub enum Broker {
+    /// librdkafka's in-process mock cluster.
+    Mock(MockCluster<'static, DefaultProducerContext>),
+    /// A real tansu process (kept so that it runs until the test ends).
+    Tansu(#[allow(dead_code)] Tansu),
+}
+
+/// A broker and a registry.
+pub struct Backend {
+    pub broker: Broker,
+    pub bootstrap: String,
+    pub registry: TestRegistry,
+}
+
+impl Backend {
+    pub async fn mock() -> Self {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        // The mock cluster has no CreateTopics API; its owner creates topics directly.
+        cluster.create_topic("auction", 3, 1).expect("topic");
+        let bootstrap = cluster.bootstrap_servers();
+        Self {
+            broker: Broker::Mock(cluster),
+            bootstrap,
+            registry: TestRegistry::start().await,
+        }
+    }
+
+    pub async fn tansu() -> Self {
+        let tansu = Tansu::start();
+        let bootstrap = tansu.bootstrap.clone();
+        Self {
+            broker: Broker::Tansu(tansu),
+            bootstrap,
+            registry: TestRegistry::start().await,
+        }
+    }
+
+    pub fn mock_cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
+        match &self.broker {
+            Broker::Mock(cluster) => cluster,
+            Broker::Tansu(_) => panic!("this scenario needs the mock cluster"),
+        }
+    }
+
+    /// Settings for a service on free ports.
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::new(&self.bootstrap, &self.registry.url);
+        settings.grpc_listen = "127.0.0.1:0".parse().expect("address");
+        settings.metrics_listen = "127.0.0.1:0".parse().expect("address");
+        settings.topic_partitions = 3;
+        settings.create_topic = matches!(self.broker, Broker::Tansu(_));
+        settings
+    }
+}
+
+/// A running bid service with a client.
+pub struct Service {
+    pub running: RunningBidService,
+    pub client: BidServiceClient<Channel>,
+    pub shutdown: CancellationToken,
+}
+
+impl Service {
+    pub async fn start(settings: Settings) -> Self {
+        let shutdown = CancellationToken::new();
+        let mut running = auction_bid_service::spawn(settings, shutdown.clone())
+            .await
+            .unwrap_or_else(|e| panic!("the bid service did not start: {e}"));
+        assert!(
+            running.wait_caught_up(Duration::from_secs(60)).await,
+            "the service did not replay the log"
+        );
+        let client = BidServiceClient::connect(format!("http://{}", running.grpc_addr))
+            .await
+            .expect("connect");
+        Self {
+            running,
+            client,
+            shutdown,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(30), self.running.stopped()).await;
+        assert!(
+            matches!(stopped, Ok(Ok(()))),
+            "the service did not stop cleanly: {stopped:?}"
+        );
+    }
+
+    pub async fn place(
+        &mut self,
+        auction: &str,
+        name: &str,
+        price: i64,
+    ) -> Result<PlaceBidResponse, tonic::Status> {
+        self.place_with_id(auction, name, price, "").await
+    }
+
+    pub async fn place_with_id(
+        &mut self,
+        auction: &str,
+        name: &str,
+        price: i64,
+        request_id: &str,
+    ) -> Result<PlaceBidResponse, tonic::Status> {
+        self.client
+            .place_bid(PlaceBidRequest {
+                auction_id: auction.to_owned(),
+                name: name.to_owned(),
+                price,
+                request_id: request_id.to_owned(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// (highest price, highest bidder, bid count) of an auction.
+    pub async fn highest(&mut self, auction: &str) -> (Option<i64>, Option<String>, u64) {
+        highest_of(self.client.clone(), auction).await
+    }
+}
+
+/// (highest price, highest bidder, bid count) of an auction.
+pub async fn highest_of(
+    mut client: BidServiceClient<Channel>,
+    auction: &str,
+) -> (Option<i64>, Option<String>, u64) {
+    {
+        let state = client
+            .highest_bid(HighestBidRequest {
+                auction_id: auction.to_owned(),
+            })
+            .await
+            .expect("HighestBid")
+            .into_inner()
+            .auction
+            .expect("auction state");
+        let highest = state.highest_bid;
+        (
+            highest.as_ref().map(|b| b.price),
+            highest.map(|b| b.name),
+            state.bid_count,
+        )
+    }
+}
+
+/// Every bid in `topic`, decoded, with its position.
+pub async fn read_log(bootstrap: &str, registry_url: &str, topic: &str) -> Vec<(Bid, i32, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "log-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0;
+    let mut ends = Vec::new();
+    for partition in 0..partitions {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .expect("watermarks");
+        ends.push(high);
+        remaining += high;
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut raw = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while remaining > 0 && std::time::Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            raw.push((
+                message.payload().map(<[u8]>::to_vec),
+                message.partition(),
+                message.offset(),
+            ));
+            remaining -= 1;
+        }
+    }
+    assert_eq!(remaining, 0, "could not read the whole log (ends {ends:?})");
+    let decoder = BidDecoder::new(&RegistrySettings::new(registry_url)).expect("decoder");
+    let mut bids = Vec::new();
+    for (payload, partition, offset) in raw {
+        let position = LogPosition {
+            topic,
+            partition,
+            offset,
+        };
+        let decoded = decoder
+            .decode(payload.as_deref(), position)
+            .await
+            .expect("a valid bid in the log");
+        bids.push((decoded.bid, partition, offset));
+    }
+    bids
+}
+
+/// Produces bids with confluent-kafka-python the way the original demo did (v1 schema).
+pub async fn demo_produce(bootstrap: &str, registry_url: &str, topic: &str, bids: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/demo_producer.py");
+    let schema =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/json/auction-value.v1.json");
+    let mut command = Command::new(python());
+    command
+        .arg(script)
+        .args([bootstrap, registry_url, topic])
+        .arg(schema)
+        .args(bids);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("task")
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "the demo producer failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Polls `check` until it returns true, at most `within`.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
