@@ -2,6 +2,7 @@
 //! against a real tansu broker; fault injection uses the mock cluster; grpcurl talks to it through
 //! reflection.
 
+mod clients;
 mod faults;
 mod grpcurl;
 mod helpers;
