@@ -6,7 +6,19 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use auction_schemas::RegistrySettings;
+use auction_schemas::{RegistrySettings, Secret};
+
+/// TLS for the gRPC port: the server's certificate and key, and optionally the CA that client
+/// certificates must chain to (then every client must present one).
+#[derive(Debug, Clone)]
+pub struct GrpcTls {
+    /// The server certificate chain, PEM.
+    pub certificate_pem: String,
+    /// The server's private key, PEM.
+    pub key_pem: Secret,
+    /// When set, clients must present a certificate signed by this CA (PEM).
+    pub client_ca_pem: Option<String>,
+}
 
 /// librdkafka properties, passed through as given. Values of properties whose name mentions a
 /// password, secret or key never appear in `Debug` output or logs.
@@ -109,6 +121,8 @@ pub struct Settings {
     pub max_bids_in_flight: usize,
     /// Origins allowed to call over gRPC-Web from a browser; empty allows any origin.
     pub cors_allowed_origins: Vec<String>,
+    /// TLS on the gRPC port; plaintext when unset.
+    pub tls: Option<GrpcTls>,
 }
 
 impl Settings {
@@ -132,6 +146,7 @@ impl Settings {
             default_deadline: Duration::from_secs(10),
             max_bids_in_flight: 10_000,
             cors_allowed_origins: Vec::new(),
+            tls: None,
         }
     }
 }

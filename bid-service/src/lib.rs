@@ -33,13 +33,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::{BidApi, BidGrpc};
 use crate::book::{AuctionBook, BidRules};
-pub use crate::config::{KafkaProperties, Settings};
+pub use crate::config::{GrpcTls, KafkaProperties, Settings};
 use crate::kafka::KafkaBidProducer;
 use crate::ledger::RequestLedger;
 use crate::tailer::{AppliedOffsets, Tailer};
@@ -256,7 +256,20 @@ pub async fn spawn(
                 ))
             })?;
 
-    let router = Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = &settings.tls {
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
+            &tls.certificate_pem,
+            tls.key_pem.expose(),
+        ));
+        if let Some(ca) = &tls.client_ca_pem {
+            config = config.client_ca_root(Certificate::from_pem(ca));
+        }
+        server = server
+            .tls_config(config)
+            .map_err(|e| StartError(format!("the gRPC TLS settings cannot be used: {e}")))?;
+    }
+    let router = server
         .accept_http1(true)
         .layer(cors(&settings.cors_allowed_origins)?)
         .layer(tonic_web::GrpcWebLayer::new())

@@ -75,6 +75,15 @@ struct Args {
     /// Browser origins allowed to call over gRPC-Web (comma-separated); any origin when unset.
     #[arg(long, env = "BID_SERVICE_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
+    /// Serve gRPC over TLS with this certificate chain (PEM file).
+    #[arg(long, env = "BID_SERVICE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of the TLS certificate (PEM file).
+    #[arg(long, env = "BID_SERVICE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Require client certificates signed by this CA (PEM file); needs --tls-cert.
+    #[arg(long, env = "BID_SERVICE_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
     /// Log as JSON lines.
     #[arg(long, env = "LOG_FORMAT_JSON")]
     log_json: bool,
@@ -112,6 +121,21 @@ impl Args {
         settings.delivery_timeout = Duration::from_millis(self.delivery_timeout_ms);
         settings.max_bids_in_flight = self.max_in_flight;
         settings.cors_allowed_origins = self.cors_origins;
+        let read = |what: &str, path: &std::path::Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+        };
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            settings.tls = Some(auction_bid_service::GrpcTls {
+                certificate_pem: read("TLS certificate", cert)?,
+                key_pem: Secret::new(read("TLS key", key)?),
+                client_ca_pem: self
+                    .tls_client_ca
+                    .as_deref()
+                    .map(|ca| read("client CA", ca))
+                    .transpose()?,
+            });
+        }
         Ok(settings)
     }
 }

@@ -7,6 +7,7 @@ mod faults;
 mod grpcurl;
 mod helpers;
 mod scenarios;
+mod tls;
 
 /// Runs each named scenario against both brokers.
 macro_rules! on_both_brokers {

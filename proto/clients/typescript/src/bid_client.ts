@@ -4,8 +4,9 @@
 //   npx tsx src/bid_client.ts highest AUCTION              the current highest bid
 //   npx tsx src/bid_client.ts watch AUCTION [UPDATES]      follow the auction (stop after UPDATES)
 //
-// Environment: BID_SERVICE_URL (default http://127.0.0.1:50051; use https://... for TLS) and,
-// for TLS, BID_SERVICE_CA (a PEM file to verify the server with). In a browser, use
+// Environment: BID_SERVICE_URL (default http://127.0.0.1:50051; use https://... for TLS); for TLS,
+// BID_SERVICE_CA (a PEM file to verify the server with) and, when the service requires client
+// certificates, BID_SERVICE_CLIENT_CERT and BID_SERVICE_CLIENT_KEY (PEM files). In a browser, use
 // `createGrpcWebTransport` from "@connectrpc/connect-web" with the same client code.
 // Each command prints one JSON object per line.
 
@@ -17,11 +18,15 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { BidService, type AuctionState, type Bid } from "./gen/auction/v1/auction_pb.js";
 
 const baseUrl = process.env.BID_SERVICE_URL ?? "http://127.0.0.1:50051";
-const ca = process.env.BID_SERVICE_CA;
+const pem = (variable: string) => (process.env[variable] ? readFileSync(process.env[variable]!) : undefined);
 const transport = createGrpcWebTransport({
   baseUrl,
   httpVersion: "1.1",
-  nodeOptions: ca ? { ca: readFileSync(ca) } : undefined,
+  nodeOptions: {
+    ca: pem("BID_SERVICE_CA"),
+    cert: pem("BID_SERVICE_CLIENT_CERT"),
+    key: pem("BID_SERVICE_CLIENT_KEY"),
+  },
 });
 const client = createClient(BidService, transport);
 
