@@ -184,6 +184,10 @@ async fn collect_batch(
             () = wait => break,
             received = consumer.recv() => match received {
                 Ok(message) => {
+                    // A revocation during this recv applies to the records read before it; the
+                    // message just returned belongs to the current assignment (librdkafka drops
+                    // fetched messages of revoked partitions).
+                    drop_revoked(consumer, &mut batch);
                     batch.push(RawRecord::from_message(&message));
                     if deadline.is_none() {
                         deadline = Some(tokio::time::Instant::now() + settings.batch_linger);
@@ -195,7 +199,6 @@ async fn collect_batch(
                 }
             },
         }
-        drop_revoked(consumer, &mut batch);
         if batch.len() >= settings.batch_size {
             break;
         }

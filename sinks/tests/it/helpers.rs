@@ -350,6 +350,7 @@ pub struct RunningSink {
 
 impl RunningSink {
     pub fn spawn<T: Target>(settings: RuntimeSettings, target: T) -> Self {
+        auction_schemas::service::init_logging(false);
         let shutdown = CancellationToken::new();
         let readiness = Readiness::default();
         let handle = tokio::spawn(auction_sinks::run(
