@@ -349,6 +349,44 @@ impl Bid {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn names_are_accepted_exactly_when_the_rules_hold(raw in ".{0,120}") {
+            let trimmed = raw.trim();
+            let valid = (1..=MAX_NAME_CHARS).contains(&trimmed.chars().count()) && !trimmed.chars().any(char::is_control);
+            match BidderName::parse(&raw) {
+                Ok(name) => {
+                    prop_assert!(valid);
+                    prop_assert_eq!(name.as_str(), trimmed);
+                }
+                Err(violation) => {
+                    prop_assert!(!valid);
+                    prop_assert_eq!(violation.field, "name");
+                }
+            }
+        }
+
+        #[test]
+        fn prices_are_accepted_exactly_in_range(raw in any::<i64>()) {
+            prop_assert_eq!(Price::parse(raw).is_ok(), (1..=Price::MAX).contains(&raw));
+        }
+
+        #[test]
+        fn auction_ids_are_accepted_exactly_when_they_match_the_pattern(raw in "[A-Za-z0-9._ /é-]{0,70}") {
+            let valid = (1..=MAX_AUCTION_ID_CHARS).contains(&raw.len())
+                && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            prop_assert_eq!(AuctionId::parse(&raw).is_ok(), valid);
+        }
+
+        #[test]
+        fn timestamps_never_panic_and_round_trip(raw in ".{0,40}") {
+            if let Ok(ts) = BidTimestamp::parse(&raw) {
+                prop_assert_eq!(BidTimestamp::parse(&ts.to_rfc3339()).unwrap(), ts);
+            }
+        }
+    }
 
     #[test]
     fn auction_id_accepts_the_documented_alphabet_and_length() {

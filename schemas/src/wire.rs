@@ -60,6 +60,25 @@ pub fn unframe(value: Option<&[u8]>) -> Result<(u32, &[u8]), FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn framing_round_trips(id in any::<u32>(), payload in prop::collection::vec(any::<u8>(), 0..64)) {
+            let framed = frame(id, &payload);
+            prop_assert_eq!(unframe(Some(&framed)), Ok((id, &payload[..])));
+        }
+
+        #[test]
+        fn unframing_any_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..16)) {
+            match unframe(Some(&bytes)) {
+                Ok((_, payload)) => prop_assert_eq!(payload.len() + HEADER_LEN, bytes.len()),
+                Err(FrameError::BadMagicByte { found }) => prop_assert_ne!(found, MAGIC_BYTE),
+                Err(FrameError::TooShort { len }) => prop_assert!(len < HEADER_LEN),
+                Err(FrameError::Missing) => prop_assert!(false),
+            }
+        }
+    }
 
     #[test]
     fn layout_is_magic_byte_then_big_endian_id_then_payload() {
