@@ -1,0 +1,252 @@
+//! The gateway: the web front end of the auction platform (DESIGN §1).
+//!
+//! Server-rendered pages (axum + askama) talk to the bid service over gRPC: a list of auctions,
+//! an auction page with the bid form, and live updates of the highest bid over Server-Sent Events.
+//! Every page works without JavaScript; the one script only keeps a page current.
+//!
+//! - [`config`] - settings.
+//! - [`pages`] - the pages and the bid form (post/redirect/get with a one-shot message).
+//! - [`outcome`] - what a `PlaceBid` answer means, in sentences.
+//! - [`live`] - the SSE bridge from `WatchAuction`, resubscribing per connection.
+//! - [`security`] - the signed CSRF token, the signed message cookie and the security headers.
+//! - [`assets`] - the stylesheet and script, compiled into the binary.
+//!
+//! Invariants: a post without a valid CSRF token reaches no gRPC call; every value on a page goes
+//! through askama's HTML escaping (or `textContent` in the script); users see sentences, never
+//! error details; live streams end when the shutdown token is cancelled.
+//!
+//! [`spawn`] serves everything on the configured address (port 0 picks a free one); tests can
+//! also drive [`router`] directly.
+
+pub mod assets;
+pub mod config;
+pub mod live;
+pub mod outcome;
+pub mod pages;
+pub mod security;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auction_proto::v1::bid_service_client::BidServiceClient;
+use auction_schemas::service::{self, Readiness};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+pub use crate::config::Settings;
+use crate::security::CookieKey;
+
+/// The gRPC service whose health decides `/readyz`.
+const BID_SERVICE_NAME: &str = "auction.v1.BidService";
+
+/// The gateway could not start; the message says what to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+/// What the handlers share: the bid service client, the cookie key and the settings.
+#[derive(Debug, Clone)]
+pub struct App(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    settings: Settings,
+    channel: Channel,
+    cookie_key: CookieKey,
+    readiness: Readiness,
+    live_streams: Arc<Semaphore>,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    /// Builds the shared state and starts the readiness probe (which runs until `shutdown`).
+    /// The connection to the bid service is made on first use and re-made after it restarts, so
+    /// the gateway starts even while the bid service is down. Call within a Tokio runtime.
+    pub fn new(settings: Settings, shutdown: CancellationToken) -> Result<Self, StartError> {
+        let endpoint = Endpoint::from_shared(settings.bid_service_url.clone())
+            .map_err(|e| {
+                StartError(format!(
+                    "the bid service URL {:?} is not valid: {e}",
+                    settings.bid_service_url
+                ))
+            })?
+            .connect_timeout(Duration::from_secs(2))
+            // Pings find a bid service that vanished without closing its connections, so that
+            // live streams resubscribe instead of waiting forever.
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true);
+        if settings.max_body_bytes == 0 || settings.max_live_streams == 0 {
+            return Err(StartError(
+                "the body limit and the live stream limit must be at least 1".to_owned(),
+            ));
+        }
+        let cookie_key = match &settings.cookie_key {
+            Some(secret) if !secret.expose().is_empty() => CookieKey::from_secret(secret.expose()),
+            _ => CookieKey::random(),
+        };
+        // The gateway's counters go to the process's Prometheus recorder, served at /metrics.
+        let _ = service::metrics_handle();
+        let app = Self(Arc::new(Inner {
+            channel: endpoint.connect_lazy(),
+            cookie_key,
+            readiness: Readiness::default(),
+            live_streams: Arc::new(Semaphore::new(settings.max_live_streams)),
+            shutdown,
+            settings,
+        }));
+        tokio::spawn(app.clone().probe_readiness());
+        Ok(app)
+    }
+
+    /// A client of the bid service (cheap: clients share one connection).
+    pub fn client(&self) -> BidServiceClient<Channel> {
+        BidServiceClient::new(self.0.channel.clone())
+    }
+
+    /// `message` as a request with the configured call timeout.
+    pub fn with_timeout<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.0.settings.call_timeout);
+        request
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// Whether the bid service was reachable and serving at the last probe.
+    pub fn readiness(&self) -> Readiness {
+        self.0.readiness.clone()
+    }
+
+    fn cookie_key(&self) -> &CookieKey {
+        &self.0.cookie_key
+    }
+
+    fn live_streams(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.0.live_streams)
+    }
+
+    fn shutdown(&self) -> &CancellationToken {
+        &self.0.shutdown
+    }
+
+    /// Asks the bid service's `grpc.health.v1` whether it serves.
+    pub async fn bid_service_serving(&self) -> bool {
+        let mut health = HealthClient::new(self.0.channel.clone());
+        let mut request = tonic::Request::new(HealthCheckRequest {
+            service: BID_SERVICE_NAME.to_owned(),
+        });
+        request.set_timeout(Duration::from_secs(2));
+        matches!(
+            health.check(request).await.map(|r| r.into_inner().status()),
+            Ok(ServingStatus::Serving)
+        )
+    }
+
+    async fn probe_readiness(self) {
+        let shutdown = self.0.shutdown.clone();
+        loop {
+            let serving = tokio::select! {
+                () = shutdown.cancelled() => break,
+                serving = self.bid_service_serving() => serving,
+            };
+            if serving != self.0.readiness.get() {
+                tracing::info!(bid_service_serving = serving, "gateway readiness changed");
+            }
+            self.0.readiness.set(serving);
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(self.0.settings.readiness_interval) => {}
+            }
+        }
+        self.0.readiness.set(false);
+    }
+}
+
+fn panic_page(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side. Please try again.",
+    )
+        .into_response()
+}
+
+/// Every route of the gateway: pages, the bid form, live updates, assets and
+/// `/healthz` `/readyz` `/metrics`.
+pub fn router(app: App) -> Router {
+    let body_limit = app.settings().max_body_bytes;
+    let ops = service::ops_router(app.readiness());
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/open", get(pages::open))
+        .route("/auctions/{id}", get(pages::auction))
+        .route("/auctions/{id}/bids", post(pages::place_bid))
+        .route("/auctions/{id}/events", get(live::events))
+        .route("/assets/app.css", get(assets::app_css))
+        .route("/assets/live.js", get(assets::live_js))
+        .fallback(pages::not_found)
+        .with_state(app)
+        .merge(ops)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(security::security_headers))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_page))
+}
+
+/// A started gateway.
+#[derive(Debug)]
+pub struct RunningGateway {
+    /// Where it serves HTTP.
+    pub addr: SocketAddr,
+    /// The shared state (for its readiness).
+    pub app: App,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningGateway {
+    /// Waits until the gateway has stopped (after its shutdown token was cancelled).
+    pub async fn stopped(self) -> Result<(), String> {
+        self.task
+            .await
+            .map_err(|e| format!("the gateway task failed: {e}"))?
+            .map_err(|e| format!("the gateway's HTTP server failed: {e}"))
+    }
+}
+
+/// Starts the gateway; it serves until `shutdown` is cancelled, then ends the live streams,
+/// finishes the requests in progress and stops.
+pub async fn spawn(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<RunningGateway, StartError> {
+    let listen = settings.listen;
+    let app = App::new(settings, shutdown.clone())?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| StartError(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError(format!("cannot read the listening address: {e}")))?;
+    let routes = router(app.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, routes)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    });
+    tracing::info!(%addr, "gateway serving");
+    Ok(RunningGateway { addr, app, task })
+}
