@@ -470,6 +470,43 @@ async fn a_browser_bids_through_the_form_and_another_sees_it_live() {
         .screenshot(&artifacts.join("gateway-auctions.png"))
         .await;
 
+    // With JavaScript off the form still works: a plain post, a redirect, the message.
+    let no_script = browser.new_page().await;
+    no_script
+        .call(
+            "Emulation.setScriptExecutionDisabled",
+            json!({ "value": true }),
+        )
+        .await;
+    no_script.open(&page_url).await;
+    no_script.type_into("name", "Charles").await;
+    no_script.type_into("price", "160").await;
+    no_script
+        .eval("document.querySelector('.bid-form button[type=submit]').click(); true")
+        .await;
+    no_script
+        .wait_for(
+            "the bid without JavaScript is accepted",
+            "!!document.getElementById('flash') && document.getElementById('flash').textContent.includes('Bid accepted: Charles bid 160.')",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(no_script.text("highest-price").await, "160");
+    assert_eq!(
+        no_script
+            .eval("document.getElementById('live-status').hidden")
+            .await,
+        true,
+        "the page's script ran although JavaScript is off"
+    );
+    watcher
+        .wait_for(
+            "the watcher sees the bid placed without JavaScript",
+            "document.getElementById('highest-price').textContent === '160'",
+            Duration::from_secs(20),
+        )
+        .await;
+
     let problems = browser.problems();
     assert!(
         problems.is_empty(),
