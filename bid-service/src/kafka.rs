@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use auction_schemas::Bid;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
@@ -20,11 +20,77 @@ pub struct KafkaSetupError(pub String);
 
 fn client_config(properties: &KafkaProperties) -> ClientConfig {
     let mut config = ClientConfig::new();
+    // rdkafka takes librdkafka's log level from the `log` crate, which is silent under `tracing`;
+    // warnings carry the reasons of connection failures, so they must come through.
+    config.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
     for (name, value) in properties.iter() {
         config.set(name, value);
     }
     config
 }
+
+/// Remembers the last error librdkafka reported, so that a start-up failure can say why (an
+/// untrusted certificate, failed authentication, an unknown host) instead of only timing out.
+#[derive(Debug, Default)]
+pub struct ErrorRecordingContext {
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl ErrorRecordingContext {
+    fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// An error that waiting will not cure: TLS or authentication.
+    fn fatal_error(&self) -> Option<String> {
+        self.last_error().filter(|e| {
+            let e = e.to_ascii_lowercase();
+            ["ssl", "certificate", "sasl", "authentication"]
+                .iter()
+                .any(|word| e.contains(word))
+        })
+    }
+
+    fn explain(&self, what: &str) -> String {
+        match self.last_error() {
+            Some(error) => format!("{what}; Kafka said: {error}"),
+            None => format!("{what}; is Kafka reachable?"),
+        }
+    }
+}
+
+impl ErrorRecordingContext {
+    fn record(&self, message: &str) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message.to_owned());
+    }
+}
+
+impl ClientContext for ErrorRecordingContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "Kafka client error");
+        self.record(reason);
+    }
+
+    // librdkafka reports connection failures (TLS handshakes, authentication) through its log,
+    // from its own threads; errors reach `error` only when the main queue is polled.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel;
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            tracing::warn!(facility, message, "Kafka client");
+            self.record(message);
+        } else {
+            tracing::debug!(facility, message, "Kafka client");
+        }
+    }
+}
+
+impl ConsumerContext for ErrorRecordingContext {}
 
 /// Sets a property unless the user set it.
 fn set_default(config: &mut ClientConfig, name: &str, value: &str) {
@@ -139,22 +205,34 @@ pub async fn ensure_topic(
     partitions: i32,
     replication: i32,
 ) -> Result<i32, KafkaSetupError> {
+    check_connection(properties).await?;
     if create {
-        let admin: AdminClient<DefaultClientContext> = client_config(properties)
-            .create()
+        let admin: AdminClient<ErrorRecordingContext> = client_config(properties)
+            .create_with_context(ErrorRecordingContext::default())
             .map_err(|e| KafkaSetupError(format!("cannot create the Kafka admin client: {e}")))?;
+        let context = std::sync::Arc::clone(admin.inner().context());
         let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = tokio::time::timeout(
-            Duration::from_secs(30),
-            admin.create_topics([&new_topic], &options),
-        )
-        .await
-        .map_err(|_| {
-            KafkaSetupError(format!(
-                "creating topic {topic} took more than 30 s; is Kafka reachable?"
-            ))
-        })?
+        let create_topics = admin.create_topics([&new_topic], &options);
+        tokio::pin!(create_topics);
+        let deadline = tokio::time::sleep(Duration::from_secs(30));
+        tokio::pin!(deadline);
+        let results = loop {
+            tokio::select! {
+                results = &mut create_topics => break results,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if let Some(error) = context.fatal_error() {
+                        return Err(KafkaSetupError(format!("cannot connect to Kafka: {error}")));
+                    }
+                }
+                () = &mut deadline => {
+                    return Err(KafkaSetupError(context.explain(&format!(
+                        "creating topic {topic} took more than 30 s (create the topic yourself and set \
+                         AUCTION_TOPIC_NO_CREATE=true if this Kafka does not allow creating topics)"
+                    ))));
+                }
+            }
+        }
         .map_err(|e| KafkaSetupError(format!("cannot create topic {topic}: {e}")))?;
         for result in results {
             match result {
@@ -169,6 +247,35 @@ pub async fn ensure_topic(
         }
     }
     partition_count(properties, topic).await
+}
+
+/// Connects to the cluster once, so that an unreachable broker, an untrusted certificate or failed
+/// authentication is reported at start with librdkafka's reason.
+async fn check_connection(properties: &KafkaProperties) -> Result<(), KafkaSetupError> {
+    let consumer = metadata_consumer(properties)?;
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if consumer
+                .fetch_metadata(None, Duration::from_secs(1))
+                .is_ok()
+            {
+                return Ok(());
+            }
+            // Polling delivers librdkafka's logs and errors to the context.
+            let _ = consumer.poll(Duration::from_millis(100));
+            if let Some(error) = consumer.context().fatal_error() {
+                return Err(KafkaSetupError(format!("cannot connect to Kafka: {error}")));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(KafkaSetupError(
+                    consumer.context().explain("cannot reach Kafka within 30 s"),
+                ));
+            }
+        }
+    })
+    .await
+    .map_err(|e| KafkaSetupError(format!("the connection check failed: {e}")))?
 }
 
 async fn partition_count(
@@ -188,9 +295,12 @@ async fn partition_count(
             {
                 return Ok(i32::try_from(found.partitions().len()).unwrap_or(i32::MAX));
             }
+            if let Some(error) = consumer.context().fatal_error() {
+                return Err(KafkaSetupError(format!("cannot connect to Kafka: {error}")));
+            }
             if std::time::Instant::now() > deadline {
                 return Err(KafkaSetupError(match outcome {
-                    Err(e) => format!("cannot read the metadata of topic {topic_name}: {e}; is Kafka reachable?"),
+                    Err(e) => consumer.context().explain(&format!("cannot read the metadata of topic {topic_name}: {e}")),
                     Ok(_) => format!("topic {topic_name} does not exist (create it, or let the service create it)"),
                 }));
             }
@@ -201,10 +311,12 @@ async fn partition_count(
     .map_err(|e| KafkaSetupError(format!("the metadata task failed: {e}")))?
 }
 
-fn metadata_consumer(properties: &KafkaProperties) -> Result<BaseConsumer, KafkaSetupError> {
+fn metadata_consumer(
+    properties: &KafkaProperties,
+) -> Result<BaseConsumer<ErrorRecordingContext>, KafkaSetupError> {
     client_config(properties)
         .set("group.id", "bid-service-metadata")
-        .create()
+        .create_with_context(ErrorRecordingContext::default())
         .map_err(|e| KafkaSetupError(format!("cannot create a Kafka consumer: {e}")))
 }
 

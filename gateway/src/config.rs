@@ -50,3 +50,59 @@ impl Settings {
         }
     }
 }
+
+/// Serves the auction pages: the list of auctions, each auction's bid form and recent bids, and
+/// live updates of the highest bid (Server-Sent Events), over the bid service's gRPC API.
+/// `/healthz`, `/readyz` (the bid service is reachable) and `/metrics` are on the same address.
+/// A `.env` file in the working directory is read first.
+#[derive(Debug, clap::Parser)]
+#[command(version)]
+pub struct Args {
+    /// HTTP address to serve on.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The bid service's gRPC URL.
+    #[arg(
+        long,
+        env = "BID_SERVICE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub bid_service_url: String,
+    /// Secret that signs the CSRF and message cookies; replicas must share it. Without it a
+    /// random key is drawn at start and open forms stop working after a restart.
+    #[arg(long, env = "GATEWAY_COOKIE_KEY", hide_env_values = true)]
+    pub cookie_key: Option<String>,
+    /// Mark cookies Secure (when browsers reach the gateway over HTTPS).
+    #[arg(long, env = "GATEWAY_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// How long one call to the bid service may take, in milliseconds.
+    #[arg(long, env = "GATEWAY_CALL_TIMEOUT_MS", default_value_t = 10_000)]
+    pub call_timeout_ms: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 8 * 1024)]
+    pub max_body_bytes: usize,
+    /// Most live-update streams open at once.
+    #[arg(long, env = "GATEWAY_MAX_LIVE_STREAMS", default_value_t = 1_000)]
+    pub max_live_streams: usize,
+    /// How many recent bids an auction page lists.
+    #[arg(long, env = "GATEWAY_RECENT_BIDS", default_value_t = 10)]
+    pub recent_bids: u32,
+    /// Log as JSON lines.
+    #[arg(long, env = "LOG_FORMAT_JSON")]
+    pub log_json: bool,
+}
+
+impl Args {
+    /// The settings these arguments describe.
+    pub fn into_settings(self) -> Settings {
+        let mut settings = Settings::new(self.bid_service_url);
+        settings.listen = self.listen;
+        settings.cookie_key = self.cookie_key.map(Secret::new);
+        settings.secure_cookies = self.secure_cookies;
+        settings.call_timeout = Duration::from_millis(self.call_timeout_ms);
+        settings.max_body_bytes = self.max_body_bytes;
+        settings.max_live_streams = self.max_live_streams;
+        settings.recent_bids = self.recent_bids.clamp(1, 100);
+        settings
+    }
+}

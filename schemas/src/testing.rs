@@ -25,7 +25,8 @@ pub fn free_port() -> u16 {
         .expect("no free port on 127.0.0.1")
 }
 
-fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
+/// Waits until something accepts TCP connections on `addr`, at most `within`.
+pub fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -71,8 +72,14 @@ pub struct Tansu {
 impl Tansu {
     /// Starts a broker and waits until it accepts connections.
     pub fn start() -> Self {
-        let binary = locate_tool("TANSU_BIN", "tansu", ".cargo/bin/tansu");
         let port = free_port();
+        Self::start_with(port, &format!("tcp://127.0.0.1:{port}"))
+    }
+
+    /// Starts a broker on `port` that tells clients to connect to `advertised` (for example a
+    /// TLS-terminating proxy in front of it), and waits until it accepts connections.
+    pub fn start_with(port: u16, advertised: &str) -> Self {
+        let binary = locate_tool("TANSU_BIN", "tansu", ".cargo/bin/tansu");
         let url = format!("tcp://127.0.0.1:{port}");
         let log = std::env::temp_dir().join(format!("tansu-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("cannot create the tansu log file");
@@ -82,7 +89,7 @@ impl Tansu {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                advertised,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .env("RUST_LOG", "warn")

@@ -1,0 +1,5 @@
+//! Tests of the whole system: the README's run command, and the components as separate
+//! production processes against real services.
+
+mod embedded;
+mod production;

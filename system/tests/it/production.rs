@@ -1,0 +1,470 @@
+//! The production shape: every component its own process, configured only by environment
+//! variables, against tansu reached over TLS through a TLS-terminating proxy (stunnel, with CA
+//! verification on, as against Confluent Cloud), MariaDB, and PostgreSQL through unixODBC and
+//! psqlODBC. Also the SASL settings, which no broker here can check end to end, as configuration.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use auction_proto::v1::PlaceBidRequest;
+use auction_proto::v1::bid_service_client::BidServiceClient;
+use auction_schemas::testing::{Tansu, free_port, locate_tool, wait_for_port};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+
+/// A child process that is stopped when the test ends, whatever happens.
+struct Process {
+    name: &'static str,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(name: &'static str, mut command: Command, logs: &Path) -> Self {
+        let log = logs.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self {
+            name,
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status within 30 s.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return (status, self.log());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "{} did not stop within 30 s of SIGTERM:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A product binary, built by the workspace build (`cargo nextest run --workspace` builds them).
+fn binary(name: &str) -> PathBuf {
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().and_then(Path::parent).map(Path::to_path_buf))
+        .expect("the test's target directory");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built; run `cargo build --workspace --bins` (the test command does)",
+        path.display()
+    );
+    path
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid_like())
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A CA, and a certificate for 127.0.0.1 and localhost signed by it; plus an unrelated CA.
+    fn new() -> Self {
+        let ca = |name: &str| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA")
+        };
+        let issuer = ca("auction test CA");
+        let other = ca("an unrelated CA");
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .expect("params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kafka proxy");
+        let certificate = params.signed_by(&key, &issuer).expect("signed");
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, content) in [
+            ("ca.pem", issuer.pem()),
+            ("other-ca.pem", other.pem()),
+            ("server.pem", certificate.pem()),
+            ("server.key", key.serialize_pem()),
+        ] {
+            std::fs::write(dir.path().join(name), content).expect("write");
+        }
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+/// tansu behind stunnel: clients speak TLS to the proxy, which the broker advertises.
+struct TlsKafka {
+    _tansu: Tansu,
+    _stunnel: Process,
+    bootstrap: String,
+}
+
+fn kafka_over_tls(pki: &Pki, logs: &Path) -> TlsKafka {
+    let tls_port = free_port();
+    let tansu = Tansu::start_with(free_port(), &format!("tcp://127.0.0.1:{tls_port}"));
+    let config = pki.dir.path().join("stunnel.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{tls_port}\nconnect = {}\ncert = {}\nkey = {}\n",
+            tansu.bootstrap,
+            pki.path("server.pem"),
+            pki.path("server.key")
+        ),
+    )
+    .expect("stunnel.conf");
+    let mut command = Command::new(locate_tool(
+        "STUNNEL",
+        "stunnel4",
+        "stunnel-is-not-installed",
+    ));
+    command.arg(&config);
+    let stunnel = Process::spawn("stunnel", command, logs);
+    let addr: SocketAddr = format!("127.0.0.1:{tls_port}").parse().expect("address");
+    assert!(
+        wait_for_port(addr, Duration::from_secs(10)),
+        "stunnel did not start:\n{}",
+        stunnel.log()
+    );
+    TlsKafka {
+        _tansu: tansu,
+        _stunnel: stunnel,
+        bootstrap: addr.to_string(),
+    }
+}
+
+/// The output of a database client; empty while the query fails (the sink has not created the
+/// table yet).
+fn query(command: &mut Command) -> String {
+    let output: Output = command.output().expect("the database client runs");
+    if output.status.success() {
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    } else {
+        String::new()
+    }
+}
+
+async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..300 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_processes_over_kafka_tls_deliver_a_bid_to_every_sink() {
+    let pki = Pki::new();
+    let logs = tempfile::tempdir().expect("log dir");
+    let kafka = kafka_over_tls(&pki, logs.path());
+    let topic = unique("auction");
+    let table = unique("bid");
+    let csv = logs.path().join("output.csv");
+    let registry_port = free_port();
+    let registry_url = format!("http://127.0.0.1:{registry_port}");
+    let grpc_port = free_port();
+
+    let mut registry = Command::new(binary("schema-registry"));
+    registry.env(
+        "SCHEMA_REGISTRY_LISTEN",
+        format!("127.0.0.1:{registry_port}"),
+    );
+    let registry = Process::spawn("schema-registry", registry, logs.path());
+    assert!(wait_for_port(
+        format!("127.0.0.1:{registry_port}")
+            .parse()
+            .expect("address"),
+        Duration::from_secs(10)
+    ));
+
+    // The same environment as a production deployment would set, with TLS to Kafka and the CA
+    // that signs the proxy's certificate (hostname verification on, librdkafka's default).
+    let environment = |command: &mut Command| {
+        command
+            .current_dir(logs.path())
+            .env("KAFKA_BOOTSTRAP_SERVERS", &kafka.bootstrap)
+            .env("KAFKA_SECURITY_PROTOCOL", "SSL")
+            .env("KAFKA_SSL_CA_LOCATION", pki.path("ca.pem"))
+            .env("AUCTION_TOPIC", &topic)
+            .env("SCHEMA_REGISTRY_URL", &registry_url)
+            .env("RUST_LOG", "info");
+    };
+    let mut bid_service = Command::new(binary("bid-service"));
+    environment(&mut bid_service);
+    bid_service
+        .env("BID_SERVICE_LISTEN", format!("127.0.0.1:{grpc_port}"))
+        .env("BID_SERVICE_METRICS_LISTEN", "127.0.0.1:0")
+        .env("AUCTION_TOPIC_PARTITIONS", "3");
+    let bid_service = Process::spawn("bid-service", bid_service, logs.path());
+
+    let sink = |name: &'static str, target: &[&str], extra: &[(&str, String)]| {
+        let mut command = Command::new(binary("auction-sink"));
+        environment(&mut command);
+        command
+            .env("SINK_METRICS_LISTEN", "127.0.0.1:0")
+            .env("SINK_GROUP_ID", unique(name));
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        command.args(target);
+        Process::spawn(name, command, logs.path())
+    };
+    let mysql = sink(
+        "sink-mysql",
+        &["mysql"],
+        &[
+            (
+                "DATABASE_URL",
+                "mysql://root@127.0.0.1:3306/test".to_owned(),
+            ),
+            ("SINK_TABLE", table.clone()),
+        ],
+    );
+    let csv_sink = sink(
+        "sink-csv",
+        &["csv"],
+        &[("SINK_CSV_PATH", csv.display().to_string())],
+    );
+    let odbc = sink(
+        "sink-odbc",
+        &["odbc"],
+        &[
+            (
+                "ODBC_CONNECTION_STRING",
+                "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;".to_owned(),
+            ),
+            ("SINK_TABLE", table.clone()),
+        ],
+    );
+
+    // The bid service is up once it answers on gRPC (it creates the topic through the proxy).
+    let mut client = None;
+    for _ in 0..600 {
+        if let Ok(connected) =
+            BidServiceClient::connect(format!("http://127.0.0.1:{grpc_port}")).await
+        {
+            client = Some(connected);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut client =
+        client.unwrap_or_else(|| panic!("the bid service did not start:\n{}", bid_service.log()));
+    let mut placed = None;
+    for _ in 0..100 {
+        match client
+            .place_bid(PlaceBidRequest {
+                auction_id: "prod".into(),
+                name: "Grace, \"over TLS\"".into(),
+                price: 77,
+                request_id: "0b7c3a2e-5d1f-4c7e-9a8b-2f6d4e1c0a95".into(),
+            })
+            .await
+        {
+            Ok(response) => {
+                placed = Some(response.into_inner());
+                break;
+            }
+            // NOT_SERVING while it replays, and sinks still joining: retry with the same id.
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let placed = placed.unwrap_or_else(|| panic!("no bid was accepted:\n{}", bid_service.log()));
+    let bid_id = placed.bid.expect("bid").bid_id;
+
+    let in_mysql = || {
+        query(
+            Command::new("mariadb")
+                .args(["-h127.0.0.1", "-uroot", "test", "-N", "-e"])
+                .arg(format!(
+                    "SELECT name, price FROM {table} WHERE bid_id = '{bid_id}'"
+                )),
+        )
+    };
+    assert!(
+        eventually(|| !in_mysql().is_empty()).await,
+        "the bid never reached MariaDB:\n{}",
+        mysql.log()
+    );
+    assert_eq!(in_mysql().trim(), "Grace, \"over TLS\"\t77");
+    assert!(
+        eventually(|| std::fs::read_to_string(&csv).is_ok_and(|t| t.contains(&bid_id))).await,
+        "the bid never reached the CSV file:\n{}",
+        csv_sink.log()
+    );
+    let in_postgres = || {
+        query(
+            Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "test",
+                    "-At",
+                    "-c",
+                ])
+                .arg(format!(
+                    "SELECT name, price FROM {table} WHERE bid_id = '{bid_id}'"
+                )),
+        )
+    };
+    assert!(
+        eventually(|| !in_postgres().is_empty()).await,
+        "the bid never reached PostgreSQL over ODBC:\n{}",
+        odbc.log()
+    );
+    assert_eq!(in_postgres().trim(), "Grace, \"over TLS\"|77");
+
+    // Every process stops cleanly on SIGTERM.
+    for process in [bid_service, mysql, csv_sink, odbc, registry] {
+        let name = process.name;
+        let (status, log) = process.terminate();
+        assert!(status.success(), "{name} exited with {status:?}:\n{log}");
+    }
+}
+
+#[test]
+fn kafka_tls_with_the_wrong_ca_is_refused_at_start_with_a_clear_error() {
+    let pki = Pki::new();
+    let logs = tempfile::tempdir().expect("log dir");
+    let kafka = kafka_over_tls(&pki, logs.path());
+    let output = Command::new(binary("bid-service"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", &kafka.bootstrap)
+        .env("KAFKA_SECURITY_PROTOCOL", "SSL")
+        .env("KAFKA_SSL_CA_LOCATION", pki.path("other-ca.pem"))
+        .env("BID_SERVICE_LISTEN", "127.0.0.1:0")
+        .env("BID_SERVICE_METRICS_LISTEN", "127.0.0.1:0")
+        .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:9")
+        .output()
+        .expect("bid-service runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "it started with an untrusted broker certificate:\n{stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("bid-service: "),
+        "the last line should be the error: {last}"
+    );
+    assert!(
+        last.contains("certificate verify failed"),
+        "not a clear error: {last}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn sasl_settings_become_librdkafka_properties_and_the_password_is_never_logged() {
+    let password = "hunter2-very-secret";
+    // Nothing listens on port 9: the service logs its settings, then fails to reach Kafka.
+    let child = Command::new(binary("bid-service"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+        .env("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+        .env("KAFKA_SASL_MECHANISM", "PLAIN")
+        .env("KAFKA_SASL_USERNAME", "api-key")
+        .env("KAFKA_SASL_PASSWORD", password)
+        .env("SCHEMA_REGISTRY_PASSWORD", password)
+        .env("SCHEMA_REGISTRY_USERNAME", "registry-key")
+        .env("BID_SERVICE_LISTEN", "127.0.0.1:0")
+        .env("BID_SERVICE_METRICS_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bid-service runs");
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("sasl.mechanism"),
+        "the settings were not logged:\n{text}"
+    );
+    assert!(text.contains("\"SASL_SSL\""), "{text}");
+    assert!(text.contains("\"api-key\""), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+    assert!(
+        !text.contains(password),
+        "the password appeared in the output:\n{text}"
+    );
+
+    // A SASL mechanism librdkafka does not know is refused at start, naming the property.
+    let output = Command::new(binary("bid-service"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+        .env("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+        .env("KAFKA_SASL_MECHANISM", "PLAINISH")
+        .env("BID_SERVICE_LISTEN", "127.0.0.1:0")
+        .env("BID_SERVICE_METRICS_LISTEN", "127.0.0.1:0")
+        .output()
+        .expect("bid-service runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("bid-service: ") && last.contains("SASL mechanism: PLAINISH"),
+        "{stderr}"
+    );
+}
