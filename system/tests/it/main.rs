@@ -3,3 +3,4 @@
 
 mod embedded;
 mod production;
+mod settings_docs;
