@@ -150,3 +150,67 @@ async fn failed_produce_requests_are_retried_without_duplicates() {
     assert_eq!(total, accepted.len() as u64);
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_quickly_with_resource_exhausted_and_recovers() {
+    let backend = Backend::mock().await;
+    let mut settings = backend.settings();
+    settings.max_bids_in_flight = 8;
+    let mut service = Service::start(settings).await;
+    // A slow broker: every acknowledgement takes at least 300 ms, so calls pile up.
+    backend
+        .mock_cluster()
+        .broker_round_trip_time(1, Duration::from_millis(300))
+        .expect("slow broker");
+    let calls = (0..48).map(|i| {
+        let mut client = service.client.clone();
+        async move {
+            let started = Instant::now();
+            let outcome = client
+                .place_bid(PlaceBidRequest {
+                    auction_id: format!("load-{i}"),
+                    name: "Ada".into(),
+                    price: 10,
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                })
+                .await;
+            (outcome.map(|_| ()).map_err(|s| s.code()), started.elapsed())
+        }
+    });
+    let outcomes = futures::future::join_all(calls).await;
+    let accepted = outcomes.iter().filter(|(o, _)| o.is_ok()).count();
+    let shed: Vec<Duration> = outcomes
+        .iter()
+        .filter(|(o, _)| *o == Err(Code::ResourceExhausted))
+        .map(|(_, took)| *took)
+        .collect();
+    assert_eq!(
+        accepted + shed.len(),
+        outcomes.len(),
+        "only accepted or shed: {outcomes:?}"
+    );
+    assert!(accepted >= 8, "the admitted calls were placed: {accepted}");
+    assert!(
+        shed.len() >= 8,
+        "twice the capacity offered, but only {} calls were shed",
+        shed.len()
+    );
+    let slowest_refusal = shed.iter().max().copied().unwrap_or_default();
+    assert!(
+        slowest_refusal < Duration::from_millis(250),
+        "a shed call waited {slowest_refusal:?}, longer than the broker's round trip"
+    );
+
+    // When the load drops, every bid gets through again.
+    backend
+        .mock_cluster()
+        .broker_round_trip_time(1, Duration::from_millis(0))
+        .expect("fast broker");
+    for i in 0..5 {
+        service
+            .place(&format!("after-{i}"), "Ada", 10)
+            .await
+            .expect("accepted after the overload");
+    }
+    service.stop().await;
+}
