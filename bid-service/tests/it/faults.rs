@@ -214,3 +214,27 @@ async fn overload_is_shed_quickly_with_resource_exhausted_and_recovers() {
     }
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_are_refused_and_place_nothing() {
+    let backend = Backend::mock().await;
+    let mut service = Service::start(backend.settings()).await;
+    let huge = "x".repeat(100 * 1024);
+    let refused = service
+        .place("big", &huge, 10)
+        .await
+        .expect_err("a 100 KiB request is refused");
+    assert!(
+        matches!(
+            refused.code(),
+            Code::OutOfRange | Code::ResourceExhausted | Code::InvalidArgument
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(service.highest("big").await.2, 0, "nothing was placed");
+    service
+        .place("big", "Ada", 10)
+        .await
+        .expect("the service still serves");
+    service.stop().await;
+}
