@@ -191,6 +191,15 @@ impl KafkaBidProducer {
         }
     }
 
+    /// The producer's fatal error, if it has had one: it can then deliver nothing more, and the
+    /// service must be restarted with a new producer.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.producer
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("{reason} ({code})"))
+    }
+
     /// Sends everything queued, waiting at most `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), String> {
         self.producer.flush(timeout).map_err(|e| e.to_string())

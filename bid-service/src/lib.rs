@@ -277,6 +277,30 @@ pub async fn spawn(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(bid_service);
+    // A producer that failed fatally can deliver nothing more: stop serving and exit with an
+    // error, so that the supervisor restarts the service with a new producer.
+    let fatal = Arc::new(std::sync::Mutex::new(None::<String>));
+    {
+        let producer = producer.clone();
+        let fatal = Arc::clone(&fatal);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                if let Some(error) = producer.fatal_error() {
+                    tracing::error!(%error, "the Kafka producer failed fatally; stopping");
+                    *fatal
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+                    shutdown.cancel();
+                    return;
+                }
+            }
+        });
+    }
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         let served = router
@@ -292,6 +316,15 @@ pub async fn spawn(
             tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await;
         let _ = tailer_task.await;
         served.map_err(|e| format!("the gRPC server failed: {e}"))?;
+        if let Some(error) = fatal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            return Err(format!(
+                "the Kafka producer failed fatally and can deliver no more bids: {error}"
+            ));
+        }
         match flushed {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("the producer could not flush its queue: {e}")),

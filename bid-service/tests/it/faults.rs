@@ -238,3 +238,31 @@ async fn oversized_requests_are_refused_and_place_nothing() {
         .expect("the service still serves");
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_producer_error_stops_the_service_with_an_error() {
+    let backend = Backend::mock().await;
+    let mut service = Service::start(backend.settings()).await;
+    service
+        .place("fatal", "Ada", 10)
+        .await
+        .expect("accepted before the fault");
+    // The broker reports a sequence the producer did not send: the idempotent producer can no
+    // longer vouch for order or once-ness, which librdkafka treats as fatal.
+    backend.mock_cluster().request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER; 3],
+    );
+    let outcome = service.place("fatal", "Bob", 20).await;
+    assert!(
+        outcome
+            .as_ref()
+            .is_err_and(|s| s.code() == Code::Unavailable),
+        "a bid the producer could not persist was not refused: {outcome:?}"
+    );
+    let stopped = tokio::time::timeout(Duration::from_secs(10), service.running.stopped())
+        .await
+        .expect("the service stops after a fatal producer error");
+    let error = stopped.expect_err("it stops with an error, so that a supervisor restarts it");
+    assert!(error.contains("fatal"), "{error}");
+}
