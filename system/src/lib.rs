@@ -11,6 +11,8 @@
 //! The mock cluster keeps nothing when the process ends, so every run starts a new log and writes
 //! into a new directory under the data directory, where a previous run's files stay untouched.
 
+pub mod ledger;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -23,6 +23,10 @@ enum Command {
     /// Runs the whole system in this process: an in-memory Kafka, the schema registry, the bid
     /// service, the CSV and SQLite sinks (and the ODBC sink when a connection string is given).
     Dev(EmbeddedArgs),
+    /// The ledger check: places bids through two replicas while sinks are killed and restarted,
+    /// a replica restarts and the broker fails; then checks that every acknowledged bid is in
+    /// every sink exactly once. Exits 1 when the books do not balance.
+    Ledger(auction_system::ledger::LedgerArgs),
 }
 
 #[tokio::main]
@@ -31,6 +35,20 @@ async fn main() -> ExitCode {
     service::init_logging(cli.log_json);
     let shutdown = service::shutdown_on_signal();
     match cli.command {
+        Command::Ledger(args) => match auction_system::ledger::run(args).await {
+            Ok(report) => {
+                println!("{report}");
+                if report.holds() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("auction ledger: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Dev(args) => {
             let embedded = match Embedded::start(args, shutdown.clone()).await {
                 Ok(embedded) => embedded,

@@ -2,5 +2,6 @@
 //! production processes against real services.
 
 mod embedded;
+mod ledger;
 mod production;
 mod settings_docs;
