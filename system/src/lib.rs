@@ -11,6 +11,7 @@
 //! The mock cluster keeps nothing when the process ends, so every run starts a new log and writes
 //! into a new directory under the data directory, where a previous run's files stay untouched.
 
+pub mod bench;
 pub mod ledger;
 
 use std::net::SocketAddr;

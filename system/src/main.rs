@@ -23,6 +23,9 @@ enum Command {
     /// Runs the whole system in this process: an in-memory Kafka, the schema registry, the bid
     /// service, the CSV and SQLite sinks (and the ODBC sink when a connection string is given).
     Dev(EmbeddedArgs),
+    /// Measures every path (PlaceBid, hot auction, latency to a second replica and to MariaDB,
+    /// each sink, replay) beside this machine's limits, against tansu; writes a table and JSON.
+    Bench(auction_system::bench::BenchArgs),
     /// The ledger check: places bids through two replicas while sinks are killed and restarted,
     /// a replica restarts and the broker fails; then checks that every acknowledged bid is in
     /// every sink exactly once. Exits 1 when the books do not balance.
@@ -32,9 +35,12 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    service::init_logging(cli.log_json);
+    if !matches!(cli.command, Command::Bench(_)) {
+        service::init_logging(cli.log_json);
+    }
     let shutdown = service::shutdown_on_signal();
     match cli.command {
+        Command::Bench(args) => auction_system::bench::main(args).await,
         Command::Ledger(args) => match auction_system::ledger::run(args).await {
             Ok(report) => {
                 println!("{report}");

@@ -1,0 +1,76 @@
+//! `auction bench --quick` with tiny sizes runs every measurement and reports each in its JSON
+//! file with positive numbers. Speed is not asserted: only that the benchmark runs and reports.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn positive(report: &Value, path: &str) -> f64 {
+    let value = path
+        .split('.')
+        .fold(report, |v, key| &v[key])
+        .as_f64()
+        .unwrap_or_else(|| panic!("{path} is missing or not a number in {report:#}"));
+    assert!(value > 0.0, "{path} is {value}, not positive");
+    value
+}
+
+#[test]
+fn quick_bench_reports_every_measurement() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let out = dir.path().join("results.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_auction"))
+        .args(["bench", "--quick", "--bids", "2000", "--place-bids", "2000"])
+        .args(["--hot-bids", "500", "--callers", "32", "--hot-callers", "8"])
+        .args([
+            "--rate",
+            "500",
+            "--latency-seconds",
+            "2",
+            "--watched-auctions",
+            "20",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run auction bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "auction bench failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("| measurement"), "no table:\n{stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("results.json")).expect("JSON");
+    for path in [
+        "measurements.place_bid.bids_per_s",
+        "measurements.place_bid.latency.p50_ms",
+        "measurements.place_bid.latency.p99_ms",
+        "measurements.place_bid.latency.p999_ms",
+        "measurements.bare_producer.records_per_s",
+        "measurements.bare_producer.record_bytes",
+        "measurements.bare_producer.place_bid_ratio",
+        "measurements.hot_auction.bids_per_s",
+        "measurements.open_loop_latency.accepted",
+        "measurements.open_loop_latency.place_bid.p99_ms",
+        "measurements.open_loop_latency.watch_on_second_replica.count",
+        "measurements.open_loop_latency.mysql_row.count",
+        "measurements.open_loop_latency.mysql_row.p99_ms",
+        "measurements.bare_consumer.records_per_s",
+        "measurements.replay.seconds",
+        "measurements.replay.rss_mb",
+        "measurements.mock_cluster.bare_producer_records_per_s",
+        "measurements.mock_cluster.replay.seconds",
+        "machine.nproc",
+    ] {
+        positive(&report, path);
+    }
+    for sink in ["mysql", "csv", "odbc"] {
+        for field in ["rows_per_s", "limit_rows_per_s", "ratio"] {
+            positive(&report, &format!("measurements.sinks.{sink}.{field}"));
+        }
+    }
+    assert_eq!(report["measurements"]["replay"]["bids"], 2000);
+}
