@@ -417,12 +417,12 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
         .map_err(|e| e.to_string())?;
     let bootstrap = cluster.bootstrap_servers();
 
-    let stop_registry = CancellationToken::new();
+    let mut stop_registry = CancellationToken::new();
     let store = Arc::new(Store::in_memory());
     registry::preload_bid_schemas(&store, "auction-value").map_err(|e| e.message)?;
     let (registry_addr, _) = registry::spawn(
         "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        store,
+        Arc::clone(&store),
         None,
         stop_registry.clone(),
     )
@@ -507,7 +507,7 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
         if placing.is_finished() {
             break;
         }
-        let kind = match round % 6 {
+        let kind = match round % 8 {
             0 => {
                 sinks[0].kill();
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -545,6 +545,40 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
                 let restarted = start_replica(&bootstrap, &registry_url, b_addr).await?;
                 replica_b = Some(restarted);
                 "bid-service replica restart"
+            }
+            5 => {
+                // The registry goes away and comes back on the same address with the same schemas.
+                stop_registry.cancel();
+                tokio::time::sleep(Duration::from_millis(1_000)).await;
+                stop_registry = CancellationToken::new();
+                let mut restarted = Err(String::new());
+                for _ in 0..50 {
+                    restarted = registry::spawn(
+                        registry_addr,
+                        Arc::clone(&store),
+                        None,
+                        stop_registry.clone(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string());
+                    if restarted.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                restarted.map_err(|e| format!("cannot restart the schema registry: {e}"))?;
+                "schema registry down 1 s"
+            }
+            6 => {
+                cluster.request_errors(
+                    RDKafkaApiKey::OffsetCommit,
+                    &[
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                    ],
+                );
+                "offset commit errors"
             }
             _ => {
                 let _ = cluster.broker_down(1);

@@ -10,7 +10,7 @@ async fn every_acknowledged_bid_is_in_every_sink_exactly_once_despite_faults() {
     let args = LedgerArgs {
         bids: 4_000,
         concurrency: 16,
-        fault_every_ms: 600,
+        fault_every_ms: 500,
         data_dir: data.path().to_path_buf(),
         drain_timeout_secs: 120,
     };

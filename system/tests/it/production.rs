@@ -468,3 +468,43 @@ fn sasl_settings_become_librdkafka_properties_and_the_password_is_never_logged()
         "{stderr}"
     );
 }
+
+#[test]
+fn the_sinks_and_the_gateway_never_log_their_secrets() {
+    let password = "hunter2-database-secret";
+    let cookie_key = "hunter2-cookie-secret";
+    let logs = tempfile::tempdir().expect("log dir");
+    // A database that does not answer and a registry password: the sink starts, logs its settings
+    // and keeps retrying; then it is stopped.
+    let mut sink = Command::new(binary("auction-sink"));
+    sink.env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+        .env("KAFKA_SASL_PASSWORD", password)
+        .env("SCHEMA_REGISTRY_USERNAME", "registry-key")
+        .env("SCHEMA_REGISTRY_PASSWORD", password)
+        .env("SINK_METRICS_LISTEN", "127.0.0.1:0")
+        .env(
+            "DATABASE_URL",
+            format!("mysql://auction:{password}@127.0.0.1:9/test"),
+        )
+        .env("RUST_LOG", "debug")
+        .arg("mysql");
+    let sink = Process::spawn("sink-secrets", sink, logs.path());
+    let mut gateway = Command::new(binary("gateway"));
+    gateway
+        .env("GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("BID_SERVICE_URL", "http://127.0.0.1:9")
+        .env("GATEWAY_COOKIE_KEY", cookie_key)
+        .env("RUST_LOG", "debug");
+    let gateway = Process::spawn("gateway-secrets", gateway, logs.path());
+    std::thread::sleep(Duration::from_secs(4));
+    for process in [sink, gateway] {
+        let name = process.name;
+        let (_, log) = process.terminate();
+        assert!(!log.is_empty(), "{name} logged nothing");
+        assert!(!log.contains(password), "{name} logged a password:\n{log}");
+        assert!(
+            !log.contains(cookie_key),
+            "{name} logged the cookie key:\n{log}"
+        );
+    }
+}
