@@ -61,8 +61,6 @@ fn quick_bench_reports_every_measurement() {
         "measurements.bare_consumer.records_per_s",
         "measurements.replay.seconds",
         "measurements.replay.rss_mb",
-        "measurements.mock_cluster.bare_producer_records_per_s",
-        "measurements.mock_cluster.replay.seconds",
         "machine.nproc",
     ] {
         positive(&report, path);
