@@ -266,8 +266,9 @@ fn classify_encode_error(error: &SRCError) -> EncodeError {
     }
 }
 
-/// Decodes a payload written with `schema_id`, validating it with that schema's `validator`.
-fn decode_payload(
+/// Decodes a payload written with `schema_id`, validating it with that schema's `validator`
+/// (what [`BidDecoder::decode`] does once it has the schema; public for the fuzz targets).
+pub fn decode_payload(
     validator: &Validator,
     schema_id: u32,
     payload: &[u8],

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -249,21 +249,30 @@ impl fmt::Display for BidId {
 pub struct BidTimestamp(DateTime<Utc>);
 
 impl BidTimestamp {
-    /// Parses either accepted form.
+    /// Parses either accepted form. Years outside 1000 to 9999 are refused: they cannot be stored
+    /// in a MySQL `DATETIME` nor written back as RFC 3339.
     pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
         let raw = raw.trim();
-        if let Ok(with_zone) = DateTime::parse_from_rfc3339(raw) {
-            return Ok(Self::from(with_zone.with_timezone(&Utc)));
+        let parsed = DateTime::parse_from_rfc3339(raw)
+            .map(|with_zone| with_zone.with_timezone(&Utc))
+            .ok()
+            .or_else(|| {
+                ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+                    .into_iter()
+                    .find_map(|format| NaiveDateTime::parse_from_str(raw, format).ok())
+                    .map(|naive| naive.and_utc())
+            });
+        match parsed {
+            Some(time) if (1000..=9999).contains(&time.year()) => Ok(Self::from(time)),
+            Some(_) => Err(FieldViolation::new(
+                "bid_ts",
+                "must be a time between the years 1000 and 9999",
+            )),
+            None => Err(FieldViolation::new(
+                "bid_ts",
+                "must be an RFC 3339 time (2026-11-23T10:15:30Z) or YYYY-MM-DD HH:MM:SS[.ffffff]",
+            )),
         }
-        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-            if let Ok(naive) = NaiveDateTime::parse_from_str(raw, format) {
-                return Ok(Self::from(naive.and_utc()));
-            }
-        }
-        Err(FieldViolation::new(
-            "bid_ts",
-            "must be an RFC 3339 time (2026-11-23T10:15:30Z) or YYYY-MM-DD HH:MM:SS[.ffffff]",
-        ))
     }
 
     /// The current time, to the microsecond (the precision the event carries).

@@ -255,7 +255,7 @@ async fn place_all(args: &LedgerArgs, targets: Vec<String>, outcomes: Arc<Mutex<
                 if i >= total {
                     return;
                 }
-                if i > 0 && i % 10_000 == 0 {
+                if i > 0 && i.is_multiple_of(10_000) {
                     eprintln!("ledger: {i} bids placed");
                 }
                 let request_id = uuid_for(i);
