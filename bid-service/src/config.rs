@@ -105,6 +105,9 @@ pub struct Settings {
     pub topic_replication: i32,
     /// The schema registry.
     pub registry: RegistrySettings,
+    /// Register the bid schemas at start; when false, only verify that v2 is registered (for
+    /// registries where clients may not register schemas).
+    pub register_schemas: bool,
     /// How much a bid must add to the current highest.
     pub min_increment: i32,
     /// The lowest first bid of an auction.
@@ -138,6 +141,7 @@ impl Settings {
             topic_partitions: 6,
             topic_replication: 1,
             registry: RegistrySettings::new(registry_url),
+            register_schemas: true,
             min_increment: 1,
             starting_price: 1,
             recent_bids_per_auction: 20,
@@ -203,6 +207,10 @@ pub struct Args {
     /// Schema registry basic-auth password (prefer the environment variable).
     #[arg(long, env = "SCHEMA_REGISTRY_PASSWORD", hide_env_values = true)]
     pub schema_registry_password: Option<String>,
+    /// Do not register the bid schemas; only verify at start that v2 is registered (for
+    /// registries where clients may not register schemas).
+    #[arg(long, env = "SCHEMA_REGISTRY_VERIFY_ONLY")]
+    pub schema_registry_verify_only: bool,
     /// How much a bid must add to the current highest.
     #[arg(long, env = "AUCTION_MIN_INCREMENT", default_value_t = 1)]
     pub min_increment: i32,
@@ -263,6 +271,7 @@ impl Args {
         settings.topic_partitions = self.topic_partitions;
         settings.topic_replication = self.topic_replication;
         settings.registry = registry;
+        settings.register_schemas = !self.schema_registry_verify_only;
         settings.min_increment = self.min_increment;
         settings.starting_price = self.starting_price;
         settings.delivery_timeout = Duration::from_millis(self.delivery_timeout_ms);

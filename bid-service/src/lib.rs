@@ -159,13 +159,22 @@ pub async fn spawn(
     let encoder = BidEncoder::new(&settings.registry, &settings.topic)
         .map_err(|e| StartError(e.to_string()))?;
     let decoder = BidDecoder::new(&settings.registry).map_err(|e| StartError(e.to_string()))?;
-    let schema_id = encoder.register_schemas().await.map_err(|e| {
+    let schema_id = if settings.register_schemas {
+        encoder.register_schemas().await
+    } else {
+        encoder.verify_schema().await
+    }
+    .map_err(|e| {
         StartError(format!(
-            "cannot register the bid schemas at {}: {e}",
+            "cannot use the bid schemas at {}: {e}",
             settings.registry.url
         ))
     })?;
-    tracing::info!(schema_id, "bid schema registered");
+    tracing::info!(
+        schema_id,
+        registered = settings.register_schemas,
+        "bid schema ready"
+    );
     let book = Arc::new(AuctionBook::new(
         BidRules {
             min_increment: settings.min_increment,

@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use jsonschema::Validator;
 use schema_registry_converter::async_impl::json::{JsonDecoder, JsonEncoder};
-use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
+use schema_registry_converter::async_impl::schema_registry::{
+    SrSettings, perform_sr_call, post_schema,
+};
 use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::SrCall;
 use schema_registry_converter::schema_registry_common::{
     SchemaType, SubjectNameStrategy, SuppliedSchema,
 };
@@ -177,6 +180,9 @@ pub struct DecodedBid {
 /// Writes bids as version 2 events under `<topic>-value`, registering the schema on first use.
 pub struct BidEncoder {
     registry: JsonEncoder,
+    /// Set by [`BidEncoder::verify_schema`]: the id of v2 found in the registry, and its validator;
+    /// then bids are framed with that id and nothing is ever registered.
+    verified: std::sync::OnceLock<(u32, Validator)>,
     settings: SrSettings,
     subject_name: String,
     subject: SubjectNameStrategy,
@@ -195,6 +201,7 @@ impl BidEncoder {
         let client_settings = settings.client_settings()?;
         Ok(Self {
             registry: JsonEncoder::new(client_settings.clone()),
+            verified: std::sync::OnceLock::new(),
             settings: client_settings,
             subject_name: format!("{topic}-value"),
             subject: SubjectNameStrategy::TopicNameStrategyWithSchema(
@@ -228,9 +235,49 @@ impl BidEncoder {
             .map_err(|e| classify_encode_error(&e))
     }
 
+    /// For registries where clients may not register schemas: looks v2 up under `<topic>-value`
+    /// (it must have been registered by an operator) and from then on frames bids with its id,
+    /// without registering anything.
+    pub async fn verify_schema(&self) -> Result<u32, EncodeError> {
+        let body = serde_json::json!({"schema": SCHEMA_V2, "schemaType": "JSON"}).to_string();
+        let found = perform_sr_call(&self.settings, SrCall::PostForVersion(&self.subject_name, &body))
+            .await
+            .map_err(|e| match http_status(&e) {
+                Some(404) => EncodeError::RegistryRefused(format!(
+                    "the bid schema (schemas/json/auction-value.v2.json) is not registered under subject {}; \
+                     register it, or allow the service to register it",
+                    self.subject_name
+                )),
+                _ => classify_encode_error(&e),
+            })?;
+        let id = found.id.ok_or_else(|| {
+            EncodeError::RegistryRefused(format!(
+                "the registry's answer for {} carries no schema id",
+                self.subject_name
+            ))
+        })?;
+        let schema: Value = serde_json::from_str(SCHEMA_V2).map_err(|e| {
+            EncodeError::SchemaViolation(format!("the bid schema is not JSON: {e}"))
+        })?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| {
+            EncodeError::SchemaViolation(format!("the bid schema does not compile: {e}"))
+        })?;
+        let _ = self.verified.set((id, validator));
+        Ok(id)
+    }
+
     /// The framed record value of `bid`.
     pub async fn encode(&self, bid: &Bid) -> Result<Vec<u8>, EncodeError> {
         let value = event::to_json(bid);
+        if let Some((id, validator)) = self.verified.get() {
+            if let Some(error) = validator.iter_errors(&value).next() {
+                return Err(EncodeError::SchemaViolation(error.to_string()));
+            }
+            let payload = serde_json::to_vec(&value).map_err(|e| {
+                EncodeError::SchemaViolation(format!("the bid cannot be written as JSON: {e}"))
+            })?;
+            return Ok(wire::frame(*id, &payload));
+        }
         self.registry
             .encode(&value, self.subject.clone())
             .await

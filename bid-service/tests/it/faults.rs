@@ -266,3 +266,46 @@ async fn a_fatal_producer_error_stops_the_service_with_an_error() {
     let error = stopped.expect_err("it stops with an error, so that a supervisor restarts it");
     assert!(error.contains("fatal"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_verification_only_the_service_needs_v2_registered_and_registers_nothing() {
+    // Nothing registered: the service refuses to start, saying what to do.
+    let backend = Backend::mock().await;
+    let mut settings = backend.settings();
+    settings.register_schemas = false;
+    let refused =
+        auction_bid_service::spawn(settings.clone(), tokio_util::sync::CancellationToken::new())
+            .await
+            .expect_err("v2 is not registered");
+    let message = refused.to_string();
+    assert!(
+        message.contains("not registered under subject auction-value"),
+        "{message}"
+    );
+    assert!(
+        backend.registry.store.subjects().is_empty(),
+        "the service registered a schema"
+    );
+
+    // Registered by an operator: the service frames bids with that id and registers nothing.
+    let (_, v2) =
+        auction_schemas::registry::preload_bid_schemas(&backend.registry.store, "auction-value")
+            .expect("operator registers the schemas");
+    let mut service = Service::start(settings).await;
+    service
+        .place("verified", "Ada", 10)
+        .await
+        .expect("accepted");
+    assert_eq!(
+        backend
+            .registry
+            .store
+            .versions("auction-value")
+            .expect("subject"),
+        [1, 2]
+    );
+    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(v2, 2);
+    service.stop().await;
+}
