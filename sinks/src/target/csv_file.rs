@@ -422,6 +422,31 @@ impl Target for CsvTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_cells_round_trip_through_rfc4180_and_none_reads_as_a_formula(
+            cells in prop::collection::vec(any::<String>(), 1..6)
+        ) {
+            let written: Vec<String> = cells.iter().map(|c| neutralise(c).into_owned()).collect();
+            let mut writer = csv::WriterBuilder::new()
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(Vec::new());
+            writer.write_record(&written).unwrap();
+            let bytes = writer.into_inner().unwrap();
+            let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(bytes.as_slice());
+            let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+            prop_assert_eq!(records.len(), 1);
+            let read: Vec<&str> = records[0].iter().collect();
+            prop_assert_eq!(&read, &written);
+            for (cell, original) in read.iter().zip(&cells) {
+                prop_assert!(!matches!(cell.chars().next(), Some('=' | '+' | '-' | '@' | '\t' | '\r')));
+                // Nothing is lost: the neutralised cell is the original, prefixed at most.
+                prop_assert!(*cell == original || cell.strip_prefix('\'') == Some(original.as_str()));
+            }
+        }
+    }
 
     #[test]
     fn formula_cells_are_neutralised_and_others_left_alone() {
