@@ -50,25 +50,18 @@ impl KafkaProperties {
     }
 
     /// Reads every `KAFKA_*` variable as a librdkafka property: `KAFKA_SASL_USERNAME=u` becomes
-    /// `sasl.username=u` (prefix dropped, lower case, `_` to `.`).
+    /// `sasl.username=u` (see [`auction_schemas::service::kafka_properties_from_env`]).
     pub fn from_env_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut properties = Self::default();
-        for (name, value) in vars {
-            if let Some(rest) = name.strip_prefix("KAFKA_")
-                && !rest.is_empty()
-            {
-                properties.set(rest.to_ascii_lowercase().replace('_', "."), value);
-            }
+        for (name, value) in auction_schemas::service::kafka_properties_from_env(vars) {
+            properties.set(name, value);
         }
         properties
     }
 
     /// Whether a property's value must be hidden.
     pub fn is_secret(name: &str) -> bool {
-        ["password", "secret", "key", "token"]
-            .iter()
-            .any(|word| name.contains(word))
-            && !name.ends_with(".location")
+        auction_schemas::service::is_secret_property(name)
     }
 }
 

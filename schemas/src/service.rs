@@ -14,6 +14,32 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// Reads every `KAFKA_*` variable as a librdkafka property: `KAFKA_SASL_USERNAME=u` becomes
+/// `sasl.username=u` (prefix dropped, lower case, `_` read as `.`), sorted by name. This is how
+/// every process passes any librdkafka property through from its environment.
+pub fn kafka_properties_from_env(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let mut properties: Vec<(String, String)> = vars
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let rest = name.strip_prefix("KAFKA_")?;
+            (!rest.is_empty()).then(|| (rest.to_ascii_lowercase().replace('_', "."), value))
+        })
+        .collect();
+    properties.sort();
+    properties
+}
+
+/// Whether a Kafka property's value must never be printed: its name mentions a password, secret,
+/// key or token (but not a file location, such as `ssl.key.location`).
+pub fn is_secret_property(name: &str) -> bool {
+    ["password", "secret", "key", "token"]
+        .iter()
+        .any(|word| name.contains(word))
+        && !name.ends_with(".location")
+}
+
 /// Starts logging to stderr: text, or JSON lines when `json` is set. The level comes from
 /// `RUST_LOG` (default `info`). Calling it twice is harmless (tests start several services).
 pub fn init_logging(json: bool) {
@@ -136,4 +162,31 @@ pub async fn spawn_ops_server(
         }
     });
     Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_variables_become_sorted_properties_and_secret_names_are_recognised() {
+        let vars = [
+            ("KAFKA_SASL_PASSWORD", "x"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "b:9092"),
+            ("KAFKA_", "no"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(
+            kafka_properties_from_env(vars),
+            [
+                ("bootstrap.servers".to_owned(), "b:9092".to_owned()),
+                ("sasl.password".to_owned(), "x".to_owned())
+            ]
+        );
+        assert!(is_secret_property("sasl.password"));
+        assert!(is_secret_property("sasl.oauthbearer.client.secret"));
+        assert!(!is_secret_property("ssl.key.location"));
+        assert!(!is_secret_property("security.protocol"));
+    }
 }

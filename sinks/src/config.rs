@@ -173,29 +173,7 @@ fn parse_property(raw: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Reads every `KAFKA_*` variable as a librdkafka property: `KAFKA_SASL_USERNAME=u` becomes
-/// `sasl.username=u`.
-pub fn kafka_properties_from_env(
-    vars: impl IntoIterator<Item = (String, String)>,
-) -> Vec<(String, String)> {
-    let mut properties: Vec<(String, String)> = vars
-        .into_iter()
-        .filter_map(|(name, value)| {
-            let rest = name.strip_prefix("KAFKA_")?;
-            (!rest.is_empty()).then(|| (rest.to_ascii_lowercase().replace('_', "."), value))
-        })
-        .collect();
-    properties.sort();
-    properties
-}
-
-/// Whether a property's value must never be printed.
-pub fn is_secret_property(name: &str) -> bool {
-    ["password", "secret", "key", "token"]
-        .iter()
-        .any(|word| name.contains(word))
-        && !name.ends_with(".location")
-}
+pub use auction_schemas::service::{is_secret_property, kafka_properties_from_env};
 
 impl Cli {
     /// The sink kind the command names.
