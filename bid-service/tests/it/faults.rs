@@ -309,3 +309,79 @@ async fn with_verification_only_the_service_needs_v2_registered_and_registers_no
     assert_eq!(v2, 2);
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_producer_queue_is_resource_exhausted_and_memory_stays_bounded() {
+    let backend = Backend::mock().await;
+    let mut settings = backend.settings();
+    // A tiny producer queue and a slow broker: the queue fills before the in-flight limit.
+    settings.kafka.set("queue.buffering.max.messages", "4");
+    settings.max_bids_in_flight = 1_000;
+    let mut service = Service::start(settings).await;
+    backend
+        .mock_cluster()
+        .broker_round_trip_time(1, Duration::from_millis(300))
+        .expect("slow broker");
+    let mut rss_after_round = Vec::new();
+    for round in 0..4 {
+        let calls = (0..64).map(|i| {
+            let mut client = service.client.clone();
+            async move {
+                client
+                    .place_bid(PlaceBidRequest {
+                        auction_id: format!("queue-{round}-{i}"),
+                        name: "Ada".into(),
+                        price: 10,
+                        request_id: String::new(),
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| s.code())
+            }
+        });
+        let outcomes = futures::future::join_all(calls).await;
+        let full = outcomes
+            .iter()
+            .filter(|o| **o == Err(Code::ResourceExhausted))
+            .count();
+        assert!(
+            full > 0,
+            "a full producer queue never answered RESOURCE_EXHAUSTED: {outcomes:?}"
+        );
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.is_ok() || *o == Err(Code::ResourceExhausted)),
+            "{outcomes:?}"
+        );
+        rss_after_round.push(resident_kib());
+    }
+    // Repeated overload does not keep growing memory.
+    let growth = rss_after_round[3].saturating_sub(rss_after_round[0]);
+    assert!(
+        growth < 32 * 1024,
+        "resident memory grew by {growth} KiB over three overloads: {rss_after_round:?}"
+    );
+    backend
+        .mock_cluster()
+        .broker_round_trip_time(1, Duration::from_millis(0))
+        .expect("fast broker");
+    service
+        .place("queue-after", "Ada", 10)
+        .await
+        .expect("accepted once the queue drains");
+    service.stop().await;
+}
+
+/// This process's resident memory, from /proc.
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -183,3 +183,53 @@ async fn a_registry_outage_is_retriable_and_recovers_without_a_restart() {
     assert_eq!(decoded.bid.name.as_str(), "Ada");
     assert_eq!(decoded.bid.bid_id, BidId::derived("auction", 0, 5));
 }
+
+#[tokio::test]
+async fn a_registry_answering_503_is_retriable_and_recovers() {
+    use axum::routing::get;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A registry that answers 503 to its first three requests, then serves the demo's schema.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let app = axum::Router::new().route(
+        "/schemas/ids/{id}",
+        get(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                if counter.fetch_add(1, Ordering::SeqCst) < 3 {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        r#"{"error_code": 50301, "message": "busy"}"#.to_owned(),
+                    )
+                } else {
+                    let body = serde_json::json!({"schema": auction_schemas::event::SCHEMA_V1, "schemaType": "JSON"});
+                    (axum::http::StatusCode::OK, body.to_string())
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let decoder = BidDecoder::new(&RegistrySettings::new(format!("http://{addr}"))).unwrap();
+    let value = wire::frame(
+        1,
+        br#"{"name":"Ada","price":3,"bid_ts":"2026-01-01 00:00:00"}"#,
+    );
+    let mut failures = 0;
+    let decoded = loop {
+        match decoder.decode(Some(&value), POSITION).await {
+            Ok(decoded) => break decoded,
+            Err(e) => {
+                assert!(e.is_retriable(), "a 503 must be retriable: {e}");
+                failures += 1;
+                assert!(failures < 10, "the decoder never recovered");
+            }
+        }
+    };
+    assert_eq!(failures, 3, "each 503 is one failed attempt, none cached");
+    assert_eq!(decoded.bid.name.as_str(), "Ada");
+    // Once known, the schema is cached: no further registry calls.
+    decoder.decode(Some(&value), POSITION).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}
