@@ -261,59 +261,59 @@ pub async fn ensure_topic(
 /// Connects to the cluster once, so that an unreachable broker, an untrusted certificate or failed
 /// authentication is reported at start with librdkafka's reason.
 async fn check_connection(properties: &KafkaProperties) -> Result<(), KafkaSetupError> {
-    let consumer = metadata_consumer(properties)?;
-    tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if consumer
-                .fetch_metadata(None, Duration::from_secs(1))
-                .is_ok()
-            {
-                return Ok(());
-            }
-            // Polling delivers librdkafka's logs and errors to the context.
-            let _ = consumer.poll(Duration::from_millis(100));
-            if let Some(error) = consumer.context().fatal_error() {
-                return Err(KafkaSetupError(format!("cannot connect to Kafka: {error}")));
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(KafkaSetupError(
-                    consumer.context().explain("cannot reach Kafka within 30 s"),
-                ));
-            }
-        }
-    })
+    wait_for_metadata(
+        properties,
+        None,
+        |_| Some(()),
+        "cannot reach Kafka within 30 s".to_owned(),
+    )
     .await
-    .map_err(|e| KafkaSetupError(format!("the connection check failed: {e}")))?
 }
 
 async fn partition_count(
     properties: &KafkaProperties,
     topic: &str,
 ) -> Result<i32, KafkaSetupError> {
+    let name = topic.to_owned();
+    let partitions = move |metadata: &rdkafka::metadata::Metadata| {
+        metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX))
+    };
+    let missing = format!("topic {topic} does not exist (create it, or let the service create it)");
+    wait_for_metadata(properties, Some(topic.to_owned()), partitions, missing).await
+}
+
+/// Asks the cluster for metadata (of one topic, or of the cluster) until `pick` finds what it
+/// needs, for at most 30 s. Stops early, with librdkafka's reason, on an error that waiting will
+/// not cure (TLS, authentication); says `missing` when the cluster answers without it.
+async fn wait_for_metadata<T: Send + 'static>(
+    properties: &KafkaProperties,
+    topic: Option<String>,
+    pick: impl Fn(&rdkafka::metadata::Metadata) -> Option<T> + Send + 'static,
+    missing: String,
+) -> Result<T, KafkaSetupError> {
     let consumer = metadata_consumer(properties)?;
-    let topic_name = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let outcome = consumer.fetch_metadata(Some(&topic_name), Duration::from_secs(5));
-            if let Ok(metadata) = &outcome
-                && let Some(found) = metadata.topics().iter().find(|t| t.name() == topic_name)
-                && found.error().is_none()
-                && !found.partitions().is_empty()
-            {
-                return Ok(i32::try_from(found.partitions().len()).unwrap_or(i32::MAX));
+            let outcome = consumer.fetch_metadata(topic.as_deref(), Duration::from_secs(1));
+            if let Some(found) = outcome.as_ref().ok().and_then(&pick) {
+                return Ok(found);
             }
+            // Polling delivers librdkafka's logs and errors to the context (and paces the loop).
+            let _ = consumer.poll(Duration::from_millis(200));
             if let Some(error) = consumer.context().fatal_error() {
                 return Err(KafkaSetupError(format!("cannot connect to Kafka: {error}")));
             }
             if std::time::Instant::now() > deadline {
                 return Err(KafkaSetupError(match outcome {
-                    Err(e) => consumer.context().explain(&format!("cannot read the metadata of topic {topic_name}: {e}")),
-                    Ok(_) => format!("topic {topic_name} does not exist (create it, or let the service create it)"),
+                    Err(e) => consumer.context().explain(&format!("{missing}: {e}")),
+                    Ok(_) => missing,
                 }));
             }
-            std::thread::sleep(Duration::from_millis(200));
         }
     })
     .await

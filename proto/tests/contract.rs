@@ -40,6 +40,12 @@ fn text(output: &Output) -> String {
 fn the_contract_passes_buf_lint() {
     let output = run_buf(&proto_dir(), &["lint"]);
     assert!(output.status.success(), "buf lint:\n{}", text(&output));
+    // buf lint prints one line per finding; a clean contract prints none.
+    assert!(
+        output.stdout.is_empty(),
+        "buf lint reported:\n{}",
+        text(&output)
+    );
 }
 
 #[test]

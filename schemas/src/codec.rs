@@ -180,9 +180,9 @@ pub struct DecodedBid {
 /// Writes bids as version 2 events under `<topic>-value`, registering the schema on first use.
 pub struct BidEncoder {
     registry: JsonEncoder,
-    /// Set by [`BidEncoder::verify_schema`]: the id of v2 found in the registry, and its validator;
-    /// then bids are framed with that id and nothing is ever registered.
-    verified: std::sync::OnceLock<(u32, Validator)>,
+    /// Set by [`BidEncoder::register_schemas`] or [`BidEncoder::verify_schema`]: v2's id in the
+    /// registry and its validator; then bids are framed with that id and validated locally.
+    known_id: std::sync::OnceLock<(u32, Validator)>,
     settings: SrSettings,
     subject_name: String,
     subject: SubjectNameStrategy,
@@ -201,7 +201,7 @@ impl BidEncoder {
         let client_settings = settings.client_settings()?;
         Ok(Self {
             registry: JsonEncoder::new(client_settings.clone()),
-            verified: std::sync::OnceLock::new(),
+            known_id: std::sync::OnceLock::new(),
             settings: client_settings,
             subject_name: format!("{topic}-value"),
             subject: SubjectNameStrategy::TopicNameStrategyWithSchema(
@@ -229,10 +229,11 @@ impl BidEncoder {
             }
         }
         let v2 = SuppliedSchema::new(None, SchemaType::Json, SCHEMA_V2.to_owned());
-        post_schema(&self.settings, self.subject_name.clone(), v2)
+        let id = post_schema(&self.settings, self.subject_name.clone(), v2)
             .await
             .map(|registered| registered.id)
-            .map_err(|e| classify_encode_error(&e))
+            .map_err(|e| classify_encode_error(&e))?;
+        self.use_schema_id(id)
     }
 
     /// For registries where clients may not register schemas: looks v2 up under `<topic>-value`
@@ -256,20 +257,26 @@ impl BidEncoder {
                 self.subject_name
             ))
         })?;
+        self.use_schema_id(id)
+    }
+
+    /// From now on, frames bids with `id` (v2's id in the registry), validating them locally:
+    /// no registry client on the path of each bid.
+    fn use_schema_id(&self, id: u32) -> Result<u32, EncodeError> {
         let schema: Value = serde_json::from_str(SCHEMA_V2).map_err(|e| {
             EncodeError::SchemaViolation(format!("the bid schema is not JSON: {e}"))
         })?;
         let validator = jsonschema::validator_for(&schema).map_err(|e| {
             EncodeError::SchemaViolation(format!("the bid schema does not compile: {e}"))
         })?;
-        let _ = self.verified.set((id, validator));
+        let _ = self.known_id.set((id, validator));
         Ok(id)
     }
 
     /// The framed record value of `bid`.
     pub async fn encode(&self, bid: &Bid) -> Result<Vec<u8>, EncodeError> {
         let value = event::to_json(bid);
-        if let Some((id, validator)) = self.verified.get() {
+        if let Some((id, validator)) = self.known_id.get() {
             if let Some(error) = validator.iter_errors(&value).next() {
                 return Err(EncodeError::SchemaViolation(error.to_string()));
             }

@@ -200,3 +200,19 @@ pub fn python() -> PathBuf {
         ".cache/auction/venv/bin/python",
     )
 }
+
+/// Polls `check` until it returns true, at most `within`; whether it did.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}

@@ -245,18 +245,4 @@ pub async fn demo_produce(bootstrap: &str, registry_url: &str, topic: &str, bids
     );
 }
 
-/// Polls `check` until it returns true, at most `within`.
-pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
+pub use auction_schemas::testing::eventually;

@@ -105,12 +105,12 @@ async fn bid_through_the_form(web: &str, auction: &str, name: &str, price: i64) 
     let html = page.text().await.expect("HTML");
     let token = hidden_field(&html, "csrf_token");
     let request_id = hidden_field(&html, "request_id");
-    let body = format!(
-        "csrf_token={}&request_id={}&name={}&price={price}",
-        form_encode(&token),
-        form_encode(&request_id),
-        form_encode(name)
-    );
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf_token", &token)
+        .append_pair("request_id", &request_id)
+        .append_pair("name", name)
+        .append_pair("price", &price.to_string())
+        .finish();
     let posted = client
         .post(format!("{page_url}/bids"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -163,19 +163,6 @@ async fn bid_through_the_form(web: &str, auction: &str, name: &str, price: i64) 
         );
     }
     request_id
-}
-
-fn form_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_owned(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
