@@ -935,7 +935,7 @@ fn odbc_error(context: &'static str) -> impl Fn(odbc_api::Error) -> String {
 /// psqlODBC's own limit: the same rows as 1,000-row parameter-array inserts, one transaction
 /// each, through one connection.
 fn odbc_limit(connection_string: &str, table: &str, bids: &[Bid], partitions: i32) -> Outcome<f64> {
-    use odbc_api::{BindParamDesc, ConnectionOptions};
+    use odbc_api::ConnectionOptions;
     let environment = odbc_api::environment().map_err(odbc_error("cannot set up ODBC"))?;
     let connection = environment
         .connect_with_connection_string(
@@ -961,9 +961,12 @@ fn odbc_limit(connection_string: &str, table: &str, bids: &[Bid], partitions: i3
     connection
         .set_autocommit(false)
         .map_err(odbc_error("cannot start manual commit mode"))?;
-    let sql = format!(
-        "INSERT INTO {table} (bid_id, auction_id, name, price, bid_ts, kafka_partition, kafka_offset) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)"
+    // The sink's own statement and parameter layout, so the limit is measured on the same shape.
+    let table_name = auction_sinks::target::sql::TableName::parse(table)?;
+    let sql = auction_sinks::target::odbc::insert_sql(
+        auction_sinks::target::odbc::Dialect::Ansi,
+        &table_name,
+        1,
     );
     let started = Instant::now();
     let mismatch = || "ODBC: unexpected parameter buffer type".to_owned();
@@ -971,17 +974,8 @@ fn odbc_limit(connection_string: &str, table: &str, bids: &[Bid], partitions: i3
         let prepared = connection
             .prepare(&sql)
             .map_err(odbc_error("cannot prepare the insert"))?;
-        let descriptions = [
-            BindParamDesc::text(36),
-            BindParamDesc::text(64),
-            BindParamDesc::wide_text(100),
-            BindParamDesc::i32(false),
-            BindParamDesc::timestamp(false, 6),
-            BindParamDesc::i32(false),
-            BindParamDesc::i64(false),
-        ];
         let mut inserter = prepared
-            .into_column_inserter(chunk.len(), descriptions)
+            .into_column_inserter(chunk.len(), auction_sinks::target::odbc::bid_parameters())
             .map_err(odbc_error("cannot bind parameter arrays"))?;
         inserter.set_num_rows(chunk.len());
         {

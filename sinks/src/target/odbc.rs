@@ -370,17 +370,8 @@ impl Worker {
         let prepared = connection
             .prepare(&sql)
             .map_err(OdbcError::new("cannot prepare the insert"))?;
-        let descriptions = [
-            BindParamDesc::text(36),
-            BindParamDesc::text(64),
-            BindParamDesc::wide_text(100),
-            BindParamDesc::i32(false),
-            BindParamDesc::timestamp(false, 6),
-            BindParamDesc::i32(false),
-            BindParamDesc::i64(false),
-        ];
         let mut inserter = prepared
-            .into_column_inserter(rows.len(), descriptions)
+            .into_column_inserter(rows.len(), bid_parameters())
             .map_err(OdbcError::new("cannot bind the insert's parameter arrays"))?;
         inserter.set_num_rows(rows.len());
         let fill_error = || OdbcError {
@@ -582,6 +573,20 @@ pub fn create_table_sql(dialect: Dialect, table: &TableName) -> String {
 }
 
 /// The `INSERT` of a dialect with `rows` rows of placeholders.
+/// The parameter arrays of the `ansi` bulk insert, in the column order of [`insert_sql`]:
+/// bid_id, auction_id, name, price, bid_ts, kafka_partition, kafka_offset.
+pub fn bid_parameters() -> [BindParamDesc; 7] {
+    [
+        BindParamDesc::text(36),
+        BindParamDesc::text(64),
+        BindParamDesc::wide_text(100),
+        BindParamDesc::i32(false),
+        BindParamDesc::timestamp(false, 6),
+        BindParamDesc::i32(false),
+        BindParamDesc::i64(false),
+    ]
+}
+
 pub fn insert_sql(dialect: Dialect, table: &TableName, rows: usize) -> String {
     let columns = "bid_id, auction_id, name, price, bid_ts, kafka_partition, kafka_offset";
     match dialect {
