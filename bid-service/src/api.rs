@@ -212,9 +212,12 @@ impl BidApi {
             partition: acknowledged.partition,
             offset: acknowledged.offset,
         };
+        let acknowledged_at = Instant::now();
         self.applied
             .wait_applied(acknowledged.partition, acknowledged.offset, APPLY_WAIT)
             .await;
+        metrics::histogram!("bid_service_apply_wait_seconds")
+            .record(acknowledged_at.elapsed().as_secs_f64());
         Ok(self.accepted(&logged, false))
     }
 

@@ -161,6 +161,22 @@ impl KafkaBidProducer {
         })
     }
 
+    /// Loads the topic's partition leaders into the producer before the first bid, so that the
+    /// first bids after start do not wait for a metadata round (and its retry backoff).
+    pub async fn warm_up(&self, timeout: Duration) -> Result<(), String> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), timeout)
+                .map(|_| ())
+                .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))
+        })
+        .await
+        .map_err(|e| format!("the metadata task failed: {e}"))?
+    }
+
     /// Hands the record to the producer without waiting; the future resolves on acknowledgement.
     /// The key is the auction id, so that the bids of one auction keep their order in one partition.
     pub fn enqueue(&self, bid: &Bid, payload: &[u8]) -> Result<DeliveryFuture, EnqueueError> {
@@ -339,8 +355,10 @@ pub fn tailer_config(properties: &KafkaProperties) -> ClientConfig {
             format!("bid-service-tailer-{}", uuid::Uuid::new_v4()),
         )
         .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
-    set_default(&mut config, "fetch.wait.max.ms", "10");
+        .set("enable.auto.offset.store", "false")
+        // The tailer learns that it has caught up from the end-of-partition events.
+        .set("enable.partition.eof", "true");
+    set_default(&mut config, "fetch.wait.max.ms", "1");
     set_default(&mut config, "fetch.min.bytes", "1");
     config
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use auction_schemas::{BidDecoder, LogPosition};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -129,17 +130,16 @@ impl Tailer {
         let started = std::time::Instant::now();
         let mut replaying = true;
         let mut replayed: u64 = 0;
-        let is_caught_up = |applied: &AppliedOffsets| {
-            targets
-                .iter()
-                .enumerate()
-                .all(|(partition, target)| applied.next(partition) >= *target)
+        // A partition is caught up once the consumer has reached its end (librdkafka reports
+        // `PartitionEOF`) and everything up to the end at start is applied. Waiting for the end
+        // to be reported, also on an empty log, means the consumer is really fetching before the
+        // service says it is ready: the first bids do not wait for it to start.
+        let mut reached_end = vec![false; targets.len()];
+        let is_caught_up = |applied: &AppliedOffsets, reached_end: &[bool]| {
+            targets.iter().enumerate().all(|(partition, target)| {
+                reached_end[partition] && applied.next(partition) >= *target
+            })
         };
-        if is_caught_up(&self.applied) {
-            replaying = false;
-            caught_up.send_replace(true);
-            tracing::info!("the bid log is empty; serving");
-        }
         loop {
             let message = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -147,6 +147,24 @@ impl Tailer {
             };
             let message = match message {
                 Ok(message) => message,
+                Err(KafkaError::PartitionEOF(partition)) => {
+                    if let Some(end) = usize::try_from(partition)
+                        .ok()
+                        .and_then(|p| reached_end.get_mut(p))
+                    {
+                        *end = true;
+                    }
+                    if replaying && is_caught_up(&self.applied, &reached_end) {
+                        replaying = false;
+                        caught_up.send_replace(true);
+                        tracing::info!(
+                            records = replayed,
+                            seconds = started.elapsed().as_secs_f64(),
+                            "bid log replayed; serving"
+                        );
+                    }
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the bid log failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -194,15 +212,6 @@ impl Tailer {
                 .advance(position.partition, position.offset + 1);
             if replaying {
                 replayed += 1;
-                if is_caught_up(&self.applied) {
-                    replaying = false;
-                    caught_up.send_replace(true);
-                    tracing::info!(
-                        records = replayed,
-                        seconds = started.elapsed().as_secs_f64(),
-                        "bid log replayed; serving"
-                    );
-                }
             }
         }
     }

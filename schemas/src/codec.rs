@@ -277,7 +277,9 @@ impl BidEncoder {
     pub async fn encode(&self, bid: &Bid) -> Result<Vec<u8>, EncodeError> {
         let value = event::to_json(bid);
         if let Some((id, validator)) = self.known_id.get() {
-            if let Some(error) = validator.iter_errors(&value).next() {
+            if !validator.is_valid(&value)
+                && let Some(error) = validator.iter_errors(&value).next()
+            {
                 return Err(EncodeError::SchemaViolation(error.to_string()));
             }
             let payload = serde_json::to_vec(&value).map_err(|e| {
@@ -331,6 +333,12 @@ pub fn decode_payload(
     let json: Value = serde_json::from_slice(payload).map_err(|e| DecodeError::InvalidJson {
         reason: e.to_string(),
     })?;
+    // The common case, a valid record, takes the fast check; the errors are collected only for
+    // a record that fails it.
+    if validator.is_valid(&json) {
+        let bid = event::from_json(&json, position)?;
+        return Ok(DecodedBid { bid, schema_id });
+    }
     let violations: Vec<String> = validator
         .iter_errors(&json)
         .map(|e| match e.instance_path().to_string() {

@@ -97,6 +97,10 @@ pub struct BenchArgs {
         default_value = "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;"
     )]
     pub odbc_connection_string: String,
+    /// A librdkafka property for the bid services' producer and log tailer, as `name=value`
+    /// (repeatable), e.g. `fetch.wait.max.ms=10` to see what the tailer's fetch wait costs.
+    #[arg(long = "kafka-property", value_name = "NAME=VALUE", value_parser = parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
     /// The tansu binary [default: `tansu` on PATH, then ~/.cargo/bin/tansu].
     #[arg(long, env = "TANSU_BIN")]
     pub tansu: Option<PathBuf>,
@@ -119,6 +123,17 @@ pub struct BenchArgs {
     /// Internal (with --replay-child).
     #[arg(long, hide = true)]
     pub replay_auctions: Option<u64>,
+}
+
+fn parse_property(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!(
+            "expected NAME=VALUE (a librdkafka property such as fetch.wait.max.ms=10), got {raw:?}"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -594,9 +609,13 @@ async fn start_bid_service(
     registry_url: &str,
     topic: &str,
     partitions: i32,
+    kafka_properties: &[(String, String)],
     shutdown: CancellationToken,
 ) -> Outcome<auction_bid_service::RunningBidService> {
     let mut settings = Settings::new(bootstrap, registry_url);
+    for (name, value) in kafka_properties {
+        settings.kafka.set(name, value);
+    }
     settings.grpc_listen = ([127, 0, 0, 1], 0).into();
     settings.metrics_listen = ([127, 0, 0, 1], 0).into();
     settings.topic = topic.to_owned();
@@ -737,6 +756,21 @@ async fn closed_loop(
         ));
     }
     Ok(result)
+}
+
+/// The p50/p99 (ms) of a bid-service latency summary (`name`, in seconds) from the process's
+/// metrics: where a PlaceBid call spends its time.
+fn service_quantiles_ms(name: &str) -> Value {
+    let rendered = auction_schemas::service::metrics_handle().render();
+    let quantile = |q: &str| {
+        let prefix = format!("{name}{{quantile=\"{q}\"}} ");
+        rendered
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .map(|seconds| seconds * 1000.0)
+    };
+    json!({ "p50_ms": quantile("0.5"), "p99_ms": quantile("0.99") })
 }
 
 /// The counter of a sink's records, written and duplicate, from the process's metrics.
@@ -1519,6 +1553,9 @@ fn rate(count: u64, seconds: f64) -> f64 {
 /// The whole run.
 async fn run(args: BenchArgs) -> Outcome<()> {
     let sizes = Sizes::of(&args)?;
+    // Installs the metrics recorder before anything records (the services' and sinks' metrics
+    // are read from it).
+    let _ = auction_schemas::service::metrics_handle();
     let progress = Progress(Instant::now());
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1565,6 +1602,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         &registry_url,
         "bench-place",
         sizes.partitions,
+        &args.kafka_properties,
         place_stop.clone(),
     )
     .await?;
@@ -1577,8 +1615,12 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         "PlaceBid",
     )
     .await?;
+    let breakdown = json!({
+        "produce_ack": service_quantiles_ms("bid_service_produce_seconds"),
+        "ack_to_applied": service_quantiles_ms("bid_service_apply_wait_seconds"),
+    });
     progress.say(format!(
-        "   {:.0} bids/s, p99 {:.2} ms",
+        "   {:.0} bids/s, p99 {:.2} ms; inside the service: {breakdown}",
         rate(place.accepted, place.seconds),
         ms(&place.latency, 0.99)
     ));
@@ -1688,7 +1730,9 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         progress.say(format!("   mock cluster: {e} (reported, not fatal)"));
     }
 
-    results.insert("place_bid".into(), place.json(sizes.callers));
+    let mut place_json = place.json(sizes.callers);
+    place_json["inside_the_service"] = breakdown;
+    results.insert("place_bid".into(), place_json);
     results.insert(
         "bare_producer".into(),
         json!({
@@ -1716,6 +1760,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         &registry_url,
         "bench-latency",
         sizes.partitions,
+        &args.kafka_properties,
         replicas_stop.clone(),
     )
     .await?;
@@ -1724,6 +1769,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         &registry_url,
         "bench-latency",
         sizes.partitions,
+        &args.kafka_properties,
         replicas_stop.clone(),
     )
     .await?;
