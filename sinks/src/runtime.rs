@@ -10,6 +10,10 @@
 //!   and written idempotently.
 //! - Records of partitions revoked while a batch was being collected are dropped from it: their
 //!   new owner reads them again.
+//! - The next batch is collected while the current one is written (one batch ahead at most). A
+//!   batch already collected when its partitions are revoked is still written (the writes are
+//!   idempotent, so the new owner writing it too adds nothing), and storing its offsets fails for
+//!   the partitions no longer assigned, so nothing is committed on the new owner's behalf.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -142,11 +146,30 @@ pub async fn run<T: Target>(
         summary: RunSummary::default(),
     };
     let consumer = Arc::new(consumer);
-    while let Some(batch) = collect_batch(&consumer, &settings, &shutdown).await {
+    // The next batch is read while this one is decoded and written: the target and the reads
+    // from Kafka overlap. One batch at most waits between them.
+    let (ready_batches, mut batches) = tokio::sync::mpsc::channel::<Vec<RawRecord>>(1);
+    let collector = tokio::spawn({
+        let consumer = Arc::clone(&consumer);
+        let settings = settings.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            while let Some(batch) = collect_batch(&consumer, &settings, &shutdown).await {
+                if ready_batches.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    while let Some(batch) = batches.recv().await {
         match worker.process(&batch).await {
             Some(positions) => store_offsets(&consumer, &positions, kind),
             None => break, // shutdown during retries: the batch is abandoned, not stored
         }
+    }
+    drop(batches);
+    if let Err(e) = collector.await {
+        tracing::warn!(sink = kind, error = %e, "the Kafka reader task failed");
     }
 
     readiness.set(false);

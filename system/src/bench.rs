@@ -439,17 +439,26 @@ struct DeliveryCount {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// (partition, offset, index of the record) of every delivered record.
+    positions: Mutex<Vec<(i32, i64, usize)>>,
 }
 
 impl rdkafka::ClientContext for DeliveryCount {}
 
 impl ProducerContext for DeliveryCount {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+    fn delivery(&self, result: &DeliveryResult<'_>, index: Self::DeliveryOpaque) {
         match result {
-            Ok(_) => {
+            Ok(message) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut positions) = self.positions.lock() {
+                    positions.push((
+                        rdkafka::Message::partition(message),
+                        rdkafka::Message::offset(message),
+                        index,
+                    ));
+                }
             }
             Err((e, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -462,13 +471,14 @@ impl ProducerContext for DeliveryCount {
 }
 
 /// Produces every record with an idempotent producer configured as the bid service's (acks=all,
-/// linger.ms=1, 100,000 queued messages), as fast as librdkafka takes them. Returns seconds.
+/// linger.ms=1, 100,000 queued messages), as fast as librdkafka takes them. Returns seconds, and
+/// the indexes of the records in log order (partition by partition, by offset).
 fn bare_produce(
     bootstrap: &str,
     topic: &str,
     records: &[(String, Vec<u8>)],
     done: &AtomicU64,
-) -> Outcome<f64> {
+) -> Outcome<(f64, Vec<usize>)> {
     let context = DeliveryCount::default();
     let producer: BaseProducer<DeliveryCount> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -481,7 +491,7 @@ fn bare_produce(
         .map_err(|e| format!("cannot create the producer: {e}"))?;
     let started = Instant::now();
     for (i, (key, value)) in records.iter().enumerate() {
-        let mut record = BaseRecord::to(topic)
+        let mut record = BaseRecord::with_opaque_to(topic, i)
             .key(key.as_bytes())
             .payload(&value[..]);
         loop {
@@ -522,7 +532,13 @@ fn bare_produce(
             records.len()
         ));
     }
-    Ok(seconds)
+    let mut positions = context
+        .positions
+        .lock()
+        .map(|mut p| std::mem::take(&mut *p))
+        .unwrap_or_default();
+    positions.sort_unstable();
+    Ok((seconds, positions.into_iter().map(|(_, _, i)| i).collect()))
 }
 
 /// Reads `expected` records from the beginning of every partition with a plain consumer (no
@@ -1685,8 +1701,12 @@ async fn run(args: BenchArgs) -> Outcome<()> {
             outcome
         }
     };
-    let produce_seconds =
+    let (produce_seconds, log_order) =
         produce(bootstrap.clone(), prefill_topic, "bare producer → tansu").await?;
+    // The targets' limits write the records in the order a sink reads them (partition by
+    // partition), which is what decides how scattered the index inserts are.
+    let log_ordered_bids: Arc<Vec<Bid>> =
+        Arc::new(log_order.iter().map(|&i| bids[i].clone()).collect());
     let producer_rate = rate(sizes.bids, produce_seconds);
     progress.say(format!(
         "   {producer_rate:.0} records/s of {record_bytes:.0} bytes"
@@ -1884,7 +1904,8 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         ));
         let (limit_name, limit_seconds, extra) = match kind {
             "mysql" => {
-                let seconds = mysql_limit(&db, &mysql_limit_table, &bids, sizes.partitions).await;
+                let seconds =
+                    mysql_limit(&db, &mysql_limit_table, &log_ordered_bids, sizes.partitions).await;
                 let _ = mysql_exec(&db, &format!("DROP TABLE IF EXISTS {mysql_limit_table}")).await;
                 (
                     "1,000-row idempotent multi-row INSERT, one connection",
@@ -1911,7 +1932,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
                 let (connection, table, bids, partitions) = (
                     args.odbc_connection_string.clone(),
                     odbc_limit_table.clone(),
-                    Arc::clone(&bids),
+                    Arc::clone(&log_ordered_bids),
                     sizes.partitions,
                 );
                 let seconds = tokio::task::spawn_blocking(move || {
@@ -1993,7 +2014,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     results.insert(
         "mock_cluster".into(),
         json!({
-            "bare_producer_records_per_s": outcome(&mock_produce),
+            "bare_producer_records_per_s": outcome(&mock_produce.map(|(seconds, _)| seconds)),
             "bare_consumer_records_per_s": outcome(&mock_consume),
             "replay": replay_mock,
         }),

@@ -8,7 +8,7 @@ use auction_system::{Embedded, EmbeddedArgs};
 use clap::{Parser, Subcommand};
 
 // Many small, short-lived allocations (HTTP/2 frames, Kafka records, JSON): mimalloc serves them
-// with less CPU than the system allocator (BENCHMARKS.md).
+// with less CPU than the system allocator (system/BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
