@@ -917,12 +917,8 @@ async fn mysql_exec(db: &DatabaseConnection, sql: &str) -> Outcome<()> {
 
 /// MariaDB's own limit: the same rows as 1,000-row idempotent multi-row inserts (the sink's
 /// statement shape) through one connection, into a table shaped like the sink's.
-async fn mysql_limit(
-    db: &DatabaseConnection,
-    table: &str,
-    bids: &[Bid],
-    partitions: i32,
-) -> Outcome<f64> {
+/// A table shaped like the MySQL sink's.
+async fn mysql_create_bid_table(db: &DatabaseConnection, table: &str) -> Outcome<()> {
     mysql_exec(
         db,
         &format!(
@@ -936,7 +932,77 @@ async fn mysql_limit(
              ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
         ),
     )
-    .await?;
+    .await
+}
+
+/// The original demo's produce path, one caller: each bid is produced and then flushed before
+/// the next (what its Flask handler does per request; the records here are already encoded).
+/// Returns bids/s.
+fn demo_produce(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>)]) -> Outcome<f64> {
+    // A flush sends at once and returns when the record is acknowledged: linger 0, then wait for
+    // the record's delivery report.
+    let producer: BaseProducer<DeliveryCount> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "0")
+        .create_with_context(DeliveryCount::default())
+        .map_err(|e| format!("cannot create the demo-path producer: {e}"))?;
+    let started = Instant::now();
+    for (i, (key, value)) in records.iter().enumerate() {
+        producer
+            .send(BaseRecord::with_opaque_to(topic, i).key(key.as_bytes()).payload(&value[..]))
+            .map_err(|(e, _)| format!("the demo-path producer: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let context = producer.context();
+        while context.delivered.load(Ordering::Relaxed) + context.failed.load(Ordering::Relaxed)
+            <= i as u64
+        {
+            if Instant::now() > deadline {
+                return Err("the demo-path producer got no acknowledgement within 10 s".into());
+            }
+            producer.poll(Duration::from_millis(1));
+        }
+    }
+    Ok(rate(records.len() as u64, started.elapsed().as_secs_f64()))
+}
+
+/// The original demo's MySQL writer: one single-row INSERT per bid, each its own transaction
+/// (autocommit), through one connection. Returns rows/s.
+async fn demo_mysql_writer(db: &DatabaseConnection, table: &str, bids: &[Bid]) -> Outcome<f64> {
+    mysql_create_bid_table(db, table).await?;
+    let started = Instant::now();
+    for (i, bid) in bids.iter().enumerate() {
+        let values: Vec<sea_orm::Value> = vec![
+            bid.name.as_str().into(),
+            bid.price.get().into(),
+            bid.bid_ts.get().naive_utc().into(),
+            bid.bid_id.to_string().into(),
+            bid.auction_id.as_str().into(),
+            0i32.into(),
+            (i as i64).into(),
+        ];
+        db.execute(Statement::from_sql_and_values(
+            DbBackend::MySql,
+            format!(
+                "INSERT INTO {table} (name, price, bid_ts, bid_id, auction_id, kafka_partition, kafka_offset) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
+            values,
+        ))
+        .await
+        .map_err(|e| format!("the demo writer's insert: {e}"))?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = mysql_exec(db, &format!("DROP TABLE IF EXISTS {table}")).await;
+    Ok(rate(bids.len() as u64, seconds))
+}
+
+async fn mysql_limit(
+    db: &DatabaseConnection,
+    table: &str,
+    bids: &[Bid],
+    partitions: i32,
+) -> Outcome<f64> {
+    mysql_create_bid_table(db, table).await?;
     let started = Instant::now();
     for (c, chunk) in bids.chunks(1000).enumerate() {
         let placeholders = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
@@ -2007,6 +2073,40 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         map.insert("broker".into(), json!("tansu"));
     }
     results.insert("replay".into(), replay);
+
+    // The original demo's I/O patterns, for comparison with 1 and 5.
+    let demo_count = if args.quick { 500 } else { 2000 };
+    progress.say(format!(
+        "the original demo's patterns: {demo_count} bids produced one by one with a flush each, \
+         {demo_count} rows inserted one per commit"
+    ));
+    create_topic(&bootstrap, "bench-demo", sizes.partitions).await?;
+    let demo_records: Vec<(String, Vec<u8>)> =
+        records.iter().take(demo_count).cloned().collect();
+    let demo_bootstrap = bootstrap.clone();
+    let demo_path = tokio::task::spawn_blocking(move || {
+        demo_produce(&demo_bootstrap, "bench-demo", &demo_records)
+    })
+    .await
+    .map_err(|e| format!("the demo-path task failed: {e}"))??;
+    let demo_writer = demo_mysql_writer(
+        &db,
+        &format!("bench_demo_{stamp}"),
+        &bids[..demo_count.min(bids.len())],
+    )
+    .await?;
+    progress.say(format!(
+        "   demo path {demo_path:.0} bids/s, demo writer {demo_writer:.0} rows/s"
+    ));
+    results.insert(
+        "original_demo".into(),
+        json!({
+            "records": demo_count,
+            "produce_flush_per_bid_per_s": demo_path,
+            "place_bid_ratio": rate(place.accepted, place.seconds) / demo_path.max(1e-9),
+            "insert_commit_per_row_per_s": demo_writer,
+        }),
+    );
     let outcome = |r: &Outcome<f64>| match r {
         Ok(seconds) => json!(rate(sizes.bids, *seconds)),
         Err(e) => json!(format!("not measured: {e}")),
@@ -2095,6 +2195,15 @@ pub fn table(report: &Value) -> String {
         "target 5000".into(),
         pct(num(&hot["bids_per_s"]) / 5000.0),
     );
+    let demo = &m["original_demo"];
+    if demo.is_object() {
+        row(
+            "   the demo's path, one caller: produce + flush per bid (bids/s)".into(),
+            format!("{:.0}", num(&demo["produce_flush_per_bid_per_s"])),
+            "1 / demo".into(),
+            format!("{:.0} ×", num(&demo["place_bid_ratio"])),
+        );
+    }
     let open = &m["open_loop_latency"];
     let p99 = |v: &Value| {
         format!(
@@ -2143,6 +2252,15 @@ pub fn table(report: &Value) -> String {
             "sink / limit".into(),
             pct(num(&sink["ratio"])),
         );
+        if kind == "mysql" && demo.is_object() {
+            let writer = num(&demo["insert_commit_per_row_per_s"]);
+            row(
+                "   the demo's writer: one INSERT + COMMIT per row (rows/s)".into(),
+                format!("{writer:.0}"),
+                "sink / demo".into(),
+                format!("{:.0} ×", num(&sink["rows_per_s"]) / writer.max(1e-9)),
+            );
+        }
     }
     row(
         "   bare consumer from tansu (rec/s)".into(),
