@@ -949,7 +949,11 @@ fn demo_produce(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>)]) -> 
     let started = Instant::now();
     for (i, (key, value)) in records.iter().enumerate() {
         producer
-            .send(BaseRecord::with_opaque_to(topic, i).key(key.as_bytes()).payload(&value[..]))
+            .send(
+                BaseRecord::with_opaque_to(topic, i)
+                    .key(key.as_bytes())
+                    .payload(&value[..]),
+            )
             .map_err(|(e, _)| format!("the demo-path producer: {e}"))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         let context = producer.context();
@@ -2081,8 +2085,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
          {demo_count} rows inserted one per commit"
     ));
     create_topic(&bootstrap, "bench-demo", sizes.partitions).await?;
-    let demo_records: Vec<(String, Vec<u8>)> =
-        records.iter().take(demo_count).cloned().collect();
+    let demo_records: Vec<(String, Vec<u8>)> = records.iter().take(demo_count).cloned().collect();
     let demo_bootstrap = bootstrap.clone();
     let demo_path = tokio::task::spawn_blocking(move || {
         demo_produce(&demo_bootstrap, "bench-demo", &demo_records)
