@@ -28,7 +28,6 @@ use auction_proto::v1::bid_service_client::BidServiceClient;
 use auction_proto::v1::{HighestBidRequest, PlaceBidRequest, WatchAuctionRequest};
 use auction_schemas::registry::{self, store::Store};
 use auction_schemas::{Bid, BidEncoder, BidId, BidInput, RegistrySettings};
-use chrono::{Datelike, Timelike};
 use hdrhistogram::Histogram;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -1036,18 +1035,6 @@ async fn mysql_limit(
     Ok(started.elapsed().as_secs_f64())
 }
 
-fn odbc_timestamp(ts: chrono::NaiveDateTime) -> odbc_api::sys::Timestamp {
-    odbc_api::sys::Timestamp {
-        year: i16::try_from(ts.year()).unwrap_or(i16::MAX),
-        month: ts.month() as u16,
-        day: ts.day() as u16,
-        hour: ts.hour() as u16,
-        minute: ts.minute() as u16,
-        second: ts.second() as u16,
-        fraction: ts.nanosecond() / 1000 * 1000,
-    }
-}
-
 fn odbc_error(context: &'static str) -> impl Fn(odbc_api::Error) -> String {
     move |e| format!("ODBC: {context}: {e}")
 }
@@ -1098,60 +1085,17 @@ fn odbc_limit(connection_string: &str, table: &str, bids: &[Bid], partitions: i3
             .into_column_inserter(chunk.len(), auction_sinks::target::odbc::bid_parameters())
             .map_err(odbc_error("cannot bind parameter arrays"))?;
         inserter.set_num_rows(chunk.len());
-        {
-            let mut column = inserter.column_mut(0).as_text().ok_or_else(mismatch)?;
-            for (i, bid) in chunk.iter().enumerate() {
-                column.set_cell(i, Some(bid.bid_id.to_string().as_bytes()));
-            }
-        }
-        {
-            let mut column = inserter.column_mut(1).as_text().ok_or_else(mismatch)?;
-            for (i, bid) in chunk.iter().enumerate() {
-                column.set_cell(i, Some(bid.auction_id.as_str().as_bytes()));
-            }
-        }
-        {
-            let mut column = inserter.column_mut(2).as_wide_text().ok_or_else(mismatch)?;
-            for (i, bid) in chunk.iter().enumerate() {
-                let wide: Vec<u16> = bid.name.as_str().encode_utf16().collect();
-                column.set_cell(i, Some(&wide));
-            }
-        }
-        {
-            let column = inserter
-                .column_mut(3)
-                .as_slice::<i32>()
-                .ok_or_else(mismatch)?;
-            for (i, bid) in chunk.iter().enumerate() {
-                column[i] = bid.price.get();
-            }
-        }
-        {
-            let column = inserter
-                .column_mut(4)
-                .as_slice::<odbc_api::sys::Timestamp>()
-                .ok_or_else(mismatch)?;
-            for (i, bid) in chunk.iter().enumerate() {
-                column[i] = odbc_timestamp(bid.bid_ts.get().naive_utc());
-            }
-        }
-        {
-            let column = inserter
-                .column_mut(5)
-                .as_slice::<i32>()
-                .ok_or_else(mismatch)?;
-            for (i, _) in chunk.iter().enumerate() {
-                column[i] = ((c * 1000 + i) as i64 % i64::from(partitions)) as i32;
-            }
-        }
-        {
-            let column = inserter
-                .column_mut(6)
-                .as_slice::<i64>()
-                .ok_or_else(mismatch)?;
-            for (i, _) in chunk.iter().enumerate() {
-                column[i] = (c * 1000 + i) as i64 / i64::from(partitions);
-            }
+        let rows: Vec<(&Bid, i32, i64)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, bid)| {
+                let n = (c * 1000 + i) as i64;
+                let partitions = i64::from(partitions);
+                (bid, (n % partitions) as i32, n / partitions)
+            })
+            .collect();
+        if !auction_sinks::target::odbc::fill_bid_columns(&mut inserter, &rows) {
+            return Err(mismatch());
         }
         inserter.execute().map_err(odbc_error("cannot insert"))?;
         connection.commit().map_err(odbc_error("cannot commit"))?;

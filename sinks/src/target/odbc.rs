@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 
 use super::sql::TableName;
 use super::{SinkRecord, Target, WriteOutcome};
-use auction_schemas::Secret;
+use auction_schemas::{Bid, Secret};
 
 /// Bids looked up per `IN (...)` query.
 const LOOKUP_CHUNK: usize = 200;
@@ -374,68 +374,16 @@ impl Worker {
             .into_column_inserter(rows.len(), bid_parameters())
             .map_err(OdbcError::new("cannot bind the insert's parameter arrays"))?;
         inserter.set_num_rows(rows.len());
-        let fill_error = || OdbcError {
-            context: "cannot fill the insert's parameter arrays",
-            message: "unexpected buffer type".to_owned(),
-            sqlstate: None,
-        };
-        {
-            let mut column = inserter.column_mut(0).as_text().ok_or_else(fill_error)?;
-            for (i, r) in rows.iter().enumerate() {
-                column.set_cell(i, Some(r.bid.bid_id.to_string().as_bytes()));
-            }
-        }
-        {
-            let mut column = inserter.column_mut(1).as_text().ok_or_else(fill_error)?;
-            for (i, r) in rows.iter().enumerate() {
-                column.set_cell(i, Some(r.bid.auction_id.as_str().as_bytes()));
-            }
-        }
-        {
-            let mut column = inserter
-                .column_mut(2)
-                .as_wide_text()
-                .ok_or_else(fill_error)?;
-            for (i, r) in rows.iter().enumerate() {
-                let wide: Vec<u16> = r.bid.name.as_str().encode_utf16().collect();
-                column.set_cell(i, Some(&wide));
-            }
-        }
-        {
-            let column = inserter
-                .column_mut(3)
-                .as_slice::<i32>()
-                .ok_or_else(fill_error)?;
-            for (i, r) in rows.iter().enumerate() {
-                column[i] = r.bid.price.get();
-            }
-        }
-        {
-            let column = inserter
-                .column_mut(4)
-                .as_slice::<odbc_api::sys::Timestamp>()
-                .ok_or_else(fill_error)?;
-            for (i, r) in rows.iter().enumerate() {
-                column[i] = odbc_timestamp(r.bid.bid_ts.get().naive_utc());
-            }
-        }
-        {
-            let column = inserter
-                .column_mut(5)
-                .as_slice::<i32>()
-                .ok_or_else(fill_error)?;
-            for (i, r) in rows.iter().enumerate() {
-                column[i] = r.position.partition;
-            }
-        }
-        {
-            let column = inserter
-                .column_mut(6)
-                .as_slice::<i64>()
-                .ok_or_else(fill_error)?;
-            for (i, r) in rows.iter().enumerate() {
-                column[i] = r.position.offset;
-            }
+        let rows: Vec<(&Bid, i32, i64)> = rows
+            .iter()
+            .map(|r| (&r.bid, r.position.partition, r.position.offset))
+            .collect();
+        if !fill_bid_columns(&mut inserter, &rows) {
+            return Err(OdbcError {
+                context: "cannot fill the insert's parameter arrays",
+                message: "unexpected buffer type".to_owned(),
+                sqlstate: None,
+            });
         }
         inserter
             .execute()
@@ -535,6 +483,65 @@ impl Worker {
         }
         Ok(rows)
     }
+}
+
+/// Fills the parameter arrays of an insert made by [`insert_sql`] (one row per array element)
+/// and bound with [`bid_parameters`] with `rows`: each bid with its partition and offset.
+/// Returns false when a buffer is not of the bound type.
+pub fn fill_bid_columns<S: odbc_api::handles::AsStatementRef>(
+    inserter: &mut odbc_api::ColumnarBulkInserter<
+        S,
+        WithDataType<odbc_api::buffers::BoxColumnBuffer>,
+    >,
+    rows: &[(&Bid, i32, i64)],
+) -> bool {
+    let Some(mut column) = inserter.column_mut(0).as_text() else {
+        return false;
+    };
+    for (i, (bid, _, _)) in rows.iter().enumerate() {
+        column.set_cell(i, Some(bid.bid_id.to_string().as_bytes()));
+    }
+    let Some(mut column) = inserter.column_mut(1).as_text() else {
+        return false;
+    };
+    for (i, (bid, _, _)) in rows.iter().enumerate() {
+        column.set_cell(i, Some(bid.auction_id.as_str().as_bytes()));
+    }
+    let Some(mut column) = inserter.column_mut(2).as_wide_text() else {
+        return false;
+    };
+    for (i, (bid, _, _)) in rows.iter().enumerate() {
+        let wide: Vec<u16> = bid.name.as_str().encode_utf16().collect();
+        column.set_cell(i, Some(&wide));
+    }
+    let Some(column) = inserter.column_mut(3).as_slice::<i32>() else {
+        return false;
+    };
+    for (cell, (bid, _, _)) in column.iter_mut().zip(rows) {
+        *cell = bid.price.get();
+    }
+    let Some(column) = inserter
+        .column_mut(4)
+        .as_slice::<odbc_api::sys::Timestamp>()
+    else {
+        return false;
+    };
+    for (cell, (bid, _, _)) in column.iter_mut().zip(rows) {
+        *cell = odbc_timestamp(bid.bid_ts.get().naive_utc());
+    }
+    let Some(column) = inserter.column_mut(5).as_slice::<i32>() else {
+        return false;
+    };
+    for (cell, (_, partition, _)) in column.iter_mut().zip(rows) {
+        *cell = *partition;
+    }
+    let Some(column) = inserter.column_mut(6).as_slice::<i64>() else {
+        return false;
+    };
+    for (cell, (_, _, offset)) in column.iter_mut().zip(rows) {
+        *cell = *offset;
+    }
+    true
 }
 
 fn odbc_timestamp(ts: NaiveDateTime) -> odbc_api::sys::Timestamp {
