@@ -1624,18 +1624,21 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     let bootstrap = tansu.bootstrap.clone();
     let mut results = serde_json::Map::new();
 
+    let start_service = |topic: &'static str, stop: CancellationToken| {
+        start_bid_service(
+            &bootstrap,
+            &registry_url,
+            topic,
+            sizes.partitions,
+            &args.kafka_properties,
+            stop,
+        )
+    };
+
     // 1 and 3: PlaceBid, closed loop, then one hot auction.
     progress.say("1. PlaceBid over gRPC, closed loop, against tansu");
     let place_stop = shutdown.child_token();
-    let service = start_bid_service(
-        &bootstrap,
-        &registry_url,
-        "bench-place",
-        sizes.partitions,
-        &args.kafka_properties,
-        place_stop.clone(),
-    )
-    .await?;
+    let service = start_service("bench-place", place_stop.clone()).await?;
     let place = closed_loop(
         service.grpc_addr,
         sizes.callers,
@@ -1789,24 +1792,8 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     let db = mysql_connect(&args.database_url).await?;
     let latency_table = format!("bench_latency_{stamp}");
     let replicas_stop = shutdown.child_token();
-    let replica_a = start_bid_service(
-        &bootstrap,
-        &registry_url,
-        "bench-latency",
-        sizes.partitions,
-        &args.kafka_properties,
-        replicas_stop.clone(),
-    )
-    .await?;
-    let replica_b = start_bid_service(
-        &bootstrap,
-        &registry_url,
-        "bench-latency",
-        sizes.partitions,
-        &args.kafka_properties,
-        replicas_stop.clone(),
-    )
-    .await?;
+    let replica_a = start_service("bench-latency", replicas_stop.clone()).await?;
+    let replica_b = start_service("bench-latency", replicas_stop.clone()).await?;
     let sink_stop = CancellationToken::new();
     let latency_sink = sink_cli(
         &bootstrap,
