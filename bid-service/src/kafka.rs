@@ -161,22 +161,6 @@ impl KafkaBidProducer {
         })
     }
 
-    /// Loads the topic's partition leaders into the producer before the first bid, so that the
-    /// first bids after start do not wait for a metadata round (and its retry backoff).
-    pub async fn warm_up(&self, timeout: Duration) -> Result<(), String> {
-        let producer = self.producer.clone();
-        let topic = self.topic.clone();
-        tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(Some(&topic), timeout)
-                .map(|_| ())
-                .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))
-        })
-        .await
-        .map_err(|e| format!("the metadata task failed: {e}"))?
-    }
-
     /// Hands the record to the producer without waiting; the future resolves on acknowledgement.
     /// The key is the auction id, so that the bids of one auction keep their order in one partition.
     pub fn enqueue(&self, bid: &Bid, payload: &[u8]) -> Result<DeliveryFuture, EnqueueError> {

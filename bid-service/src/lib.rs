@@ -156,10 +156,6 @@ pub async fn spawn(
     let producer =
         KafkaBidProducer::new(&settings.kafka, &settings.topic, settings.delivery_timeout)
             .map_err(|e| StartError(e.0))?;
-    producer
-        .warm_up(Duration::from_secs(10))
-        .await
-        .map_err(StartError)?;
     let encoder = BidEncoder::new(&settings.registry, &settings.topic)
         .map_err(|e| StartError(e.to_string()))?;
     let decoder = BidDecoder::new(&settings.registry).map_err(|e| StartError(e.to_string()))?;
