@@ -32,7 +32,8 @@ use crate::tailer::AppliedOffsets;
 /// Time kept back from the client's deadline to send the answer.
 const ANSWER_MARGIN: Duration = Duration::from_millis(20);
 
-/// How long an acknowledged bid waits for the tailer before the answer goes out anyway.
+/// How long an acknowledged bid waits to be read back from the log before the call answers
+/// UNAVAILABLE instead of OK.
 const APPLY_WAIT: Duration = Duration::from_secs(2);
 
 /// The parts the API works with.
@@ -206,18 +207,50 @@ impl BidApi {
             }
         };
         metrics::histogram!("bid_service_produce_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("bid_service_bids_accepted_total").increment(1);
-        let logged = LoggedBid {
-            bid,
-            partition: acknowledged.partition,
-            offset: acknowledged.offset,
-        };
         let acknowledged_at = Instant::now();
-        self.applied
-            .wait_applied(acknowledged.partition, acknowledged.offset, APPLY_WAIT)
+        let read_back = self
+            .applied
+            .wait_for_bid(
+                &self.book,
+                &bid.bid_id,
+                acknowledged.partition,
+                acknowledged.offset,
+                APPLY_WAIT,
+            )
             .await;
         metrics::histogram!("bid_service_apply_wait_seconds")
             .record(acknowledged_at.elapsed().as_secs_f64());
+        let Some(logged) = read_back else {
+            // The broker acknowledged a bid that the log does not hold where it said (or at all,
+            // within the bound): answering OK could acknowledge a bid that is not in Kafka.
+            self.book.release(&bid);
+            metrics::counter!("bid_service_bids_rejected_total", "reason" => "not_readable")
+                .increment(1);
+            tracing::warn!(
+                bid_id = %bid.bid_id,
+                partition = acknowledged.partition,
+                offset = acknowledged.offset,
+                "Kafka acknowledged a bid that the log does not hold where it said"
+            );
+            return Err(Status::unavailable(format!(
+                "Kafka acknowledged the bid (partition {}, offset {}) but it could not be read back \
+                 from the log within {} s, so it may not have been placed; retry with the same request_id",
+                acknowledged.partition,
+                acknowledged.offset,
+                APPLY_WAIT.as_secs()
+            )));
+        };
+        if (logged.partition, logged.offset) != (acknowledged.partition, acknowledged.offset) {
+            tracing::warn!(
+                bid_id = %bid.bid_id,
+                acknowledged_partition = acknowledged.partition,
+                acknowledged_offset = acknowledged.offset,
+                partition = logged.partition,
+                offset = logged.offset,
+                "a bid was read back at another position than Kafka acknowledged; answering with where it is"
+            );
+        }
+        metrics::counter!("bid_service_bids_accepted_total").increment(1);
         Ok(self.accepted(&logged, false))
     }
 

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auction_schemas::{BidDecoder, LogPosition};
+use auction_schemas::{BidDecoder, BidId, LogPosition};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -56,19 +56,41 @@ impl AppliedOffsets {
         self.partitions.get(partition).map_or(0, |p| *p.borrow())
     }
 
-    /// Waits until the record at `offset` of `partition` has been applied, at most `timeout`.
-    /// Returns whether it was.
-    pub async fn wait_applied(&self, partition: i32, offset: i64, timeout: Duration) -> bool {
-        let Some(sender) = usize::try_from(partition)
+    /// Waits, at most `timeout`, until the tailer has read the bid `bid_id` from `partition`, and
+    /// returns it as read: at the position where the log holds it. `acknowledged_offset` is where
+    /// the broker said it wrote the bid (negative when the acknowledgement carried no position):
+    /// once the tailer has applied that offset without finding the bid, waiting longer is
+    /// pointless and the answer is `None`, as it is when the time is up.
+    ///
+    /// This is what makes an OK trustworthy: the position a `PlaceBid` answer reports is the one
+    /// the tailer read the bid at, never only the broker's word for it.
+    pub async fn wait_for_bid(
+        &self,
+        book: &AuctionBook,
+        bid_id: &BidId,
+        partition: i32,
+        acknowledged_offset: i64,
+        timeout: Duration,
+    ) -> Option<Arc<LoggedBid>> {
+        let sender = usize::try_from(partition)
             .ok()
-            .and_then(|p| self.partitions.get(p))
-        else {
-            return false;
-        };
+            .and_then(|p| self.partitions.get(p))?;
+        // Subscribed before the first look, so that a bid applied right after it still wakes us.
         let mut receiver = sender.subscribe();
-        tokio::time::timeout(timeout, receiver.wait_for(|next| *next > offset))
-            .await
-            .is_ok_and(|waited| waited.is_ok())
+        let search = async {
+            loop {
+                if let Some(found) = book.find_bid(bid_id) {
+                    return Some(found);
+                }
+                if acknowledged_offset >= 0 && *receiver.borrow_and_update() > acknowledged_offset {
+                    return None;
+                }
+                if receiver.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, search).await.ok().flatten()
     }
 }
 

@@ -108,21 +108,35 @@ async fn failed_produce_requests_are_retried_without_duplicates() {
         .mock_cluster()
         .request_errors(RDKafkaApiKey::Produce, &errors);
     let mut accepted = HashSet::new();
+    let mut unavailable = 0;
     for auction in 0..5 {
         let calls = (1..=10).map(|price| {
             let mut client = service.client.clone();
             async move {
-                client
-                    .place_bid(PlaceBidRequest {
-                        auction_id: format!("retry-{auction}"),
-                        name: format!("bidder-{price}"),
-                        price,
-                        request_id: String::new(),
-                    })
-                    .await
+                // A client as the service asks for: UNAVAILABLE is retried with the same
+                // request_id, which returns the first outcome or places the bid once.
+                let request_id = uuid::Uuid::new_v4().to_string();
+                let mut refusals = 0;
+                loop {
+                    let outcome = client
+                        .place_bid(PlaceBidRequest {
+                            auction_id: format!("retry-{auction}"),
+                            name: format!("bidder-{price}"),
+                            price,
+                            request_id: request_id.clone(),
+                        })
+                        .await;
+                    match outcome {
+                        Err(status) if status.code() == Code::Unavailable && refusals < 5 => {
+                            refusals += 1;
+                        }
+                        other => return (other, refusals),
+                    }
+                }
             }
         });
-        for outcome in futures::future::join_all(calls).await {
+        for (outcome, refusals) in futures::future::join_all(calls).await {
+            unavailable += refusals;
             match outcome {
                 Ok(response) => {
                     accepted.insert(response.into_inner().bid.expect("bid").bid_id);
@@ -131,6 +145,10 @@ async fn failed_produce_requests_are_retried_without_duplicates() {
             }
         }
     }
+    println!(
+        "{} bids accepted, {unavailable} UNAVAILABLE answers retried",
+        accepted.len()
+    );
     assert!(!accepted.is_empty());
     let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
     let ids: Vec<String> = log.iter().map(|(b, _, _)| b.bid_id.to_string()).collect();
@@ -148,6 +166,195 @@ async fn failed_produce_requests_are_retried_without_duplicates() {
         total
     };
     assert_eq!(total, accepted.len() as u64);
+    service.stop().await;
+}
+
+/// The cause of a lost acknowledgement, with rdkafka and the mock cluster only (no product code).
+///
+/// Produce request R1 carries record A and fails with REQUEST_TIMED_OUT ("may have been
+/// written"); R2, sent while R1 was in flight, carries B and succeeds. A real broker refuses R2
+/// (OUT_OF_ORDER_SEQUENCE_NUMBER: A's sequence numbers were never appended), but the mock cluster
+/// checks sequence numbers only for transactional producers, so it appends B. librdkafka then
+/// concludes from R2's success that A was written too ("implicitly acked") and reports A as
+/// delivered, without an offset. A is not in the log. If this test ever fails, the mock cluster
+/// (or librdkafka) has changed; the service's guard (an OK only for a bid read back from the log)
+/// stays either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_cluster_acknowledges_an_idempotent_batch_it_never_appended() {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("phantom", 1, 1).expect("topic");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "0")
+        // The retry of R1 must not overtake R2's acknowledgement.
+        .set("retry.backoff.ms", "2000")
+        .set("retry.backoff.max.ms", "2000")
+        .create()
+        .expect("producer");
+    let send = |payload: &'static str| {
+        producer.send(
+            FutureRecord::<str, str>::to("phantom").payload(payload),
+            Duration::from_secs(30),
+        )
+    };
+    let first = send("warm-up").await.expect("warm-up delivered");
+    assert_eq!(first.offset, 0);
+
+    cluster
+        .broker_round_trip_time(1, Duration::from_millis(500))
+        .expect("slow broker");
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT],
+    );
+    let a = {
+        let producer = producer.clone();
+        tokio::spawn(async move {
+            producer
+                .send(
+                    FutureRecord::<str, str>::to("phantom").payload("A"),
+                    Duration::from_secs(30),
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let b = send("B").await.expect("B delivered");
+    let a = a.await.expect("task").expect("A reported as delivered");
+    println!(
+        "delivery reports: A at offset {}, B at offset {}",
+        a.offset, b.offset
+    );
+    cluster
+        .broker_round_trip_time(1, Duration::ZERO)
+        .expect("fast broker");
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("group.id", "phantom-reader")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["phantom"]).expect("subscribe");
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => log.push((
+                message.offset(),
+                String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+            )),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        log,
+        vec![(0, "warm-up".to_owned()), (1, "B".to_owned())],
+        "A was reported delivered (offset {}) but the log does not hold it",
+        a.offset
+    );
+    assert!(
+        a.offset < 0,
+        "the implicit acknowledgement carries no offset: {}",
+        a.offset
+    );
+}
+
+/// The same fault through the service: Kafka reports bid A delivered although the log never holds
+/// it. The caller gets UNAVAILABLE, never OK; a retry with the same request_id then gets the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bid_acknowledged_but_not_readable_in_the_log_is_unavailable_never_ok() {
+    let backend = Backend::mock().await;
+    let mut settings = backend.settings();
+    settings.kafka.set("retry.backoff.ms", "2000");
+    settings.kafka.set("retry.backoff.max.ms", "2000");
+    let mut service = Service::start(settings).await;
+    let bid = |price: i64, request_id: &str| {
+        let mut request = tonic::Request::new(PlaceBidRequest {
+            auction_id: "phantom".into(),
+            name: format!("bidder-{price}"),
+            price,
+            request_id: request_id.to_owned(),
+        });
+        request.set_timeout(Duration::from_secs(10));
+        request
+    };
+    let warm_up = service
+        .client
+        .place_bid(bid(5, ""))
+        .await
+        .expect("warm-up accepted")
+        .into_inner();
+
+    backend
+        .mock_cluster()
+        .broker_round_trip_time(1, Duration::from_millis(500))
+        .expect("slow broker");
+    backend.mock_cluster().request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT],
+    );
+    let request_a = uuid::Uuid::new_v4().to_string();
+    let mut client = service.client.clone();
+    let first = bid(10, &request_a);
+    let a = tokio::spawn(async move { client.place_bid(first).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let b = service
+        .client
+        .place_bid(bid(20, ""))
+        .await
+        .expect("B accepted")
+        .into_inner();
+    let refused = a.await.expect("task").expect_err("A must not be OK");
+    backend
+        .mock_cluster()
+        .broker_round_trip_time(1, Duration::ZERO)
+        .expect("fast broker");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("Kafka acknowledged the bid")
+            && refused.message().contains("retry with the same request_id"),
+        "{}",
+        refused.message()
+    );
+
+    // The fault really happened: Kafka acknowledged A (the message above says so, and only the
+    // path after a successful delivery report writes it), and the log does not hold A.
+    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    let prices: Vec<i32> = log.iter().map(|(b, _, _)| b.price.get()).collect();
+    assert_eq!(
+        prices,
+        vec![5, 20],
+        "the log holds the warm-up bid and B only"
+    );
+    let b_bid = b.bid.expect("bid");
+    assert!(
+        log.iter().any(
+            |(bid, partition, offset)| bid.bid_id.to_string() == b_bid.bid_id
+                && (*partition, *offset) == (b_bid.partition, b_bid.offset)
+        ),
+        "B is readable where its answer says"
+    );
+    assert!(warm_up.bid.is_some());
+
+    // The retry gets the truth: A was never placed, and 10 no longer beats 20.
+    let retried = service
+        .client
+        .place_bid(bid(10, &request_a))
+        .await
+        .expect_err("10 does not beat 20");
+    assert_eq!(retried.code(), Code::FailedPrecondition, "{retried:?}");
+    let (highest, _, count) = service.highest("phantom").await;
+    assert_eq!((highest, count), (Some(20), 2));
     service.stop().await;
 }
 
