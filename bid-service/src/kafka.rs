@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use auction_schemas::Bid;
+use auction_schemas::kafka_startup::{ErrorRecordingContext, check_connection, wait_for_metadata};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaProperties;
 
@@ -28,69 +28,6 @@ fn client_config(properties: &KafkaProperties) -> ClientConfig {
     }
     config
 }
-
-/// Remembers the last error librdkafka reported, so that a start-up failure can say why (an
-/// untrusted certificate, failed authentication, an unknown host) instead of only timing out.
-#[derive(Debug, Default)]
-pub struct ErrorRecordingContext {
-    last_error: std::sync::Mutex<Option<String>>,
-}
-
-impl ErrorRecordingContext {
-    fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// An error that waiting will not cure: TLS or authentication.
-    fn fatal_error(&self) -> Option<String> {
-        self.last_error().filter(|e| {
-            let e = e.to_ascii_lowercase();
-            ["ssl", "certificate", "sasl", "authentication"]
-                .iter()
-                .any(|word| e.contains(word))
-        })
-    }
-
-    fn explain(&self, what: &str) -> String {
-        match self.last_error() {
-            Some(error) => format!("{what}; Kafka said: {error}"),
-            None => format!("{what}; is Kafka reachable?"),
-        }
-    }
-}
-
-impl ErrorRecordingContext {
-    fn record(&self, message: &str) {
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message.to_owned());
-    }
-}
-
-impl ClientContext for ErrorRecordingContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "Kafka client error");
-        self.record(reason);
-    }
-
-    // librdkafka reports connection failures (TLS handshakes, authentication) through its log,
-    // from its own threads; errors reach `error` only when the main queue is polled.
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        use rdkafka::config::RDKafkaLogLevel;
-        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
-            tracing::warn!(facility, message, "Kafka client");
-            self.record(message);
-        } else {
-            tracing::debug!(facility, message, "Kafka client");
-        }
-    }
-}
-
-impl ConsumerContext for ErrorRecordingContext {}
 
 /// Sets a property unless the user set it.
 fn set_default(config: &mut ClientConfig, name: &str, value: &str) {
@@ -214,7 +151,10 @@ pub async fn ensure_topic(
     partitions: i32,
     replication: i32,
 ) -> Result<i32, KafkaSetupError> {
-    check_connection(properties).await?;
+    // Start-up is not cancelled by a signal (it is bounded by the connect timeout).
+    check_connection(&client_config(properties), &CancellationToken::new())
+        .await
+        .map_err(KafkaSetupError)?;
     if create {
         let admin: AdminClient<ErrorRecordingContext> = client_config(properties)
             .create_with_context(ErrorRecordingContext::default())
@@ -258,18 +198,6 @@ pub async fn ensure_topic(
     partition_count(properties, topic).await
 }
 
-/// Connects to the cluster once, so that an unreachable broker, an untrusted certificate or failed
-/// authentication is reported at start with librdkafka's reason.
-async fn check_connection(properties: &KafkaProperties) -> Result<(), KafkaSetupError> {
-    wait_for_metadata(
-        properties,
-        None,
-        |_| Some(()),
-        "cannot reach Kafka within 30 s".to_owned(),
-    )
-    .await
-}
-
 async fn partition_count(
     properties: &KafkaProperties,
     topic: &str,
@@ -283,50 +211,15 @@ async fn partition_count(
             .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX))
     };
     let missing = format!("topic {topic} does not exist (create it, or let the service create it)");
-    wait_for_metadata(properties, Some(topic.to_owned()), partitions, missing).await
-}
-
-/// Asks the cluster for metadata (of one topic, or of the cluster) until `pick` finds what it
-/// needs, for at most 30 s. Stops early, with librdkafka's reason, on an error that waiting will
-/// not cure (TLS, authentication); says `missing` when the cluster answers without it.
-async fn wait_for_metadata<T: Send + 'static>(
-    properties: &KafkaProperties,
-    topic: Option<String>,
-    pick: impl Fn(&rdkafka::metadata::Metadata) -> Option<T> + Send + 'static,
-    missing: String,
-) -> Result<T, KafkaSetupError> {
-    let consumer = metadata_consumer(properties)?;
-    tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let outcome = consumer.fetch_metadata(topic.as_deref(), Duration::from_secs(1));
-            if let Some(found) = outcome.as_ref().ok().and_then(&pick) {
-                return Ok(found);
-            }
-            // Polling delivers librdkafka's logs and errors to the context (and paces the loop).
-            let _ = consumer.poll(Duration::from_millis(200));
-            if let Some(error) = consumer.context().fatal_error() {
-                return Err(KafkaSetupError(format!("cannot connect to Kafka: {error}")));
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(KafkaSetupError(match outcome {
-                    Err(e) => consumer.context().explain(&format!("{missing}: {e}")),
-                    Ok(_) => missing,
-                }));
-            }
-        }
-    })
+    wait_for_metadata(
+        &client_config(properties),
+        &CancellationToken::new(),
+        Some(topic.to_owned()),
+        partitions,
+        missing,
+    )
     .await
-    .map_err(|e| KafkaSetupError(format!("the metadata task failed: {e}")))?
-}
-
-fn metadata_consumer(
-    properties: &KafkaProperties,
-) -> Result<BaseConsumer<ErrorRecordingContext>, KafkaSetupError> {
-    client_config(properties)
-        .set("group.id", "bid-service-metadata")
-        .create_with_context(ErrorRecordingContext::default())
-        .map_err(|e| KafkaSetupError(format!("cannot create a Kafka consumer: {e}")))
+    .map_err(KafkaSetupError)
 }
 
 /// The consumer configuration of the log tailer: no group membership and no commits (every

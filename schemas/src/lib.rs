@@ -9,10 +9,18 @@
 //! - [`codec`] - encode and decode through a registry, validating both ways.
 //! - [`registry`] - the schema registry server (the REST subset Confluent clients use).
 //! - [`secret`] - a string type that never prints its value.
+//! - [`service`] - process plumbing of every binary: logs, metrics, signals, readiness, and the
+//!   `KAFKA_*` environment as librdkafka properties.
+//! - `kafka_startup` (feature `kafka`) - connecting to Kafka at start, failing with librdkafka's
+//!   reason (TLS, SASL) instead of retrying forever.
+//! - `testing` (feature `testing`) - the integration tests' kit: Apache Kafka on free ports (with a
+//!   SASL_SSL listener when asked), a registry, the demo's Python producer.
 
 pub mod codec;
 pub mod domain;
 pub mod event;
+#[cfg(feature = "kafka")]
+pub mod kafka_startup;
 pub mod registry;
 pub mod secret;
 pub mod service;

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auction_schemas::kafka_startup::check_connection;
 use auction_schemas::service::Readiness;
 use auction_schemas::{BidDecoder, LogPosition, RegistrySettings};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -82,6 +83,9 @@ pub enum SinkError {
     /// The schema registry settings are unusable.
     #[error("{0}")]
     Registry(String),
+    /// Kafka refused the connection at start (TLS, authentication) or could not be reached.
+    #[error("{0}")]
+    Connect(String),
 }
 
 /// Counts of what a run did, for logs and tests.
@@ -104,6 +108,18 @@ pub async fn run<T: Target>(
     shutdown: CancellationToken,
 ) -> Result<RunSummary, SinkError> {
     let kind = target.kind();
+    // A wrong password, an untrusted certificate or an unknown mechanism stops the sink here,
+    // with librdkafka's reason, instead of a consumer that retries forever.
+    // Stopping (SIGTERM) while it waits is a clean exit.
+    let client = settings
+        .kafka
+        .consumer_config(&format!("auction-sink-{kind}"));
+    if let Err(error) = check_connection(&client, &shutdown).await {
+        if shutdown.is_cancelled() {
+            return Ok(RunSummary::default());
+        }
+        return Err(SinkError::Connect(error));
+    }
     let decoder =
         BidDecoder::new(&settings.registry).map_err(|e| SinkError::Registry(e.to_string()))?;
     let dead_letters =

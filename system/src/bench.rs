@@ -1,16 +1,16 @@
 //! `auction bench`: every path of the product measured in one run, each beside the limit of what
 //! it stands on, measured in the same run on the same machine.
 //!
-//! 1. `PlaceBid` over gRPC with N concurrent callers (closed loop) against tansu: bids/s and
+//! 1. `PlaceBid` over gRPC with N concurrent callers (closed loop) against Apache Kafka: bids/s and
 //!    p50/p99/p999.
-//! 2. A bare idempotent rdkafka producer into the same tansu with the same records (this also
+//! 2. A bare idempotent rdkafka producer into the same Apache Kafka broker with the same records (this also
 //!    fills the topic that 5 and 6 read), and the ratio 1/2.
 //! 3. One hot auction: every bid on one auction.
 //! 4. Open loop at a fixed offered rate: `PlaceBid` latency, `PlaceBid` OK → `WatchAuction` update
 //!    on a second replica, and → the row in MariaDB (the MySQL sink running).
 //! 5. Each sink's rows/s from the pre-filled topic, beside its target's own limit (multi-row
 //!    inserts through one MariaDB connection, psqlODBC array inserts, plain buffered file
-//!    writes) and a bare consumer's rate from tansu.
+//!    writes) and a bare consumer's rate from Apache Kafka.
 //! 6. Replay: a bid service in a child process rebuilds its state from the pre-filled topic; its
 //!    time and RSS (from `/proc/self/status`). Also against librdkafka's mock cluster.
 //!
@@ -27,6 +27,7 @@ use auction_bid_service::Settings;
 use auction_proto::v1::bid_service_client::BidServiceClient;
 use auction_proto::v1::{HighestBidRequest, PlaceBidRequest, WatchAuctionRequest};
 use auction_schemas::registry::{self, store::Store};
+use auction_schemas::testing::Kafka;
 use auction_schemas::{Bid, BidEncoder, BidId, BidInput, RegistrySettings};
 use hdrhistogram::Histogram;
 use rdkafka::ClientConfig;
@@ -100,9 +101,6 @@ pub struct BenchArgs {
     /// (repeatable), e.g. `fetch.wait.max.ms=10` to see what the tailer's fetch wait costs.
     #[arg(long = "kafka-property", value_name = "NAME=VALUE", value_parser = parse_property)]
     pub kafka_properties: Vec<(String, String)>,
-    /// The tansu binary [default: `tansu` on PATH, then ~/.cargo/bin/tansu].
-    #[arg(long, env = "TANSU_BIN")]
-    pub tansu: Option<PathBuf>,
     /// Where the JSON results are written.
     #[arg(long, default_value = "target/bench/results.json")]
     pub out: PathBuf,
@@ -289,98 +287,9 @@ fn latency_json(histogram: &Histogram<u64>) -> Value {
     })
 }
 
-/// A tansu broker with in-memory storage, killed when dropped.
-#[derive(Debug)]
-struct TansuBroker {
-    child: std::process::Child,
-    bootstrap: String,
-    version: String,
-}
-
-impl TansuBroker {
-    fn locate(explicit: Option<&Path>) -> Outcome<PathBuf> {
-        if let Some(path) = explicit {
-            return Ok(path.to_owned());
-        }
-        let on_path = std::env::var_os("PATH")
-            .map(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|dir| dir.join("tansu"))
-                    .find(|candidate| candidate.is_file())
-            })
-            .unwrap_or_default();
-        let in_home = std::env::var_os("HOME")
-            .map(|home| PathBuf::from(home).join(".cargo/bin/tansu"))
-            .filter(|candidate| candidate.is_file());
-        on_path.or(in_home).ok_or_else(|| {
-            "tansu is not installed (looked at --tansu, PATH and ~/.cargo/bin/tansu); `.ci/test` installs it".to_owned()
-        })
-    }
-
-    fn start(explicit: Option<&Path>) -> Outcome<Self> {
-        let binary = Self::locate(explicit)?;
-        let version = std::process::Command::new(&binary)
-            .arg("--version")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::env::temp_dir().join(format!("auction-bench-tansu-{port}.log"));
-        let log_file = std::fs::File::create(&log)
-            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let child = std::process::Command::new(&binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut broker = Self {
-            child,
-            bootstrap: format!("127.0.0.1:{port}"),
-            version,
-        };
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(broker);
-            }
-            if let Ok(Some(status)) = broker.child.try_wait() {
-                let log = std::fs::read_to_string(&log).unwrap_or_default();
-                return Err(format!("tansu exited at start ({status}):\n{log}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!(
-            "tansu did not listen on {addr} within 30 s (log: {})",
-            log.display()
-        ))
-    }
-
-    /// The broker's resident memory, from /proc.
-    fn rss_mb(&self) -> f64 {
-        proc_status_kb(&format!("/proc/{}/status", self.child.id()), "VmRSS:") as f64 / 1024.0
-    }
-}
-
-impl Drop for TansuBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The resident memory of process `pid`, from /proc.
+fn rss_mb(pid: u32) -> f64 {
+    proc_status_kb(&format!("/proc/{pid}/status"), "VmRSS:") as f64 / 1024.0
 }
 
 fn proc_status_kb(path: &str, field: &str) -> u64 {
@@ -1608,8 +1517,11 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         sizes.rate,
         sizes.latency_seconds
     ));
-    let tansu = TansuBroker::start(args.tansu.as_deref())?;
-    progress.say(format!("tansu {} on {}", tansu.version, tansu.bootstrap));
+    let kafka = Kafka::try_start()?;
+    progress.say(format!(
+        "Apache Kafka {} on {}",
+        kafka.version, kafka.bootstrap
+    ));
     let shutdown = CancellationToken::new();
     let _stop_on_exit = shutdown.clone().drop_guard();
     let (registry_addr, _registry) = registry::spawn(
@@ -1621,7 +1533,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     .await
     .map_err(|e| format!("cannot start the schema registry: {e}"))?;
     let registry_url = format!("http://{registry_addr}");
-    let bootstrap = tansu.bootstrap.clone();
+    let bootstrap = kafka.bootstrap.clone();
     let mut results = serde_json::Map::new();
 
     let start_service = |topic: &'static str, stop: CancellationToken| {
@@ -1636,7 +1548,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     };
 
     // 1 and 3: PlaceBid, closed loop, then one hot auction.
-    progress.say("1. PlaceBid over gRPC, closed loop, against tansu");
+    progress.say("1. PlaceBid over gRPC, closed loop, against Apache Kafka");
     let place_stop = shutdown.child_token();
     let service = start_service("bench-place", place_stop.clone()).await?;
     let place = closed_loop(
@@ -1718,8 +1630,12 @@ async fn run(args: BenchArgs) -> Outcome<()> {
             outcome
         }
     };
-    let (produce_seconds, log_order) =
-        produce(bootstrap.clone(), prefill_topic, "bare producer → tansu").await?;
+    let (produce_seconds, log_order) = produce(
+        bootstrap.clone(),
+        prefill_topic,
+        "bare producer → Apache Kafka",
+    )
+    .await?;
     // The targets' limits write the records in the order a sink reads them (partition by
     // partition), which is what decides how scattered the index inserts are.
     let log_ordered_bids: Arc<Vec<Bid>> =
@@ -1742,8 +1658,8 @@ async fn run(args: BenchArgs) -> Outcome<()> {
             outcome
         }
     };
-    progress.say("   bare consumer from tansu (what bounds the sinks and replay)");
-    let consume_seconds = consume(bootstrap.clone(), "bare consumer ← tansu").await?;
+    progress.say("   bare consumer from Apache Kafka (what bounds the sinks and replay)");
+    let consume_seconds = consume(bootstrap.clone(), "bare consumer ← Apache Kafka").await?;
 
     // The same against librdkafka's mock cluster, for comparison; a failure there is reported,
     // not fatal.
@@ -1773,7 +1689,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     results.insert(
         "bare_producer".into(),
         json!({
-            "broker": "tansu",
+            "broker": "kafka",
             "records": sizes.bids,
             "record_bytes": record_bytes,
             "seconds": produce_seconds,
@@ -1834,7 +1750,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         latency["mysql_row"]["p99_ms"]
     ));
     results.insert("open_loop_latency".into(), latency);
-    let tansu_rss_after_bids = tansu.rss_mb();
+    let kafka_rss_after_bids = rss_mb(kafka.pid());
 
     // 5: each sink from the pre-filled topic, beside its target's own limit.
     progress.say(format!(
@@ -1979,16 +1895,16 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     results.insert(
         "bare_consumer".into(),
         json!({
-            "broker": "tansu",
+            "broker": "kafka",
             "records": sizes.bids,
             "seconds": consume_seconds,
             "records_per_s": rate(sizes.bids, consume_seconds),
         }),
     );
 
-    // 6: replay, in a child process, from tansu and from the mock cluster.
+    // 6: replay, in a child process, from Apache Kafka and from the mock cluster.
     progress.say(format!(
-        "6. replay of {} bids over {} auctions in a child process, from tansu",
+        "6. replay of {} bids over {} auctions in a child process, from Apache Kafka",
         sizes.bids, sizes.auctions
     ));
     let mut replay = replay_in_child(&bootstrap, &registry_url, prefill_topic, &sizes).await?;
@@ -2005,7 +1921,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         json!({ "error": "not measured: the mock cluster could not serve the topic" })
     };
     if let Value::Object(map) = &mut replay {
-        map.insert("broker".into(), json!("tansu"));
+        map.insert("broker".into(), json!("kafka"));
     }
     results.insert("replay".into(), replay);
 
@@ -2054,13 +1970,13 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         }),
     );
     drop(mock);
-    results.insert("tansu_rss_mb".into(), json!(tansu_rss_after_bids));
+    results.insert("kafka_rss_mb".into(), json!(kafka_rss_after_bids));
 
     let report = json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "quick": args.quick,
         "machine": machine(),
-        "broker": format!("tansu {} (memory storage), same machine; mock cluster where marked", tansu.version),
+        "broker": format!("Apache Kafka {} (one KRaft node, JVM heap up to 512 MiB), same machine; mock cluster where marked", kafka.version),
         "sizes": {
             "bids": sizes.bids, "auctions": sizes.auctions, "place_bids": sizes.place_bids,
             "callers": sizes.callers, "hot_bids": sizes.hot_bids, "hot_callers": sizes.hot_callers,
@@ -2075,7 +1991,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
     println!("{}", table(&report));
     println!("JSON: {}", args.out.display());
-    drop(tansu);
+    drop(kafka);
     Ok(())
 }
 
@@ -2197,7 +2113,7 @@ pub fn table(report: &Value) -> String {
         }
     }
     row(
-        "   bare consumer from tansu (rec/s)".into(),
+        "   bare consumer from Apache Kafka (rec/s)".into(),
         format!("{:.0}", num(&m["bare_consumer"]["records_per_s"])),
         String::new(),
         String::new(),
@@ -2205,7 +2121,7 @@ pub fn table(report: &Value) -> String {
     let replay = &m["replay"];
     row(
         format!(
-            "6. replay {} bids / {} auctions from tansu (s)",
+            "6. replay {} bids / {} auctions from Apache Kafka (s)",
             replay["bids"], replay["auctions"]
         ),
         format!("{:.2}", num(&replay["seconds"])),

@@ -23,6 +23,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -75,6 +76,9 @@ pub struct LedgerReport {
     pub offsets_backwards: usize,
     /// How long the bids took to place.
     pub placing: Duration,
+    /// What went wrong reading the books back, and the end of each sink's log when they do not
+    /// balance.
+    pub problems: Vec<String>,
 }
 
 impl LedgerReport {
@@ -116,6 +120,9 @@ impl std::fmt::Display for LedgerReport {
                 get(&self.uncertain_found),
                 get(&self.unexpected)
             )?;
+        }
+        for problem in &self.problems {
+            writeln!(f, "{problem}")?;
         }
         write!(
             f,
@@ -384,22 +391,35 @@ fn csv_counts(path: &Path) -> HashMap<String, usize> {
     counts
 }
 
-fn sqlite_counts(path: &Path) -> HashMap<String, usize> {
-    let script = "import sqlite3, sys\n\
-                  try:\n    rows = sqlite3.connect(sys.argv[1]).execute('select bid_id from bid').fetchall()\n\
-                  except sqlite3.Error:\n    rows = []\n\
-                  print('\\n'.join(r[0] for r in rows))";
+/// Bid ids in the SQL sink's SQLite table, read through the same driver the sink writes with.
+async fn sqlite_counts(path: &Path) -> Result<HashMap<String, usize>, String> {
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let db = sea_orm::Database::connect(&url)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let rows = db
+        .query_all(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT bid_id FROM bid",
+        ))
+        .await
+        .map_err(|e| format!("cannot read the bids of {}: {e}", path.display()));
+    let _ = db.close().await;
     let mut counts = HashMap::new();
-    if let Ok(output) = Command::new("python3")
-        .args(["-c", script])
-        .arg(path)
-        .output()
-    {
-        for id in String::from_utf8_lossy(&output.stdout).lines() {
-            *counts.entry(id.to_owned()).or_insert(0) += 1;
-        }
+    for row in rows? {
+        let id: String = row
+            .try_get("", "bid_id")
+            .map_err(|e| format!("a bid_id of {} is unreadable: {e}", path.display()))?;
+        *counts.entry(id).or_insert(0) += 1;
     }
-    counts
+    Ok(counts)
+}
+
+/// The last `lines` lines of a log file.
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Runs the check; the report says whether the books balance.
@@ -605,7 +625,8 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
     let deadline = Instant::now() + Duration::from_secs(args.drain_timeout_secs);
     loop {
         let csv_rows = csv_counts(&csv);
-        let sql_rows = sqlite_counts(&sqlite);
+        // Not there yet (the sink has not created its table) counts as no rows.
+        let sql_rows = sqlite_counts(&sqlite).await.unwrap_or_default();
         let done = outcomes
             .acknowledged
             .iter()
@@ -622,7 +643,11 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
     }
     stop_watch.cancel();
     report.offsets_backwards = watcher.join().unwrap_or(usize::MAX);
-    for (sink, rows) in [("csv", csv_counts(&csv)), ("sql", sqlite_counts(&sqlite))] {
+    let sql_rows = sqlite_counts(&sqlite).await.unwrap_or_else(|error| {
+        report.problems.push(error);
+        HashMap::new()
+    });
+    for (sink, rows) in [("csv", csv_counts(&csv)), ("sql", sql_rows)] {
         let mut once = 0;
         let mut missing = 0;
         let mut duplicated = 0;
@@ -653,6 +678,16 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
         report.duplicated.insert(sink, duplicated);
         report.uncertain_found.insert(sink, uncertain_found);
         report.unexpected.insert(sink, unexpected);
+    }
+    if !report.holds() {
+        for sink in &sinks {
+            report.problems.push(format!(
+                "the end of the {} sink's log ({}):\n{}",
+                sink.kind,
+                sink.log.display(),
+                log_tail(&sink.log, 30)
+            ));
+        }
     }
     stop_a.cancel();
     let _ = replica_a.stopped().await;

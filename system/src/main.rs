@@ -29,7 +29,7 @@ enum Command {
     /// service, the CSV and SQLite sinks (and the ODBC sink when a connection string is given).
     Dev(EmbeddedArgs),
     /// Measures every path (PlaceBid, hot auction, latency to a second replica and to MariaDB,
-    /// each sink, replay) beside this machine's limits, against tansu; writes a table and JSON.
+    /// each sink, replay) beside this machine's limits, against Apache Kafka; writes a table and JSON.
     Bench(auction_system::bench::BenchArgs),
     /// The ledger check: places bids through two replicas while sinks are killed and restarted,
     /// a replica restarts and the broker fails; then checks that every acknowledged bid is in

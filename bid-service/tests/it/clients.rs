@@ -73,7 +73,7 @@ async fn watch_two_updates(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_example_places_queries_and_watches_over_grpc() {
-    let backend = Backend::tansu().await;
+    let backend = Backend::kafka().await;
     let mut service = Service::start(backend.settings()).await;
     let script = repo().join("proto/clients/python/bid_client.py");
     let target = service.running.grpc_addr.to_string();
@@ -129,7 +129,7 @@ async fn the_python_example_places_queries_and_watches_over_grpc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_typescript_example_places_queries_and_watches_over_grpc_web() {
     let tsx = tsx();
-    let backend = Backend::tansu().await;
+    let backend = Backend::kafka().await;
     let mut service = Service::start(backend.settings()).await;
     let url = format!("http://{}", service.running.grpc_addr);
     let ts_command = |args: &[&str]| {
@@ -218,7 +218,7 @@ pub fn shell_words(line: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_grpcurl_example_of_the_readme_works() {
     let grpcurl = locate_tool("GRPCURL", "grpcurl", ".cache/auction/venv/bin/grpcurl");
-    let backend = Backend::tansu().await;
+    let backend = Backend::kafka().await;
     let service = Service::start(backend.settings()).await;
     // The TLS examples run against a TLS server in `tls.rs`.
     let examples: Vec<String> = readme_grpcurl_examples()

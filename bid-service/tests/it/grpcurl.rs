@@ -29,7 +29,7 @@ fn grpcurl(args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcurl_places_and_queries_bids_through_reflection() {
-    let backend = Backend::tansu().await;
+    let backend = Backend::kafka().await;
     let service = Service::start(backend.settings()).await;
     let addr = service.running.grpc_addr.to_string();
     let (list, placed, highest, health) = tokio::task::spawn_blocking(move || {

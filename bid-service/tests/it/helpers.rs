@@ -1,14 +1,13 @@
-//! Starting bid services against a broker (the mock cluster or tansu) and a registry, and reading
+//! Starting bid services against a broker (the mock cluster or Apache Kafka) and a registry, and reading
 //! back what is in the log.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use auction_bid_service::{RunningBidService, Settings};
 use auction_proto::v1::bid_service_client::BidServiceClient;
 use auction_proto::v1::{HighestBidRequest, PlaceBidRequest, PlaceBidResponse};
-use auction_schemas::testing::{Tansu, TestRegistry, python};
+use auction_schemas::testing::{Kafka, TestRegistry, demo_producer, demo_schema, python};
 use auction_schemas::{Bid, BidDecoder, LogPosition, RegistrySettings};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -22,8 +21,8 @@ use tonic::transport::Channel;
 pub enum Broker {
     /// librdkafka's in-process mock cluster.
     Mock(MockCluster<'static, DefaultProducerContext>),
-    /// A real tansu process (kept so that it runs until the test ends).
-    Tansu(#[allow(dead_code)] Tansu),
+    /// A real Apache Kafka broker (kept so that it runs until the test ends).
+    Kafka(#[allow(dead_code)] Kafka),
 }
 
 /// A broker and a registry.
@@ -46,11 +45,11 @@ impl Backend {
         }
     }
 
-    pub async fn tansu() -> Self {
-        let tansu = Tansu::start();
-        let bootstrap = tansu.bootstrap.clone();
+    pub async fn kafka() -> Self {
+        let kafka = Kafka::start();
+        let bootstrap = kafka.bootstrap.clone();
         Self {
-            broker: Broker::Tansu(tansu),
+            broker: Broker::Kafka(kafka),
             bootstrap,
             registry: TestRegistry::start().await,
         }
@@ -59,7 +58,7 @@ impl Backend {
     pub fn mock_cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
         match &self.broker {
             Broker::Mock(cluster) => cluster,
-            Broker::Tansu(_) => panic!("this scenario needs the mock cluster"),
+            Broker::Kafka(_) => panic!("this scenario needs the mock cluster"),
         }
     }
 
@@ -69,7 +68,7 @@ impl Backend {
         settings.grpc_listen = "127.0.0.1:0".parse().expect("address");
         settings.metrics_listen = "127.0.0.1:0".parse().expect("address");
         settings.topic_partitions = 3;
-        settings.create_topic = matches!(self.broker, Broker::Tansu(_));
+        settings.create_topic = matches!(self.broker, Broker::Kafka(_));
         settings
     }
 }
@@ -225,14 +224,11 @@ pub async fn read_log(bootstrap: &str, registry_url: &str, topic: &str) -> Vec<(
 
 /// Produces bids with confluent-kafka-python the way the original demo did (v1 schema).
 pub async fn demo_produce(bootstrap: &str, registry_url: &str, topic: &str, bids: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/demo_producer.py");
-    let schema =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/json/auction-value.v1.json");
     let mut command = Command::new(python());
     command
-        .arg(script)
+        .arg(demo_producer())
         .args([bootstrap, registry_url, topic])
-        .arg(schema)
+        .arg(demo_schema())
         .args(bids);
     let output = tokio::task::spawn_blocking(move || command.output())
         .await

@@ -1,5 +1,5 @@
 //! Integration tests of the bid service: each scenario runs against librdkafka's mock cluster and
-//! against a real tansu broker; fault injection uses the mock cluster; grpcurl talks to it through
+//! against a real Apache Kafka broker; fault injection uses the mock cluster; grpcurl talks to it through
 //! reflection.
 
 mod clients;
@@ -20,11 +20,11 @@ macro_rules! on_both_brokers {
                 }
             )*
         }
-        mod tansu {
+        mod kafka {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    crate::scenarios::$scenario(crate::helpers::Backend::tansu().await).await;
+                    crate::scenarios::$scenario(crate::helpers::Backend::kafka().await).await;
                 }
             )*
         }

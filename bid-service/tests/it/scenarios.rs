@@ -1,4 +1,4 @@
-//! Behaviour a bidder relies on, written once and run against the mock cluster and tansu.
+//! Behaviour a bidder relies on, written once and run against the mock cluster and Apache Kafka.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

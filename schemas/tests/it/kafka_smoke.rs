@@ -1,9 +1,9 @@
-//! One encoded bid through the real tansu broker: idempotent produce, consume, decode.
+//! One encoded bid through a real Apache Kafka broker: idempotent produce, consume, decode.
 
 use std::time::Duration;
 
 use auction_schemas::registry;
-use auction_schemas::testing::{Tansu, TestRegistry};
+use auction_schemas::testing::{Kafka, TestRegistry};
 use auction_schemas::{
     Bid, BidDecoder, BidEncoder, BidId, BidInput, LogPosition, RegistrySettings,
 };
@@ -13,8 +13,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[tokio::test]
-async fn an_encoded_bid_goes_through_tansu_and_decodes() {
-    let broker = Tansu::start();
+async fn an_encoded_bid_goes_through_apache_kafka_and_decodes() {
+    let broker = Kafka::start();
     broker.create_topic("auction", 3).await;
     let registry = TestRegistry::start().await;
     registry::preload_bid_schemas(&registry.store, "auction-value").unwrap();

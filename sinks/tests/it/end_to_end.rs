@@ -1,4 +1,4 @@
-//! End to end against tansu: bids from the bid service's path and from the original demo's
+//! End to end against Apache Kafka: bids from the bid service's path and from the original demo's
 //! Python producer land in every target exactly once; poison records become dead letters.
 
 use std::collections::HashMap;

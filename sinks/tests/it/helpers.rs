@@ -216,12 +216,11 @@ pub fn csv_rows(path: &std::path::Path) -> Vec<Row> {
 // ---- Kafka stacks for end-to-end tests ----
 
 use std::future::Future;
-use std::path::Path;
 use std::time::Duration;
 
 use auction_schemas::registry;
 use auction_schemas::service::Readiness;
-use auction_schemas::testing::{Tansu, TestRegistry, python};
+use auction_schemas::testing::{Kafka, TestRegistry, demo_producer, demo_schema, python};
 use auction_schemas::{BidEncoder, BidInput, RegistrySettings};
 use auction_sinks::{KafkaSettings, RunSummary, RuntimeSettings};
 use rdkafka::ClientConfig;
@@ -229,10 +228,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// A tansu broker, the product's registry with the bid schemas, a bid topic and a dead-letter
+/// An Apache Kafka broker, the product's registry with the bid schemas, a bid topic and a dead-letter
 /// topic, all fresh.
 pub struct Stack {
-    pub broker: Tansu,
+    pub broker: Kafka,
     pub registry: TestRegistry,
     pub topic: String,
     pub dead_letter_topic: String,
@@ -241,7 +240,7 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(partitions: i32) -> Self {
-        let broker = Tansu::start();
+        let broker = Kafka::start();
         let topic = unique("auction");
         let dead_letter_topic = format!("{topic}.dlq");
         broker.create_topic(&topic, partitions).await;
@@ -313,19 +312,16 @@ impl Stack {
 
     /// Produces `count` bids with the original demo's Python producer (JSONSerializer, v1).
     pub async fn produce_demo_bids(&self, count: usize, prefix: &str) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/demo_producer.py");
-        let schema =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/json/auction-value.v1.json");
+        let bids = (0..count).map(|i| format!("{prefix} {i}:{}", 100 + i));
         let output = tokio::process::Command::new(python())
-            .arg(script)
+            .arg(demo_producer())
             .args([
                 self.broker.bootstrap.as_str(),
                 self.registry.url.as_str(),
                 self.topic.as_str(),
-                schema.to_str().unwrap(),
-                &count.to_string(),
-                prefix,
             ])
+            .arg(demo_schema())
+            .args(bids)
             .output()
             .await
             .expect("cannot run the test virtualenv's python");

@@ -1,5 +1,5 @@
 //! Integration tests of the sinks against real services: MariaDB, SQLite, CSV files, PostgreSQL
-//! over unixODBC + psqlODBC, and the tansu broker.
+//! over unixODBC + psqlODBC, and Apache Kafka.
 
 mod contract;
 mod csv_crash;

@@ -1,16 +1,19 @@
 //! The production shape: every component its own process, configured only by environment
-//! variables, against tansu reached over TLS through a TLS-terminating proxy (stunnel, with CA
-//! verification on, as against Confluent Cloud), MariaDB, and PostgreSQL through unixODBC and
-//! psqlODBC. Also the SASL settings, which no broker here can check end to end, as configuration.
+//! variables, against Apache Kafka's SASL_SSL listener with the PLAIN mechanism (the original
+//! demo's Confluent Cloud settings, with CA verification on), MariaDB, and PostgreSQL through
+//! unixODBC and psqlODBC; the demo's own Python producer with its config.py keys beside them. And
+//! the settings a process must refuse at start, with Kafka's reason and without its secrets.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use auction_proto::v1::PlaceBidRequest;
 use auction_proto::v1::bid_service_client::BidServiceClient;
-use auction_schemas::testing::{Tansu, free_port, locate_tool, wait_for_port};
+use auction_schemas::testing::{
+    KAFKA_SASL_PASSWORD, KAFKA_SASL_USER, Kafka, demo_producer, demo_schema, free_port, python,
+    wait_for_port,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
@@ -133,6 +136,11 @@ impl Pki {
             ("other-ca.pem", other.pem()),
             ("server.pem", certificate.pem()),
             ("server.key", key.serialize_pem()),
+            // Kafka's PEM keystore: the PKCS#8 key, then the certificate.
+            (
+                "keystore.pem",
+                format!("{}{}", key.serialize_pem(), certificate.pem()),
+            ),
         ] {
             std::fs::write(dir.path().join(name), content).expect("write");
         }
@@ -144,45 +152,23 @@ impl Pki {
     }
 }
 
-/// tansu behind stunnel: clients speak TLS to the proxy, which the broker advertises.
-struct TlsKafka {
-    _tansu: Tansu,
-    _stunnel: Process,
-    bootstrap: String,
+/// Apache Kafka with a SASL_SSL + PLAIN listener whose certificate the test CA signs.
+fn kafka_over_sasl_ssl(pki: &Pki) -> (Kafka, String) {
+    let kafka = Kafka::start_with_sasl_ssl(Path::new(&pki.path("keystore.pem")));
+    let bootstrap = kafka.sasl_ssl.clone().expect("a SASL_SSL listener");
+    (kafka, bootstrap)
 }
 
-fn kafka_over_tls(pki: &Pki, logs: &Path) -> TlsKafka {
-    let tls_port = free_port();
-    let tansu = Tansu::start_with(free_port(), &format!("tcp://127.0.0.1:{tls_port}"));
-    let config = pki.dir.path().join("stunnel.conf");
-    std::fs::write(
-        &config,
-        format!(
-            "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{tls_port}\nconnect = {}\ncert = {}\nkey = {}\n",
-            tansu.bootstrap,
-            pki.path("server.pem"),
-            pki.path("server.key")
-        ),
-    )
-    .expect("stunnel.conf");
-    let mut command = Command::new(locate_tool(
-        "STUNNEL",
-        "stunnel4",
-        "stunnel-is-not-installed",
-    ));
-    command.arg(&config);
-    let stunnel = Process::spawn("stunnel", command, logs);
-    let addr: SocketAddr = format!("127.0.0.1:{tls_port}").parse().expect("address");
-    assert!(
-        wait_for_port(addr, Duration::from_secs(10)),
-        "stunnel did not start:\n{}",
-        stunnel.log()
-    );
-    TlsKafka {
-        _tansu: tansu,
-        _stunnel: stunnel,
-        bootstrap: addr.to_string(),
-    }
+/// The environment of a production deployment on Confluent Cloud: SASL_SSL with PLAIN, the CA
+/// that signs the broker's certificate (hostname verification on, librdkafka's default).
+fn sasl_ssl_environment(command: &mut Command, bootstrap: &str, pki: &Pki) {
+    command
+        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+        .env("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+        .env("KAFKA_SASL_MECHANISM", "PLAIN")
+        .env("KAFKA_SASL_USERNAME", KAFKA_SASL_USER)
+        .env("KAFKA_SASL_PASSWORD", KAFKA_SASL_PASSWORD)
+        .env("KAFKA_SSL_CA_LOCATION", pki.path("ca.pem"));
 }
 
 /// The output of a database client; empty while the query fails (the sink has not created the
@@ -207,10 +193,10 @@ async fn eventually(mut check: impl FnMut() -> bool) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn separate_processes_over_kafka_tls_deliver_a_bid_to_every_sink() {
+async fn separate_processes_over_sasl_ssl_deliver_bids_to_every_sink() {
     let pki = Pki::new();
     let logs = tempfile::tempdir().expect("log dir");
-    let kafka = kafka_over_tls(&pki, logs.path());
+    let (_kafka, bootstrap) = kafka_over_sasl_ssl(&pki);
     let topic = unique("auction");
     let table = unique("bid");
     let csv = logs.path().join("output.csv");
@@ -231,14 +217,11 @@ async fn separate_processes_over_kafka_tls_deliver_a_bid_to_every_sink() {
         Duration::from_secs(10)
     ));
 
-    // The same environment as a production deployment would set, with TLS to Kafka and the CA
-    // that signs the proxy's certificate (hostname verification on, librdkafka's default).
+    // The same environment as a production deployment would set.
     let environment = |command: &mut Command| {
+        sasl_ssl_environment(command, &bootstrap, &pki);
         command
             .current_dir(logs.path())
-            .env("KAFKA_BOOTSTRAP_SERVERS", &kafka.bootstrap)
-            .env("KAFKA_SECURITY_PROTOCOL", "SSL")
-            .env("KAFKA_SSL_CA_LOCATION", pki.path("ca.pem"))
             .env("AUCTION_TOPIC", &topic)
             .env("SCHEMA_REGISTRY_URL", &registry_url)
             .env("RUST_LOG", "info");
@@ -291,7 +274,7 @@ async fn separate_processes_over_kafka_tls_deliver_a_bid_to_every_sink() {
         ],
     );
 
-    // The bid service is up once it answers on gRPC (it creates the topic through the proxy).
+    // The bid service is up once it answers on gRPC (it creates the topic over SASL_SSL).
     let mut client = None;
     for _ in 0..600 {
         if let Ok(connected) =
@@ -309,7 +292,7 @@ async fn separate_processes_over_kafka_tls_deliver_a_bid_to_every_sink() {
         match client
             .place_bid(PlaceBidRequest {
                 auction_id: "prod".into(),
-                name: "Grace, \"over TLS\"".into(),
+                name: "Grace, \"over SASL_SSL\"".into(),
                 price: 77,
                 request_id: "0b7c3a2e-5d1f-4c7e-9a8b-2f6d4e1c0a95".into(),
             })
@@ -326,6 +309,36 @@ async fn separate_processes_over_kafka_tls_deliver_a_bid_to_every_sink() {
     let placed = placed.unwrap_or_else(|| panic!("no bid was accepted:\n{}", bid_service.log()));
     let bid_id = placed.bid.expect("bid").bid_id;
 
+    // The original demo's producer, configured by its own config.py keys, over the same listener.
+    let config = logs.path().join("config.py");
+    std::fs::write(
+        &config,
+        format!(
+            "API_KEY = '{KAFKA_SASL_USER}'\nAPI_SECRET_KEY = '{KAFKA_SASL_PASSWORD}'\n\
+             BOOTSTRAP_SERVER = '{bootstrap}'\nSECURITY_PROTOCOL = 'SASL_SSL'\nSSL_MECHANISM = 'PLAIN'\n\
+             ENDPOINT_SCHEMA_URL = '{registry_url}'\n\
+             SCHEMA_REGISTRY_API_KEY = 'sr-key'\nSCHEMA_REGISTRY_API_SECRET = 'sr-secret'\n\
+             SSL_CA_LOCATION = '{}'\n",
+            pki.path("ca.pem")
+        ),
+    )
+    .expect("config.py");
+    let demo = Command::new(python())
+        .arg(demo_producer())
+        .arg("--config")
+        .arg(&config)
+        .args(["-", "-", &topic])
+        .arg(demo_schema())
+        .arg("Ada, from the demo:88")
+        .output()
+        .expect("the demo producer runs");
+    assert!(
+        demo.status.success() && String::from_utf8_lossy(&demo.stdout).trim() == "1",
+        "the demo producer failed over SASL_SSL:\n{}{}",
+        String::from_utf8_lossy(&demo.stdout),
+        String::from_utf8_lossy(&demo.stderr)
+    );
+
     let in_mysql = || {
         query(
             Command::new("mariadb")
@@ -340,10 +353,26 @@ async fn separate_processes_over_kafka_tls_deliver_a_bid_to_every_sink() {
         "the bid never reached MariaDB:\n{}",
         mysql.log()
     );
-    assert_eq!(in_mysql().trim(), "Grace, \"over TLS\"\t77");
+    assert_eq!(in_mysql().trim(), "Grace, \"over SASL_SSL\"\t77");
+    let demo_in_mysql = || {
+        query(
+            Command::new("mariadb")
+                .args(["-h127.0.0.1", "-uroot", "test", "-N", "-e"])
+                .arg(format!(
+                    "SELECT price FROM {table} WHERE name = 'Ada, from the demo'"
+                )),
+        )
+    };
     assert!(
-        eventually(|| std::fs::read_to_string(&csv).is_ok_and(|t| t.contains(&bid_id))).await,
-        "the bid never reached the CSV file:\n{}",
+        eventually(|| demo_in_mysql().trim() == "88").await,
+        "the demo's bid never reached MariaDB:\n{}",
+        mysql.log()
+    );
+    assert!(
+        eventually(|| std::fs::read_to_string(&csv)
+            .is_ok_and(|t| t.contains(&bid_id) && t.contains("\"Ada, from the demo\",88")))
+        .await,
+        "the bids never reached the CSV file:\n{}",
         csv_sink.log()
     );
     let in_postgres = || {
@@ -369,7 +398,30 @@ async fn separate_processes_over_kafka_tls_deliver_a_bid_to_every_sink() {
         "the bid never reached PostgreSQL over ODBC:\n{}",
         odbc.log()
     );
-    assert_eq!(in_postgres().trim(), "Grace, \"over TLS\"|77");
+    assert_eq!(in_postgres().trim(), "Grace, \"over SASL_SSL\"|77");
+    let demo_in_postgres = || {
+        query(
+            Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "test",
+                    "-At",
+                    "-c",
+                ])
+                .arg(format!(
+                    "SELECT price FROM {table} WHERE name = 'Ada, from the demo'"
+                )),
+        )
+    };
+    assert!(
+        eventually(|| demo_in_postgres().trim() == "88").await,
+        "the demo's bid never reached PostgreSQL over ODBC:\n{}",
+        odbc.log()
+    );
 
     // Every process stops cleanly on SIGTERM.
     for process in [bid_service, mysql, csv_sink, odbc, registry] {
@@ -379,35 +431,111 @@ async fn separate_processes_over_kafka_tls_deliver_a_bid_to_every_sink() {
     }
 }
 
-#[test]
-fn kafka_tls_with_the_wrong_ca_is_refused_at_start_with_a_clear_error() {
-    let pki = Pki::new();
-    let logs = tempfile::tempdir().expect("log dir");
-    let kafka = kafka_over_tls(&pki, logs.path());
-    let output = Command::new(binary("bid-service"))
-        .env("KAFKA_BOOTSTRAP_SERVERS", &kafka.bootstrap)
-        .env("KAFKA_SECURITY_PROTOCOL", "SSL")
-        .env("KAFKA_SSL_CA_LOCATION", pki.path("other-ca.pem"))
+/// Starts `binary` (the bid service, or a sink of `kind`) against `bootstrap` over SASL_SSL with
+/// the given changes to the right settings; it must stop at start. Returns its last line of
+/// stderr (the error) after checking that no secret was printed.
+fn refused_at_start(
+    binary_name: &str,
+    bootstrap: &str,
+    pki: &Pki,
+    change: &[(&str, String)],
+) -> String {
+    let mut command = Command::new(binary(binary_name));
+    sasl_ssl_environment(&mut command, bootstrap, pki);
+    command
         .env("BID_SERVICE_LISTEN", "127.0.0.1:0")
         .env("BID_SERVICE_METRICS_LISTEN", "127.0.0.1:0")
+        .env("SINK_METRICS_LISTEN", "127.0.0.1:0")
         .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:9")
-        .output()
-        .expect("bid-service runs");
+        .env("RUST_LOG", "debug");
+    for (name, value) in change {
+        command.env(name, value);
+    }
+    if binary_name == "auction-sink" {
+        command
+            .env("SINK_CSV_PATH", pki.path("refused.csv"))
+            .arg("csv");
+    }
+    let output = command.output().expect("the process runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !output.status.success(),
-        "it started with an untrusted broker certificate:\n{stderr}"
-    );
-    let last = stderr.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("bid-service: "),
-        "the last line should be the error: {last}"
-    );
-    assert!(
-        last.contains("certificate verify failed"),
-        "not a clear error: {last}"
+        "{binary_name} started with {change:?}:\n{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+    for (name, value) in change
+        .iter()
+        .chain([&("KAFKA_SASL_PASSWORD", KAFKA_SASL_PASSWORD.to_owned())])
+    {
+        if name.ends_with("PASSWORD") {
+            assert!(
+                !stdout.contains(value.as_str()) && !stderr.contains(value.as_str()),
+                "{binary_name} printed the password:\n{stdout}{stderr}"
+            );
+        }
+    }
+    let last = stderr.lines().last().unwrap_or_default().to_owned();
+    assert!(
+        last.starts_with(&format!("{binary_name}: ")),
+        "the last line should be the error: {last}"
+    );
+    last
+}
+
+#[test]
+fn a_wrong_sasl_password_stops_the_bid_service_and_the_sinks_at_start_with_kafkas_reason() {
+    let pki = Pki::new();
+    let (_kafka, bootstrap) = kafka_over_sasl_ssl(&pki);
+    for binary_name in ["bid-service", "auction-sink"] {
+        let error = refused_at_start(
+            binary_name,
+            &bootstrap,
+            &pki,
+            &[("KAFKA_SASL_PASSWORD", "not-alice-secret".to_owned())],
+        );
+        assert!(
+            error.contains("SASL authentication error")
+                && error.contains("Invalid username or password"),
+            "not Kafka's reason: {error}"
+        );
+    }
+}
+
+#[test]
+fn an_untrusted_broker_certificate_stops_the_bid_service_and_the_sinks_at_start() {
+    let pki = Pki::new();
+    let (_kafka, bootstrap) = kafka_over_sasl_ssl(&pki);
+    for binary_name in ["bid-service", "auction-sink"] {
+        let error = refused_at_start(
+            binary_name,
+            &bootstrap,
+            &pki,
+            &[("KAFKA_SSL_CA_LOCATION", pki.path("other-ca.pem"))],
+        );
+        assert!(
+            error.contains("certificate verify failed"),
+            "not Kafka's reason: {error}"
+        );
+    }
+}
+
+#[test]
+fn a_sasl_mechanism_the_broker_does_not_offer_stops_the_bid_service_and_the_sinks_at_start() {
+    let pki = Pki::new();
+    let (_kafka, bootstrap) = kafka_over_sasl_ssl(&pki);
+    for binary_name in ["bid-service", "auction-sink"] {
+        let error = refused_at_start(
+            binary_name,
+            &bootstrap,
+            &pki,
+            &[("KAFKA_SASL_MECHANISM", "SCRAM-SHA-256".to_owned())],
+        );
+        assert!(
+            error.contains("SCRAM-SHA-256") && error.contains("PLAIN"),
+            "not Kafka's reason (the broker offers PLAIN only): {error}"
+        );
+    }
 }
 
 #[test]
