@@ -32,9 +32,17 @@ use crate::tailer::AppliedOffsets;
 /// Time kept back from the client's deadline to send the answer.
 const ANSWER_MARGIN: Duration = Duration::from_millis(20);
 
-/// How long an acknowledged bid waits to be read back from the log before the call answers
-/// UNAVAILABLE instead of OK.
-const APPLY_WAIT: Duration = Duration::from_secs(2);
+/// How long a bid the broker acknowledged at an offset may take to be read back from the log
+/// before the call answers UNAVAILABLE instead of OK. The wait ends as soon as the tailer has
+/// applied that offset (found or not), so this bound only matters while the tailer is stalled:
+/// when the partition's leader fails, the new leader is elected only after the broker session
+/// timeout (9 s by default). Meanwhile the request id stays "in progress", so that a retry waits
+/// for this outcome instead of writing the bid a second time.
+const READ_BACK_WAIT: Duration = Duration::from_secs(30);
+
+/// The same bound for an acknowledgement without a position (librdkafka's implicit
+/// acknowledgement): only finding the bid can end the wait, so it is kept short.
+const UNPOSITIONED_READ_BACK_WAIT: Duration = Duration::from_secs(2);
 
 /// The parts the API works with.
 #[derive(Debug)]
@@ -53,6 +61,8 @@ pub struct BidApi {
     pub in_flight: Arc<Semaphore>,
     /// The deadline of a call that sets none.
     pub default_deadline: Duration,
+    /// How long the producer tries to deliver a bid.
+    pub delivery_timeout: Duration,
     /// Ends `WatchAuction` streams at shutdown.
     pub shutdown: CancellationToken,
 }
@@ -197,17 +207,43 @@ impl BidApi {
             })?;
         let acknowledged = match KafkaBidProducer::acknowledged(delivery).await {
             Ok(acknowledged) => acknowledged,
-            Err(e) => {
+            Err(undelivered) => {
+                // A delivery that timed out may have written the bid (its produce request was in
+                // flight, for example while a partition's leader failed over). Look for it in
+                // the log for as long again as the delivery timeout before saying it is not
+                // there; the request id stays in progress meanwhile, so a retry cannot write the
+                // bid a second time.
+                if let (true, Some(partition)) =
+                    (undelivered.possibly_written, undelivered.partition)
+                {
+                    let wait = READ_BACK_WAIT.min(self.delivery_timeout);
+                    if let Some(found) = self
+                        .applied
+                        .wait_for_bid(&self.book, &bid.bid_id, partition, -1, wait)
+                        .await
+                    {
+                        tracing::info!(bid_id = %bid.bid_id, partition = found.partition, offset = found.offset,
+                            "a bid whose delivery timed out is in the log");
+                        metrics::counter!("bid_service_bids_accepted_total").increment(1);
+                        return Ok(self.accepted(&found, false));
+                    }
+                }
                 self.book.release(&bid);
                 metrics::counter!("bid_service_bids_rejected_total", "reason" => "kafka_unavailable").increment(1);
-                tracing::warn!(error = %e, "a bid was not acknowledged by Kafka");
+                tracing::warn!(error = %undelivered.reason, "a bid was not acknowledged by Kafka");
                 return Err(Status::unavailable(format!(
-                    "Kafka did not acknowledge the bid ({e}); it was not placed; retry with the same request_id"
+                    "Kafka did not acknowledge the bid ({}) and it is not in the log; retry with the same request_id",
+                    undelivered.reason
                 )));
             }
         };
         metrics::histogram!("bid_service_produce_seconds").record(started.elapsed().as_secs_f64());
         let acknowledged_at = Instant::now();
+        let read_back_wait = if acknowledged.offset >= 0 {
+            READ_BACK_WAIT
+        } else {
+            UNPOSITIONED_READ_BACK_WAIT
+        };
         let read_back = self
             .applied
             .wait_for_bid(
@@ -215,7 +251,7 @@ impl BidApi {
                 &bid.bid_id,
                 acknowledged.partition,
                 acknowledged.offset,
-                APPLY_WAIT,
+                read_back_wait,
             )
             .await;
         metrics::histogram!("bid_service_apply_wait_seconds")
@@ -237,7 +273,7 @@ impl BidApi {
                  from the log within {} s, so it may not have been placed; retry with the same request_id",
                 acknowledged.partition,
                 acknowledged.offset,
-                APPLY_WAIT.as_secs()
+                read_back_wait.as_secs()
             )));
         };
         if (logged.partition, logged.offset) != (acknowledged.partition, acknowledged.offset) {

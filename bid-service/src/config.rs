@@ -139,7 +139,7 @@ impl Settings {
             starting_price: 1,
             recent_bids_per_auction: 20,
             remembered_requests: 100_000,
-            delivery_timeout: Duration::from_secs(5),
+            delivery_timeout: Duration::from_secs(30),
             default_deadline: Duration::from_secs(10),
             max_bids_in_flight: 10_000,
             cors_allowed_origins: Vec::new(),
@@ -210,8 +210,13 @@ pub struct Args {
     /// The lowest first bid of an auction.
     #[arg(long, env = "AUCTION_STARTING_PRICE", default_value_t = 1)]
     pub starting_price: i32,
-    /// How long Kafka may take to acknowledge a bid before the call fails with UNAVAILABLE.
-    #[arg(long, env = "BID_SERVICE_DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
+    /// How long Kafka may take to acknowledge a bid (longer than a partition leader's failover,
+    /// about 10 s with Kafka's defaults). The call itself answers by the client's deadline.
+    #[arg(
+        long,
+        env = "BID_SERVICE_DELIVERY_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
     pub delivery_timeout_ms: u64,
     /// Most PlaceBid calls in progress at once; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "BID_SERVICE_MAX_IN_FLIGHT", default_value_t = 10_000)]

@@ -8,6 +8,7 @@ use auction_schemas::kafka_startup::{ErrorRecordingContext, check_connection, wa
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +44,18 @@ pub struct Acknowledged {
     pub partition: i32,
     /// Its offset.
     pub offset: i64,
+}
+
+/// A record whose delivery failed.
+#[derive(Debug)]
+pub struct Undelivered {
+    /// librdkafka's reason.
+    pub reason: String,
+    /// The partition it was for, when known.
+    pub partition: Option<i32>,
+    /// The delivery timed out: a produce request may have been in flight, so the record may be
+    /// in the log although it was not acknowledged.
+    pub possibly_written: bool,
 }
 
 /// Why a bid could not be handed to the producer.
@@ -115,16 +128,25 @@ impl KafkaBidProducer {
     }
 
     /// Waits for an enqueued record's acknowledgement.
-    pub async fn acknowledged(delivery: DeliveryFuture) -> Result<Acknowledged, String> {
+    pub async fn acknowledged(delivery: DeliveryFuture) -> Result<Acknowledged, Undelivered> {
         match delivery.await {
             Ok(Ok(delivered)) => Ok(Acknowledged {
                 partition: delivered.partition,
                 offset: delivered.offset,
             }),
-            Ok(Err((error, _))) => Err(error.to_string()),
-            Err(_) => {
-                Err("the producer was shut down before the record was acknowledged".to_owned())
-            }
+            Ok(Err((error, message))) => Err(Undelivered {
+                possibly_written: matches!(
+                    error,
+                    KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
+                ),
+                partition: Some(message.partition()),
+                reason: error.to_string(),
+            }),
+            Err(_) => Err(Undelivered {
+                reason: "the producer was shut down before the record was acknowledged".to_owned(),
+                partition: None,
+                possibly_written: true,
+            }),
         }
     }
 

@@ -241,6 +241,7 @@ pub async fn spawn(
         applied,
         in_flight: Arc::new(Semaphore::new(settings.max_bids_in_flight)),
         default_deadline: settings.default_deadline,
+        delivery_timeout: settings.delivery_timeout,
         shutdown: shutdown.clone(),
     });
     let bid_service =

@@ -3,6 +3,8 @@
 
 mod bench;
 mod embedded;
+mod failover;
 mod ledger;
 mod production;
 mod settings_docs;
+mod support;

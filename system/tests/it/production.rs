@@ -4,9 +4,11 @@
 //! unixODBC and psqlODBC; the demo's own Python producer with its config.py keys beside them. And
 //! the settings a process must refuse at start, with Kafka's reason and without its secrets.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use crate::support::{Process, binary, eventually, query, unique};
 
 use auction_proto::v1::PlaceBidRequest;
 use auction_proto::v1::bid_service_client::BidServiceClient;
@@ -17,94 +19,6 @@ use auction_schemas::testing::{
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
-
-/// A child process that is stopped when the test ends, whatever happens.
-struct Process {
-    name: &'static str,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(name: &'static str, mut command: Command, logs: &Path) -> Self {
-        let log = logs.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self {
-            name,
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status within 30 s.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return (status, self.log());
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "{} did not stop within 30 s of SIGTERM:\n{}",
-                    self.name,
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A product binary, built by the workspace build (`cargo nextest run --workspace` builds them).
-fn binary(name: &str) -> PathBuf {
-    let dir = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().and_then(Path::parent).map(Path::to_path_buf))
-        .expect("the test's target directory");
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built; run `cargo build --workspace --bins` (the test command does)",
-        path.display()
-    );
-    path
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid_like())
-}
-
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{:x}{:x}", nanos, std::process::id())
-}
 
 struct Pki {
     dir: tempfile::TempDir,
@@ -169,27 +83,6 @@ fn sasl_ssl_environment(command: &mut Command, bootstrap: &str, pki: &Pki) {
         .env("KAFKA_SASL_USERNAME", KAFKA_SASL_USER)
         .env("KAFKA_SASL_PASSWORD", KAFKA_SASL_PASSWORD)
         .env("KAFKA_SSL_CA_LOCATION", pki.path("ca.pem"));
-}
-
-/// The output of a database client; empty while the query fails (the sink has not created the
-/// table yet).
-fn query(command: &mut Command) -> String {
-    let output: Output = command.output().expect("the database client runs");
-    if output.status.success() {
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    } else {
-        String::new()
-    }
-}
-
-async fn eventually(mut check: impl FnMut() -> bool) -> bool {
-    for _ in 0..300 {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
