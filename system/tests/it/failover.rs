@@ -20,7 +20,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Process, binary, eventually, query, unique};
+use crate::support::{Process, binary, eventually, mysql_query, postgres_query, unique};
 
 const BIDS: usize = 400;
 const CALLERS: usize = 8;
@@ -275,13 +275,7 @@ async fn a_partition_leader_killed_mid_stream_loses_and_doubles_no_acknowledged_
         "no bid got OK after the kill"
     );
 
-    let in_mysql = || {
-        counts(&query(
-            Command::new("mariadb")
-                .args(["-h127.0.0.1", "-uroot", "test", "-N", "-e"])
-                .arg(format!("SELECT bid_id FROM {table}")),
-        ))
-    };
+    let in_mysql = || counts(&mysql_query(&format!("SELECT bid_id FROM {table}")));
     let in_csv = || {
         let text = std::fs::read_to_string(&csv).unwrap_or_default();
         let mut found = HashMap::new();
@@ -293,22 +287,7 @@ async fn a_partition_leader_killed_mid_stream_loses_and_doubles_no_acknowledged_
         }
         found
     };
-    let in_postgres = || {
-        counts(&query(
-            Command::new("psql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "test",
-                    "-At",
-                    "-c",
-                ])
-                .arg(format!("SELECT bid_id FROM {table}")),
-        ))
-    };
+    let in_postgres = || counts(&postgres_query(&format!("SELECT bid_id FROM {table}")));
     let all_landed = eventually(|| {
         in_mysql().len() >= BIDS && in_csv().len() >= BIDS && in_postgres().len() >= BIDS
     })

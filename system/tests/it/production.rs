@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{Process, binary, eventually, query, unique};
+use crate::support::{Process, binary, eventually, mysql_query, postgres_query, unique};
 
 use auction_proto::v1::PlaceBidRequest;
 use auction_proto::v1::bid_service_client::BidServiceClient;
@@ -233,13 +233,9 @@ async fn separate_processes_over_sasl_ssl_deliver_bids_to_every_sink() {
     );
 
     let in_mysql = || {
-        query(
-            Command::new("mariadb")
-                .args(["-h127.0.0.1", "-uroot", "test", "-N", "-e"])
-                .arg(format!(
-                    "SELECT name, price FROM {table} WHERE bid_id = '{bid_id}'"
-                )),
-        )
+        mysql_query(&format!(
+            "SELECT name, price FROM {table} WHERE bid_id = '{bid_id}'"
+        ))
     };
     assert!(
         eventually(|| !in_mysql().is_empty()).await,
@@ -248,13 +244,9 @@ async fn separate_processes_over_sasl_ssl_deliver_bids_to_every_sink() {
     );
     assert_eq!(in_mysql().trim(), "Grace, \"over SASL_SSL\"\t77");
     let demo_in_mysql = || {
-        query(
-            Command::new("mariadb")
-                .args(["-h127.0.0.1", "-uroot", "test", "-N", "-e"])
-                .arg(format!(
-                    "SELECT price FROM {table} WHERE name = 'Ada, from the demo'"
-                )),
-        )
+        mysql_query(&format!(
+            "SELECT price FROM {table} WHERE name = 'Ada, from the demo'"
+        ))
     };
     assert!(
         eventually(|| demo_in_mysql().trim() == "88").await,
@@ -269,22 +261,9 @@ async fn separate_processes_over_sasl_ssl_deliver_bids_to_every_sink() {
         csv_sink.log()
     );
     let in_postgres = || {
-        query(
-            Command::new("psql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "test",
-                    "-At",
-                    "-c",
-                ])
-                .arg(format!(
-                    "SELECT name, price FROM {table} WHERE bid_id = '{bid_id}'"
-                )),
-        )
+        postgres_query(&format!(
+            "SELECT name, price FROM {table} WHERE bid_id = '{bid_id}'"
+        ))
     };
     assert!(
         eventually(|| !in_postgres().is_empty()).await,
@@ -293,22 +272,9 @@ async fn separate_processes_over_sasl_ssl_deliver_bids_to_every_sink() {
     );
     assert_eq!(in_postgres().trim(), "Grace, \"over SASL_SSL\"|77");
     let demo_in_postgres = || {
-        query(
-            Command::new("psql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "test",
-                    "-At",
-                    "-c",
-                ])
-                .arg(format!(
-                    "SELECT price FROM {table} WHERE name = 'Ada, from the demo'"
-                )),
-        )
+        postgres_query(&format!(
+            "SELECT price FROM {table} WHERE name = 'Ada, from the demo'"
+        ))
     };
     assert!(
         eventually(|| demo_in_postgres().trim() == "88").await,
@@ -376,59 +342,43 @@ fn refused_at_start(
     last
 }
 
-#[test]
-fn a_wrong_sasl_password_stops_the_bid_service_and_the_sinks_at_start_with_kafkas_reason() {
+/// Each binary, started with `change` to the right settings, stops at start with an error that
+/// holds every one of `reasons` (librdkafka's words).
+fn refused_by_both(change: (&str, &dyn Fn(&Pki) -> String), reasons: &[&str]) {
     let pki = Pki::new();
     let (_kafka, bootstrap) = kafka_over_sasl_ssl(&pki);
     for binary_name in ["bid-service", "auction-sink"] {
-        let error = refused_at_start(
-            binary_name,
-            &bootstrap,
-            &pki,
-            &[("KAFKA_SASL_PASSWORD", "not-alice-secret".to_owned())],
-        );
+        let error = refused_at_start(binary_name, &bootstrap, &pki, &[(change.0, change.1(&pki))]);
         assert!(
-            error.contains("SASL authentication error")
-                && error.contains("Invalid username or password"),
-            "not Kafka's reason: {error}"
+            reasons.iter().all(|reason| error.contains(reason)),
+            "not Kafka's reason ({reasons:?}): {error}"
         );
     }
+}
+
+#[test]
+fn a_wrong_sasl_password_stops_the_bid_service_and_the_sinks_at_start_with_kafkas_reason() {
+    refused_by_both(
+        ("KAFKA_SASL_PASSWORD", &|_| "not-alice-secret".to_owned()),
+        &["SASL authentication error", "Invalid username or password"],
+    );
 }
 
 #[test]
 fn an_untrusted_broker_certificate_stops_the_bid_service_and_the_sinks_at_start() {
-    let pki = Pki::new();
-    let (_kafka, bootstrap) = kafka_over_sasl_ssl(&pki);
-    for binary_name in ["bid-service", "auction-sink"] {
-        let error = refused_at_start(
-            binary_name,
-            &bootstrap,
-            &pki,
-            &[("KAFKA_SSL_CA_LOCATION", pki.path("other-ca.pem"))],
-        );
-        assert!(
-            error.contains("certificate verify failed"),
-            "not Kafka's reason: {error}"
-        );
-    }
+    refused_by_both(
+        ("KAFKA_SSL_CA_LOCATION", &|pki| pki.path("other-ca.pem")),
+        &["certificate verify failed"],
+    );
 }
 
 #[test]
 fn a_sasl_mechanism_the_broker_does_not_offer_stops_the_bid_service_and_the_sinks_at_start() {
-    let pki = Pki::new();
-    let (_kafka, bootstrap) = kafka_over_sasl_ssl(&pki);
-    for binary_name in ["bid-service", "auction-sink"] {
-        let error = refused_at_start(
-            binary_name,
-            &bootstrap,
-            &pki,
-            &[("KAFKA_SASL_MECHANISM", "SCRAM-SHA-256".to_owned())],
-        );
-        assert!(
-            error.contains("SCRAM-SHA-256") && error.contains("PLAIN"),
-            "not Kafka's reason (the broker offers PLAIN only): {error}"
-        );
-    }
+    // The broker offers PLAIN only.
+    refused_by_both(
+        ("KAFKA_SASL_MECHANISM", &|_| "SCRAM-SHA-256".to_owned()),
+        &["SCRAM-SHA-256", "PLAIN"],
+    );
 }
 
 #[test]

@@ -113,3 +113,32 @@ pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// What MariaDB (`test` on 127.0.0.1:3306 as root) answers to `sql`, tab-separated without a
+/// header; empty while the query fails (the sink has not created its table yet).
+pub fn mysql_query(sql: &str) -> String {
+    query(
+        Command::new("mariadb")
+            .args(["-h127.0.0.1", "-uroot", "test", "-N", "-e"])
+            .arg(sql),
+    )
+}
+
+/// What PostgreSQL (`test` on 127.0.0.1:5432 as postgres) answers to `sql`, `|`-separated
+/// without a header; empty while the query fails.
+pub fn postgres_query(sql: &str) -> String {
+    query(
+        Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-At",
+                "-c",
+            ])
+            .arg(sql),
+    )
+}
