@@ -94,8 +94,12 @@ pub struct Settings {
     pub create_topic: bool,
     /// Partitions of a topic created at start.
     pub topic_partitions: i32,
-    /// Replication factor of a topic created at start.
+    /// Replication factor of a topic created at start; 0: 3 on three or more brokers, else one
+    /// per broker.
     pub topic_replication: i32,
+    /// Run on a topic whose settings break the guarantees (replication, `min.insync.replicas`,
+    /// unclean leader election, compaction), with a warning instead of refusing to start.
+    pub allow_unsafe_topic: bool,
     /// The schema registry.
     pub registry: RegistrySettings,
     /// Register the bid schemas at start; when false, only verify that v2 is registered (for
@@ -132,7 +136,8 @@ impl Settings {
             topic: "auction".to_owned(),
             create_topic: true,
             topic_partitions: 6,
-            topic_replication: 1,
+            topic_replication: 0,
+            allow_unsafe_topic: false,
             registry: RegistrySettings::new(registry_url),
             register_schemas: true,
             min_increment: 1,
@@ -184,9 +189,14 @@ pub struct Args {
     /// Partitions of the topic when the service creates it.
     #[arg(long, env = "AUCTION_TOPIC_PARTITIONS", default_value_t = 6)]
     pub topic_partitions: i32,
-    /// Replication factor of the topic when the service creates it (3 on Confluent Cloud).
-    #[arg(long, env = "AUCTION_TOPIC_REPLICATION", default_value_t = 1)]
+    /// Replication factor of the topic when the service creates it; 0: 3 on three or more
+    /// brokers (with min.insync.replicas=2), else one per broker.
+    #[arg(long, env = "AUCTION_TOPIC_REPLICATION", default_value_t = 0)]
     pub topic_replication: i32,
+    /// Start even if the topic's settings break the guarantees (a replication factor below 3 on
+    /// three or more brokers, min.insync.replicas below 2, unclean leader election, compaction).
+    #[arg(long, env = "AUCTION_TOPIC_ALLOW_UNSAFE")]
+    pub allow_unsafe_topic: bool,
     /// Schema registry URL.
     #[arg(
         long,
@@ -268,6 +278,7 @@ impl Args {
         settings.create_topic = !self.no_create_topic;
         settings.topic_partitions = self.topic_partitions;
         settings.topic_replication = self.topic_replication;
+        settings.allow_unsafe_topic = self.allow_unsafe_topic;
         settings.registry = registry;
         settings.register_schemas = !self.schema_registry_verify_only;
         settings.min_increment = self.min_increment;

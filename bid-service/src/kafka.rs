@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use auction_schemas::Bid;
-use auction_schemas::kafka_startup::{ErrorRecordingContext, check_connection, wait_for_metadata};
+use auction_schemas::kafka_startup::{
+    ErrorRecordingContext, check_connection, check_topic, wait_for_metadata,
+};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -165,13 +167,17 @@ impl KafkaBidProducer {
     }
 }
 
-/// Creates the topic if it does not exist yet, and returns its partition count.
+/// Creates the topic if it does not exist yet (replication `0`: 3 on three or more brokers, else
+/// one per broker; `min.insync.replicas` 2 from replication 3; unclean leader election off),
+/// checks that its settings keep the guarantees (refusing it otherwise, unless `allow_unsafe`),
+/// and returns its partition count.
 pub async fn ensure_topic(
     properties: &KafkaProperties,
     topic: &str,
     create: bool,
     partitions: i32,
     replication: i32,
+    allow_unsafe: bool,
 ) -> Result<i32, KafkaSetupError> {
     // Start-up is not cancelled by a signal (it is bounded by the connect timeout).
     check_connection(&client_config(properties), &CancellationToken::new())
@@ -182,7 +188,26 @@ pub async fn ensure_topic(
             .create_with_context(ErrorRecordingContext::default())
             .map_err(|e| KafkaSetupError(format!("cannot create the Kafka admin client: {e}")))?;
         let context = std::sync::Arc::clone(admin.inner().context());
-        let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+        // Replication 0 means as the cluster allows: 3 on three or more brokers.
+        let replication = if replication > 0 {
+            replication
+        } else {
+            let brokers = wait_for_metadata(
+                &client_config(properties),
+                &CancellationToken::new(),
+                None,
+                |metadata| Some(metadata.brokers().len()),
+                "the cluster lists no broker".to_owned(),
+            )
+            .await
+            .map_err(KafkaSetupError)?;
+            i32::try_from(brokers.clamp(1, 3)).unwrap_or(1)
+        };
+        let min_insync = if replication >= 3 { "2" } else { "1" };
+        let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication))
+            .set("min.insync.replicas", min_insync)
+            .set("unclean.leader.election.enable", "false")
+            .set("cleanup.policy", "delete");
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let create_topics = admin.create_topics([&new_topic], &options);
         tokio::pin!(create_topics);
@@ -207,7 +232,7 @@ pub async fn ensure_topic(
         .map_err(|e| KafkaSetupError(format!("cannot create topic {topic}: {e}")))?;
         for result in results {
             match result {
-                Ok(_) => tracing::info!(topic, partitions, "topic created"),
+                Ok(_) => tracing::info!(topic, partitions, replication, "topic created"),
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((_, code)) => {
                     return Err(KafkaSetupError(format!(
@@ -217,7 +242,11 @@ pub async fn ensure_topic(
             }
         }
     }
-    partition_count(properties, topic).await
+    let partitions = partition_count(properties, topic).await?;
+    check_topic(&client_config(properties), topic, allow_unsafe)
+        .await
+        .map_err(KafkaSetupError)?;
+    Ok(partitions)
 }
 
 async fn partition_count(

@@ -150,6 +150,7 @@ pub async fn spawn(
         settings.create_topic,
         settings.topic_partitions,
         settings.topic_replication,
+        settings.allow_unsafe_topic,
     )
     .await
     .map_err(|e| StartError(e.0))?;

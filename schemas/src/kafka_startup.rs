@@ -3,11 +3,14 @@
 //! broker does not offer, an unreachable host) instead of retrying forever. The bid service and
 //! every sink call it before they serve, so that a wrong setting stops the process at start with
 //! a sentence saying why; the settings' secrets never appear in that sentence (librdkafka does
-//! not print them, and the reason is all that is reported).
+//! not print them, and the reason is all that is reported). Also the check of a bid topic's
+//! settings (replication, `min.insync.replicas`, unclean leader election, cleanup policy)
+//! against the guarantees.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions, ConfigResource, ResourceSpecifier};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -143,4 +146,217 @@ pub async fn wait_for_metadata<T: Send + 'static>(
     })
     .await
     .map_err(|e| format!("the metadata task failed: {e}"))?
+}
+
+/// What a topic of bids must be for the product's guarantees, as read back from the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSettings {
+    /// Brokers in the cluster.
+    pub brokers: usize,
+    /// The smallest replica count of the topic's partitions.
+    pub replication: usize,
+    /// `min.insync.replicas`, when the cluster reports it.
+    pub min_insync_replicas: Option<usize>,
+    /// `unclean.leader.election.enable`, when the cluster reports it.
+    pub unclean_leader_election: Option<bool>,
+    /// `cleanup.policy`, when the cluster reports it.
+    pub cleanup_policy: Option<String>,
+}
+
+impl TopicSettings {
+    /// Each setting that breaks a guarantee of a topic of bids, as a sentence saying which and
+    /// why. Empty when the topic is fit.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let wanted = self.brokers.min(3);
+        if self.replication < wanted {
+            problems.push(format!(
+                "its replication factor is {} on a cluster of {} brokers (want {wanted}): losing one broker can lose acknowledged bids",
+                self.replication, self.brokers
+            ));
+        }
+        if self.replication >= 3 {
+            if let Some(min_insync) = self.min_insync_replicas.filter(|m| *m < 2) {
+                problems.push(format!(
+                    "min.insync.replicas is {min_insync} (want 2): a bid acknowledged by a single replica is lost with it"
+                ));
+            }
+        }
+        if self.unclean_leader_election == Some(true) {
+            problems.push(
+                "unclean.leader.election.enable is true (want false): a replica that missed acknowledged bids could become leader and drop them"
+                    .to_owned(),
+            );
+        }
+        if self
+            .cleanup_policy
+            .as_deref()
+            .is_some_and(|policy| policy.contains("compact"))
+        {
+            problems.push(
+                "cleanup.policy includes compact (want delete): compaction keeps only the last bid of each auction"
+                    .to_owned(),
+            );
+        }
+        problems
+    }
+}
+
+/// Reads back the settings of `topic` that the guarantees depend on: the cluster's broker count,
+/// the topic's replication factor (from metadata), and `min.insync.replicas`,
+/// `unclean.leader.election.enable` and `cleanup.policy` (from DescribeConfigs, asked only of a
+/// cluster of two or more brokers; unknown when it does not answer).
+pub async fn read_topic_settings(
+    config: &ClientConfig,
+    topic: &str,
+) -> Result<TopicSettings, String> {
+    let name = topic.to_owned();
+    let (brokers, replication) = wait_for_metadata(
+        config,
+        &CancellationToken::new(),
+        Some(topic.to_owned()),
+        move |metadata| {
+            let found = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())?;
+            let replication = found
+                .partitions()
+                .iter()
+                .map(|p| p.replicas().len())
+                .min()
+                .unwrap_or(0);
+            Some((metadata.brokers().len(), replication))
+        },
+        format!("topic {topic} does not exist"),
+    )
+    .await?;
+    // On a single broker the replication settings cannot be better than they are, and
+    // librdkafka's mock cluster (the embedded default, many tests) does not answer
+    // DescribeConfigs at all: asking would only cost the request timeout.
+    let resource = if brokers > 1 {
+        describe_topic(config, topic).await
+    } else {
+        None
+    };
+    let value = |name: &str| {
+        resource
+            .as_ref()
+            .and_then(|r| r.get(name))
+            .and_then(|entry| entry.value.clone())
+    };
+    if resource.is_none() && brokers > 1 {
+        tracing::warn!(
+            topic,
+            "the cluster did not describe the topic's configuration; only its replication factor is checked"
+        );
+    }
+    Ok(TopicSettings {
+        brokers,
+        replication,
+        min_insync_replicas: value("min.insync.replicas").and_then(|v| v.parse().ok()),
+        unclean_leader_election: value("unclean.leader.election.enable").map(|v| v == "true"),
+        cleanup_policy: value("cleanup.policy"),
+    })
+}
+
+/// The topic's configuration as the cluster describes it, if it does within 5 s.
+async fn describe_topic(config: &ClientConfig, topic: &str) -> Option<ConfigResource> {
+    let admin: AdminClient<ErrorRecordingContext> = config
+        .create_with_context(ErrorRecordingContext::default())
+        .ok()?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
+    let mut results = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .ok()?;
+    results.pop()?.ok()
+}
+
+/// Refuses `topic` when its settings break the guarantees (see [`TopicSettings::problems`]),
+/// with one sentence naming each setting, unless `allow_unsafe` (then it only warns).
+pub async fn check_topic(
+    config: &ClientConfig,
+    topic: &str,
+    allow_unsafe: bool,
+) -> Result<(), String> {
+    let settings = read_topic_settings(config, topic).await?;
+    let problems = settings.problems();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let sentence = format!(
+        "topic {topic} is not safe for bids: {}",
+        problems.join("; ")
+    );
+    if allow_unsafe {
+        tracing::warn!(topic, problems = %sentence, "running on an unsafe topic as allowed");
+        Ok(())
+    } else {
+        Err(format!(
+            "{sentence}. Fix the topic, or set AUCTION_TOPIC_ALLOW_UNSAFE=true to run anyway"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TopicSettings;
+
+    fn safe() -> TopicSettings {
+        TopicSettings {
+            brokers: 3,
+            replication: 3,
+            min_insync_replicas: Some(2),
+            unclean_leader_election: Some(false),
+            cleanup_policy: Some("delete".to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_safe_topic_has_no_problem_and_each_unsafe_setting_is_named() {
+        assert!(safe().problems().is_empty());
+        let single = TopicSettings {
+            brokers: 1,
+            replication: 1,
+            min_insync_replicas: Some(1),
+            ..safe()
+        };
+        assert!(single.problems().is_empty(), "one broker cannot do better");
+        let cases = [
+            (
+                TopicSettings {
+                    replication: 1,
+                    ..safe()
+                },
+                "replication factor is 1 on a cluster of 3 brokers",
+            ),
+            (
+                TopicSettings {
+                    min_insync_replicas: Some(1),
+                    ..safe()
+                },
+                "min.insync.replicas is 1",
+            ),
+            (
+                TopicSettings {
+                    unclean_leader_election: Some(true),
+                    ..safe()
+                },
+                "unclean.leader.election.enable is true",
+            ),
+            (
+                TopicSettings {
+                    cleanup_policy: Some("compact".to_owned()),
+                    ..safe()
+                },
+                "cleanup.policy includes compact",
+            ),
+        ];
+        for (settings, expected) in cases {
+            let problems = settings.problems();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].contains(expected), "{problems:?}");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! On three Apache Kafka nodes (replication factor 3, `min.insync.replicas=2`, unclean leader
 //! election off): the broker leading the bids' partition is SIGKILLed while bids are placed.
 //! Every bid that got OK must be in the topic (read_committed) and in the MySQL, CSV and
-//! PostgreSQL-over-ODBC sinks exactly once.
+//! PostgreSQL-over-ODBC sinks exactly once. And the topic settings the bid service creates on
+//! three brokers, and refuses when they break its guarantees.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use auction_proto::v1::PlaceBidRequest;
 use auction_proto::v1::bid_service_client::BidServiceClient;
+use auction_schemas::kafka_startup::read_topic_settings;
 use auction_schemas::testing::{KafkaCluster, TestRegistry};
 use auction_schemas::{BidDecoder, LogPosition, RegistrySettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -330,4 +332,78 @@ async fn a_partition_leader_killed_mid_stream_loses_and_doubles_no_acknowledged_
         let (status, log) = process.terminate();
         assert!(status.success(), "{name} exited with {status:?}:\n{log}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_three_brokers_the_bid_service_creates_safe_topics_and_refuses_unsafe_ones() {
+    let cluster = tokio::task::block_in_place(|| KafkaCluster::start(3));
+    let bootstrap = cluster.bootstrap.clone();
+    let registry = TestRegistry::start().await;
+    let settings = |topic: &str| {
+        let mut settings = auction_bid_service::Settings::new(&bootstrap, &registry.url);
+        settings.grpc_listen = "127.0.0.1:0".parse().expect("address");
+        settings.metrics_listen = "127.0.0.1:0".parse().expect("address");
+        settings.topic = topic.to_owned();
+        settings
+    };
+    let client = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .clone();
+
+    // Created by the service: replication factor 3, min.insync.replicas 2, unclean election off.
+    let created = unique("auction");
+    let shutdown = CancellationToken::new();
+    let service = auction_bid_service::spawn(settings(&created), shutdown.clone())
+        .await
+        .expect("the bid service starts and creates its topic");
+    let read = read_topic_settings(&client, &created)
+        .await
+        .expect("the topic's settings");
+    println!("created by the service: {read:?}");
+    assert_eq!(read.brokers, 3);
+    assert_eq!(read.replication, 3);
+    assert_eq!(read.min_insync_replicas, Some(2));
+    assert_eq!(read.unclean_leader_election, Some(false));
+    assert!(read.problems().is_empty(), "{:?}", read.problems());
+    shutdown.cancel();
+    let _ = service.stopped().await;
+
+    // Created by hand with replication factor 1: refused with a sentence, unless allowed.
+    let handmade = unique("auction");
+    let admin: AdminClient<DefaultClientContext> = client.create().expect("admin client");
+    let results = admin
+        .create_topics(
+            [&NewTopic::new(&handmade, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("create_topics");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let mut refused = settings(&handmade);
+    refused.create_topic = false;
+    let error = auction_bid_service::spawn(refused, CancellationToken::new())
+        .await
+        .expect_err("a topic with replication factor 1 on three brokers is refused");
+    println!("refused: {error}");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("topic {handmade} is not safe for bids"))
+            && error
+                .to_string()
+                .contains("replication factor is 1 on a cluster of 3 brokers")
+            && error
+                .to_string()
+                .contains("AUCTION_TOPIC_ALLOW_UNSAFE=true"),
+        "{error}"
+    );
+    let mut allowed = settings(&handmade);
+    allowed.create_topic = false;
+    allowed.allow_unsafe_topic = true;
+    let shutdown = CancellationToken::new();
+    let service = auction_bid_service::spawn(allowed, shutdown.clone())
+        .await
+        .expect("allowed explicitly, it starts");
+    shutdown.cancel();
+    let _ = service.stopped().await;
 }
