@@ -285,7 +285,10 @@ pub fn tailer_config(properties: &KafkaProperties) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         // The tailer learns that it has caught up from the end-of-partition events.
-        .set("enable.partition.eof", "true");
+        .set("enable.partition.eof", "true")
+        // Records deleted under a reading tailer are an error it reports, never a silent jump
+        // to the end of the log.
+        .set("auto.offset.reset", "error");
     set_default(&mut config, "fetch.wait.max.ms", "1");
     set_default(&mut config, "fetch.min.bytes", "1");
     config

@@ -135,8 +135,15 @@ impl Tailer {
             .assign(&assignment)
             .map_err(|e| KafkaSetupError(format!("cannot assign the bid topic: {e}")))?;
         let consumer = Arc::new(consumer);
-        let targets = high_watermarks(Arc::clone(&consumer), &self.topic, self.partitions).await?;
-        tracing::info!(topic = %self.topic, records = targets.iter().sum::<i64>(), "replaying the bid log");
+        let watermarks = watermarks(Arc::clone(&consumer), &self.topic, self.partitions).await?;
+        // A partition emptied by retention or DeleteRecords starts above offset 0: what is
+        // before its log start is gone, so the tailer counts from there (else it would wait
+        // forever for records that cannot come, and the service would never serve).
+        for (partition, (low, _)) in (0..).zip(&watermarks) {
+            self.applied.advance(partition, *low);
+        }
+        let targets: Vec<i64> = watermarks.iter().map(|(_, high)| *high).collect();
+        tracing::info!(topic = %self.topic, records = watermarks.iter().map(|(low, high)| high - low).sum::<i64>(), "replaying the bid log");
         Ok(tokio::spawn(
             self.run(consumer, targets, caught_up, shutdown),
         ))
@@ -239,21 +246,21 @@ impl Tailer {
     }
 }
 
-async fn high_watermarks(
+/// (log start, end) of every partition.
+async fn watermarks(
     consumer: Arc<StreamConsumer>,
     topic: &str,
     partitions: i32,
-) -> Result<Vec<i64>, KafkaSetupError> {
+) -> Result<Vec<(i64, i64)>, KafkaSetupError> {
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         (0..partitions)
             .map(|partition| {
                 consumer
                     .fetch_watermarks(&topic, partition, Duration::from_secs(10))
-                    .map(|(_, high)| high)
                     .map_err(|e| {
                         KafkaSetupError(format!(
-                            "cannot read the end of partition {partition} of {topic}: {e}"
+                            "cannot read the bounds of partition {partition} of {topic}: {e}"
                         ))
                     })
             })

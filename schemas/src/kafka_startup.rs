@@ -175,12 +175,13 @@ impl TopicSettings {
                 self.replication, self.brokers
             ));
         }
-        if self.replication >= 3 {
-            if let Some(min_insync) = self.min_insync_replicas.filter(|m| *m < 2) {
-                problems.push(format!(
-                    "min.insync.replicas is {min_insync} (want 2): a bid acknowledged by a single replica is lost with it"
-                ));
-            }
+        if let Some(min_insync) = self
+            .min_insync_replicas
+            .filter(|m| self.replication >= 3 && *m < 2)
+        {
+            problems.push(format!(
+                "min.insync.replicas is {min_insync} (want 2): a bid acknowledged by a single replica is lost with it"
+            ));
         }
         if self.unclean_leader_election == Some(true) {
             problems.push(

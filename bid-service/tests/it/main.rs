@@ -6,6 +6,7 @@ mod clients;
 mod faults;
 mod grpcurl;
 mod helpers;
+mod retention;
 mod scenarios;
 mod tls;
 
