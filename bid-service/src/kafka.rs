@@ -103,6 +103,8 @@ impl KafkaBidProducer {
                 delivery_timeout.as_millis().to_string(),
             );
         set_default(&mut config, "linger.ms", "1");
+        // Partitions added to the topic are written to within seconds, not librdkafka's 5 min.
+        set_default(&mut config, "topic.metadata.refresh.interval.ms", "10000");
         set_default(&mut config, "queue.buffering.max.messages", "100000");
         let producer = config
             .create()

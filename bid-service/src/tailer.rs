@@ -6,7 +6,7 @@
 //! NOT_SERVING until then), and how far it has applied each partition, so that `PlaceBid` can
 //! answer with the state that includes its own bid.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use auction_schemas::{BidDecoder, BidId, LogPosition};
@@ -21,27 +21,54 @@ use tokio_util::sync::CancellationToken;
 use crate::book::{AuctionBook, LoggedBid};
 use crate::kafka::KafkaSetupError;
 
-/// Per partition, the next offset the tailer will apply.
+/// Per partition, the next offset the tailer will apply. Grows when partitions are added to the
+/// topic.
 #[derive(Debug)]
 pub struct AppliedOffsets {
-    partitions: Vec<watch::Sender<i64>>,
+    partitions: RwLock<Vec<watch::Sender<i64>>>,
 }
 
 impl AppliedOffsets {
     /// Offsets for `partitions` partitions, all at 0.
     pub fn new(partitions: i32) -> Self {
-        Self {
-            partitions: (0..partitions.max(0))
-                .map(|_| watch::channel(0).0)
-                .collect(),
+        let offsets = Self {
+            partitions: RwLock::new(Vec::new()),
+        };
+        offsets.grow(partitions);
+        offsets
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<watch::Sender<i64>>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many partitions it follows.
+    pub fn len(&self) -> i32 {
+        i32::try_from(self.read().len()).unwrap_or(i32::MAX)
+    }
+
+    /// Whether it follows no partition.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    /// Follows `partitions` partitions (new ones at 0).
+    fn grow(&self, partitions: i32) {
+        let mut all = self
+            .partitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let wanted = usize::try_from(partitions).unwrap_or(0);
+        while all.len() < wanted {
+            all.push(watch::channel(0).0);
         }
     }
 
     fn advance(&self, partition: i32, next: i64) {
-        if let Some(sender) = usize::try_from(partition)
-            .ok()
-            .and_then(|p| self.partitions.get(p))
-        {
+        let all = self.read();
+        if let Some(sender) = usize::try_from(partition).ok().and_then(|p| all.get(p)) {
             sender.send_if_modified(|current| {
                 let moved = next > *current;
                 if moved {
@@ -53,7 +80,13 @@ impl AppliedOffsets {
     }
 
     fn next(&self, partition: usize) -> i64 {
-        self.partitions.get(partition).map_or(0, |p| *p.borrow())
+        self.read().get(partition).map_or(0, |p| *p.borrow())
+    }
+
+    fn subscribe(&self, partition: i32) -> Option<watch::Receiver<i64>> {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.read().get(p).map(watch::Sender::subscribe))
     }
 
     /// Waits, at most `timeout`, until the tailer has read the bid `bid_id` from `partition`, and
@@ -72,11 +105,8 @@ impl AppliedOffsets {
         acknowledged_offset: i64,
         timeout: Duration,
     ) -> Option<Arc<LoggedBid>> {
-        let sender = usize::try_from(partition)
-            .ok()
-            .and_then(|p| self.partitions.get(p))?;
         // Subscribed before the first look, so that a bid applied right after it still wakes us.
-        let mut receiver = sender.subscribe();
+        let mut receiver = self.subscribe(partition)?;
         let search = async {
             loop {
                 if let Some(found) = book.find_bid(bid_id) {
@@ -169,9 +199,15 @@ impl Tailer {
                 reached_end[partition] && applied.next(partition) >= *target
             })
         };
+        let mut partition_check = tokio::time::interval(PARTITION_CHECK);
+        partition_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let message = tokio::select! {
                 () = shutdown.cancelled() => break,
+                _ = partition_check.tick() => {
+                    self.pick_up_new_partitions(&consumer).await;
+                    continue;
+                }
                 received = consumer.recv() => received,
             };
             let message = match message {
@@ -245,6 +281,45 @@ impl Tailer {
         }
     }
 }
+
+impl Tailer {
+    /// Follows the partitions added to the topic since the tailer started (from their start),
+    /// so that their bids are applied without a restart.
+    async fn pick_up_new_partitions(&self, consumer: &Arc<StreamConsumer>) {
+        let known = self.applied.len();
+        let (reader, topic) = (Arc::clone(consumer), self.topic.clone());
+        let count = tokio::task::spawn_blocking(move || {
+            reader
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                .ok()
+                .and_then(|metadata| metadata.topics().first().map(|t| t.partitions().len()))
+        })
+        .await
+        .ok()
+        .flatten()
+        .and_then(|count| i32::try_from(count).ok());
+        let Some(count) = count.filter(|count| *count > known) else {
+            return;
+        };
+        let mut added = TopicPartitionList::new();
+        for partition in known..count {
+            if let Err(e) = added.add_partition_offset(&self.topic, partition, Offset::Beginning) {
+                tracing::warn!(error = %e, partition, "cannot follow a new partition");
+                return;
+            }
+        }
+        self.applied.grow(count);
+        match consumer.incremental_assign(&added) {
+            Ok(()) => {
+                tracing::info!(topic = %self.topic, from = known, to = count, "following new partitions")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot follow the new partitions"),
+        }
+    }
+}
+
+/// How often the tailer looks for partitions added to the topic.
+const PARTITION_CHECK: Duration = Duration::from_secs(5);
 
 /// (log start, end) of every partition.
 async fn watermarks(
