@@ -62,6 +62,11 @@ pub struct CommonArgs {
         global = true
     )]
     pub dead_letter_topic: String,
+    /// Start even if the bid topic's settings break the guarantees (a replication factor below 3
+    /// on three or more brokers, min.insync.replicas below 2, unclean leader election,
+    /// compaction).
+    #[arg(long, env = "AUCTION_TOPIC_ALLOW_UNSAFE", global = true)]
+    pub allow_unsafe_topic: bool,
     /// Schema registry URL.
     #[arg(
         long,
@@ -210,6 +215,7 @@ impl Cli {
         let mut kafka = KafkaSettings::new(bootstrap, kind);
         kafka.topic = common.topic.clone();
         kafka.dead_letter_topic = common.dead_letter_topic.clone();
+        kafka.allow_unsafe_topic = common.allow_unsafe_topic;
         if let Some(group) = &common.group_id {
             kafka.group_id = group.clone();
         }

@@ -31,6 +31,8 @@ pub struct KafkaSettings {
     /// Any further librdkafka properties (`security.protocol`, `sasl.password`, ...), applied to the
     /// consumer and the dead-letter producer after the sink's own defaults, so they can override them.
     pub properties: Vec<(String, String)>,
+    /// Run on a bid topic whose settings break the guarantees, with a warning instead of refusing.
+    pub allow_unsafe_topic: bool,
 }
 
 impl fmt::Debug for KafkaSettings {
@@ -42,6 +44,7 @@ impl fmt::Debug for KafkaSettings {
             .field("topic", &self.topic)
             .field("group_id", &self.group_id)
             .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("allow_unsafe_topic", &self.allow_unsafe_topic)
             .field("property_names", &names)
             .finish()
     }
@@ -57,6 +60,7 @@ impl KafkaSettings {
             group_id: format!("auction-sink-{kind}"),
             dead_letter_topic: "auction.dlq".to_owned(),
             properties: Vec::new(),
+            allow_unsafe_topic: false,
         }
     }
 

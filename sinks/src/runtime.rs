@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auction_schemas::kafka_startup::check_connection;
+use auction_schemas::kafka_startup::{check_connection, check_topic};
 use auction_schemas::service::Readiness;
 use auction_schemas::{BidDecoder, LogPosition, RegistrySettings};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -120,6 +120,15 @@ pub async fn run<T: Target>(
         }
         return Err(SinkError::Connect(error));
     }
+    // A topic whose settings could lose acknowledged bids is refused with a sentence, as the
+    // bid service refuses it.
+    check_topic(
+        &client,
+        &settings.kafka.topic,
+        settings.kafka.allow_unsafe_topic,
+    )
+    .await
+    .map_err(SinkError::Connect)?;
     let decoder =
         BidDecoder::new(&settings.registry).map_err(|e| SinkError::Registry(e.to_string()))?;
     let dead_letters =

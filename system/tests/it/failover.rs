@@ -2,7 +2,7 @@
 //! election off): the broker leading the bids' partition is SIGKILLed while bids are placed.
 //! Every bid that got OK must be in the topic (read_committed) and in the MySQL, CSV and
 //! PostgreSQL-over-ODBC sinks exactly once. And the topic settings the bid service creates on
-//! three brokers, and refuses when they break its guarantees.
+//! three brokers, and that it and the sinks refuse when they break the guarantees.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -335,7 +335,8 @@ async fn a_partition_leader_killed_mid_stream_loses_and_doubles_no_acknowledged_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_three_brokers_the_bid_service_creates_safe_topics_and_refuses_unsafe_ones() {
+async fn on_three_brokers_the_bid_service_creates_safe_topics_and_it_and_the_sinks_refuse_unsafe_ones()
+ {
     let cluster = tokio::task::block_in_place(|| KafkaCluster::start(3));
     let bootstrap = cluster.bootstrap.clone();
     let registry = TestRegistry::start().await;
@@ -396,6 +397,26 @@ async fn on_three_brokers_the_bid_service_creates_safe_topics_and_refuses_unsafe
                 .to_string()
                 .contains("AUCTION_TOPIC_ALLOW_UNSAFE=true"),
         "{error}"
+    );
+    // A sink refuses it the same way.
+    let csv_dir = tempfile::tempdir().expect("temp dir");
+    let sink = Command::new(binary("auction-sink"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+        .env("AUCTION_TOPIC", &handmade)
+        .env("SCHEMA_REGISTRY_URL", &registry.url)
+        .env("SINK_METRICS_LISTEN", "127.0.0.1:0")
+        .env("SINK_CSV_PATH", csv_dir.path().join("output.csv"))
+        .arg("csv")
+        .output()
+        .expect("auction-sink runs");
+    let stderr = String::from_utf8_lossy(&sink.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        !sink.status.success()
+            && last.starts_with("auction-sink: ")
+            && last.contains(&format!("topic {handmade} is not safe for bids"))
+            && last.contains("replication factor is 1 on a cluster of 3 brokers"),
+        "{stderr}"
     );
     let mut allowed = settings(&handmade);
     allowed.create_topic = false;
