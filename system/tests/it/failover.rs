@@ -1,5 +1,6 @@
 //! On three Apache Kafka nodes (replication factor 3, `min.insync.replicas=2`, unclean leader
-//! election off): the broker leading the bids' partition is SIGKILLed while bids are placed.
+//! election off): the broker leading the bids' partition is SIGKILLed, or SIGSTOPped past the
+//! session timeout and woken, while bids are placed.
 //! Every bid that got OK must be in the topic (read_committed) and in the MySQL, CSV and
 //! PostgreSQL-over-ODBC sinks exactly once. And the topic settings the bid service creates on
 //! three brokers, and that it and the sinks refuse when they break the guarantees.
@@ -102,8 +103,28 @@ fn counts(rows: &str) -> HashMap<String, usize> {
     counts
 }
 
+/// What happens to the broker leading the bids' partition 0, mid-stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeaderFault {
+    /// SIGKILL: gone for good.
+    Kill,
+    /// SIGSTOP until its leadership has moved (past the broker session timeout), then SIGCONT:
+    /// a zombie that wakes up with connections and requests still open.
+    PausePastTheSessionTimeout,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partition_leader_killed_mid_stream_loses_and_doubles_no_acknowledged_bid() {
+    leader_fault_mid_stream(LeaderFault::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_leader_paused_past_the_session_timeout_loses_and_doubles_no_acknowledged_bid()
+{
+    leader_fault_mid_stream(LeaderFault::PausePastTheSessionTimeout).await;
+}
+
+async fn leader_fault_mid_stream(fault: LeaderFault) {
     let mut cluster = tokio::task::block_in_place(|| KafkaCluster::start(3));
     let bootstrap = cluster.bootstrap.clone();
     let topic = unique("auction");
@@ -239,14 +260,18 @@ async fn a_partition_leader_killed_mid_stream_loses_and_doubles_no_acknowledged_
         })
         .collect();
 
-    // Mid-stream, SIGKILL the broker leading partition 0, and check that leadership moved.
+    // Mid-stream, SIGKILL or SIGSTOP the broker leading partition 0, and check that leadership
+    // moved.
     while placed.load(Ordering::SeqCst) < BIDS / 3 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let old_leader = leader(&bootstrap, &topic, 0);
     assert!(old_leader > 0, "partition 0 has no leader");
     let placed_at_kill = placed.load(Ordering::SeqCst);
-    cluster.kill(old_leader);
+    match fault {
+        LeaderFault::Kill => cluster.kill(old_leader),
+        LeaderFault::PausePastTheSessionTimeout => cluster.pause(old_leader),
+    }
     let mut new_leader = -1;
     let moved = eventually(|| {
         new_leader = leader(&bootstrap, &topic, 0);
@@ -257,8 +282,11 @@ async fn a_partition_leader_killed_mid_stream_loses_and_doubles_no_acknowledged_
         moved,
         "the leadership of partition 0 did not move from broker {old_leader}"
     );
+    if fault == LeaderFault::PausePastTheSessionTimeout {
+        cluster.resume(old_leader);
+    }
     println!(
-        "SIGKILLed broker {old_leader}, leader of partition 0, after {placed_at_kill} of {BIDS} bids got OK; broker {new_leader} leads it now"
+        "{fault:?}: broker {old_leader}, leader of partition 0, after {placed_at_kill} of {BIDS} bids got OK; broker {new_leader} leads it now"
     );
 
     let mut acknowledged = Vec::new();
