@@ -109,10 +109,17 @@ impl AppliedOffsets {
         let mut receiver = self.subscribe(partition)?;
         let search = async {
             loop {
+                // The offset first, then the bid: the tailer applies a record before it advances
+                // the offset past it, so once the offset is past the acknowledged one, a look
+                // made after it sees the bid if the log holds it there. (The other order raced:
+                // the bid applied and the offset advanced between the two looks answered "not
+                // in the log" for a bid that was.)
+                let applied_past =
+                    acknowledged_offset >= 0 && *receiver.borrow_and_update() > acknowledged_offset;
                 if let Some(found) = book.find_bid(bid_id) {
                     return Some(found);
                 }
-                if acknowledged_offset >= 0 && *receiver.borrow_and_update() > acknowledged_offset {
+                if applied_past {
                     return None;
                 }
                 if receiver.changed().await.is_err() {
