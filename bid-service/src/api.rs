@@ -25,8 +25,8 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::book::{AuctionBook, AuctionSnapshot, LoggedBid, ReserveError, TooLow};
+use crate::idempotency::{Entry, Outcome, RequestOutcomes};
 use crate::kafka::{EnqueueError, KafkaBidProducer};
-use crate::ledger::{Entry, Outcome, RequestLedger};
 use crate::tailer::AppliedOffsets;
 
 /// Time kept back from the client's deadline to send the answer.
@@ -54,7 +54,7 @@ pub struct BidApi {
     /// Encodes bids.
     pub encoder: Arc<BidEncoder>,
     /// Outcomes by request id.
-    pub ledger: RequestLedger,
+    pub requests: RequestOutcomes,
     /// How far the log has been applied.
     pub applied: Arc<AppliedOffsets>,
     /// Limits `PlaceBid` calls in progress.
@@ -298,7 +298,7 @@ impl BidApi {
         }
     }
 
-    async fn place_with_ledger(
+    async fn place_once(
         self: Arc<Self>,
         request: PlaceBidRequest,
         request_id: Option<uuid::Uuid>,
@@ -306,7 +306,7 @@ impl BidApi {
         let Some(id) = request_id else {
             return self.place(request, BidId::new_random(), false).await;
         };
-        match self.ledger.begin(id) {
+        match self.requests.begin(id) {
             Entry::Owner(owner) => {
                 let outcome = self.place(request, BidId::from(id), true).await;
                 owner.finish(&outcome);
@@ -363,7 +363,7 @@ impl BidService for BidGrpc {
         };
         // The work runs in its own task, so that a client that goes away cannot leave a bid
         // half-placed: its outcome is recorded for a retry either way.
-        let task = tokio::spawn(Arc::clone(&self.0).place_with_ledger(request, request_id));
+        let task = tokio::spawn(Arc::clone(&self.0).place_once(request, request_id));
         let answer = tokio::time::timeout(deadline.saturating_sub(ANSWER_MARGIN), task).await;
         drop(permit);
         match answer {

@@ -1,12 +1,12 @@
 //! Settings of the bid service. The binary fills them from flags and environment variables (and
 //! `.env`); tests build them directly.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use auction_schemas::{RegistrySettings, Secret};
+pub use auction_process::KafkaProperties;
+use auction_process::{KafkaArgs, Secret};
+use auction_schemas::RegistrySettings;
 
 /// TLS for the gRPC port: the server's certificate and key, and optionally the CA that client
 /// certificates must chain to (then every client must present one).
@@ -18,65 +18,6 @@ pub struct GrpcTls {
     pub key_pem: Secret,
     /// When set, clients must present a certificate signed by this CA (PEM).
     pub client_ca_pem: Option<String>,
-}
-
-/// librdkafka properties, passed through as given. Values of properties whose name mentions a
-/// password, secret or key never appear in `Debug` output or logs.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct KafkaProperties(BTreeMap<String, String>);
-
-impl KafkaProperties {
-    /// Properties with only `bootstrap.servers` set.
-    pub fn bootstrap(servers: impl Into<String>) -> Self {
-        let mut properties = Self::default();
-        properties.set("bootstrap.servers", servers);
-        properties
-    }
-
-    /// Sets one property.
-    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
-        self.0.insert(name.into(), value.into());
-        self
-    }
-
-    /// The value of a property.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    /// Every property, for building a client.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    /// Reads every `KAFKA_*` variable as a librdkafka property: `KAFKA_SASL_USERNAME=u` becomes
-    /// `sasl.username=u` (see [`auction_schemas::service::kafka_properties_from_env`]).
-    pub fn from_env_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        let mut properties = Self::default();
-        for (name, value) in auction_schemas::service::kafka_properties_from_env(vars) {
-            properties.set(name, value);
-        }
-        properties
-    }
-
-    /// Whether a property's value must be hidden.
-    pub fn is_secret(name: &str) -> bool {
-        auction_schemas::service::is_secret_property(name)
-    }
-}
-
-impl fmt::Debug for KafkaProperties {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut map = f.debug_map();
-        for (name, value) in &self.0 {
-            if Self::is_secret(name) {
-                map.entry(name, &"[redacted]");
-            } else {
-                map.entry(name, value);
-            }
-        }
-        map.finish()
-    }
 }
 
 /// Everything the bid service needs to run.
@@ -174,12 +115,9 @@ pub struct Args {
         default_value = "127.0.0.1:9101"
     )]
     pub metrics_listen: SocketAddr,
-    /// Kafka bootstrap servers (librdkafka `bootstrap.servers`).
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
-    pub kafka_bootstrap_servers: String,
-    /// An extra librdkafka property, `name=value`; repeatable.
-    #[arg(long = "kafka-property", value_name = "NAME=VALUE")]
-    pub kafka_properties: Vec<String>,
+    /// Kafka: bootstrap servers and any librdkafka property.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// The bid topic.
     #[arg(long, env = "AUCTION_TOPIC", default_value = "auction")]
     pub topic: String,
@@ -254,14 +192,7 @@ impl Args {
         self,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, String> {
-        let mut kafka = KafkaProperties::from_env_vars(env);
-        kafka.set("bootstrap.servers", self.kafka_bootstrap_servers);
-        for property in &self.kafka_properties {
-            let (name, value) = property
-                .split_once('=')
-                .ok_or_else(|| format!("--kafka-property {property:?} must be NAME=VALUE"))?;
-            kafka.set(name.trim(), value.trim());
-        }
+        let kafka = self.kafka.into_properties(env)?;
         let mut registry = RegistrySettings::new(self.schema_registry_url);
         registry.username = self.schema_registry_username;
         registry.password = self.schema_registry_password.map(Secret::new);
@@ -302,35 +233,5 @@ impl Args {
             });
         }
         Ok(settings)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kafka_variables_become_properties_and_secrets_stay_hidden() {
-        let vars = [
-            ("KAFKA_BOOTSTRAP_SERVERS", "broker:9092"),
-            ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
-            ("KAFKA_SASL_MECHANISM", "PLAIN"),
-            ("KAFKA_SASL_USERNAME", "key"),
-            ("KAFKA_SASL_PASSWORD", "hunter2"),
-            ("KAFKA_SSL_CA_LOCATION", "/etc/ca.pem"),
-            ("PATH", "/bin"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let properties = KafkaProperties::from_env_vars(vars);
-        assert_eq!(properties.get("bootstrap.servers"), Some("broker:9092"));
-        assert_eq!(properties.get("sasl.password"), Some("hunter2"));
-        assert_eq!(properties.get("ssl.ca.location"), Some("/etc/ca.pem"));
-        assert_eq!(properties.iter().count(), 6);
-        let shown = format!("{properties:?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(
-            shown.contains("/etc/ca.pem") && shown.contains("SASL_SSL"),
-            "{shown}"
-        );
     }
 }

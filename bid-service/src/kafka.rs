@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use auction_schemas::Bid;
-use auction_schemas::kafka_startup::{
+use auction_process::kafka_startup::{
     ErrorRecordingContext, check_connection, check_topic, wait_for_metadata,
 };
+use auction_schemas::Bid;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};

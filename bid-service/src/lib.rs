@@ -10,7 +10,7 @@
 //! - [`book`] - auction state; the bid rules that depend on it.
 //! - [`tailer`] - replays and follows the log into the book.
 //! - [`kafka`] - the producer, topic set-up, consumer configuration.
-//! - [`ledger`] - outcomes by `request_id` for idempotent retries.
+//! - [`idempotency`] - outcomes by `request_id` for idempotent retries.
 //! - [`api`] - the gRPC service and the mapping of errors to statuses.
 //!
 //! [`spawn`] starts everything on the configured ports (port 0 picks free ones, for tests).
@@ -18,16 +18,16 @@
 pub mod api;
 pub mod book;
 pub mod config;
+pub mod idempotency;
 pub mod kafka;
-pub mod ledger;
 pub mod tailer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auction_process::{self as service, Readiness};
 use auction_proto::v1::bid_service_server::BidServiceServer;
-use auction_schemas::service::{self, Readiness};
 use auction_schemas::{BidDecoder, BidEncoder};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -40,17 +40,13 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::api::{BidApi, BidGrpc};
 use crate::book::{AuctionBook, BidRules};
 pub use crate::config::{GrpcTls, KafkaProperties, Settings};
+use crate::idempotency::RequestOutcomes;
 use crate::kafka::KafkaBidProducer;
-use crate::ledger::RequestLedger;
 use crate::tailer::{AppliedOffsets, Tailer};
+pub use auction_process::StartError;
 
 /// Largest gRPC request accepted; a bid is a few hundred bytes.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
-
-/// The bid service could not start; the message says what to fix.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(String);
 
 /// A started bid service.
 #[derive(Debug)]
@@ -100,7 +96,7 @@ fn check(settings: &Settings) -> Result<(), StartError> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(StartError(problems.join("; ")))
+        Err(StartError::new(problems.join("; ")))
     }
 }
 
@@ -112,7 +108,7 @@ fn cors(origins: &[String]) -> Result<CorsLayer, StartError> {
             .iter()
             .map(|o| {
                 o.parse()
-                    .map_err(|_| StartError(format!("{o:?} is not a valid CORS origin")))
+                    .map_err(|_| StartError::new(format!("{o:?} is not a valid CORS origin")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         AllowOrigin::list(parsed)
@@ -153,20 +149,21 @@ pub async fn spawn(
         settings.allow_unsafe_topic,
     )
     .await
-    .map_err(|e| StartError(e.0))?;
+    .map_err(|e| StartError::new(e.0))?;
     let producer =
         KafkaBidProducer::new(&settings.kafka, &settings.topic, settings.delivery_timeout)
-            .map_err(|e| StartError(e.0))?;
+            .map_err(|e| StartError::new(e.0))?;
     let encoder = BidEncoder::new(&settings.registry, &settings.topic)
-        .map_err(|e| StartError(e.to_string()))?;
-    let decoder = BidDecoder::new(&settings.registry).map_err(|e| StartError(e.to_string()))?;
+        .map_err(|e| StartError::new(e.to_string()))?;
+    let decoder =
+        BidDecoder::new(&settings.registry).map_err(|e| StartError::new(e.to_string()))?;
     let schema_id = if settings.register_schemas {
         encoder.register_schemas().await
     } else {
         encoder.verify_schema().await
     }
     .map_err(|e| {
-        StartError(format!(
+        StartError::new(format!(
             "cannot use the bid schemas at {}: {e}",
             settings.registry.url
         ))
@@ -197,7 +194,7 @@ pub async fn spawn(
     let tailer_task = tailer
         .spawn(caught_up_sender, shutdown.clone())
         .await
-        .map_err(|e| StartError(e.0))?;
+        .map_err(|e| StartError::new(e.0))?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -229,16 +226,16 @@ pub async fn spawn(
     };
     let reflection_v1 = reflection()
         .build_v1()
-        .map_err(|e| StartError(format!("cannot build server reflection: {e}")))?;
+        .map_err(|e| StartError::new(format!("cannot build server reflection: {e}")))?;
     let reflection_v1alpha = reflection()
         .build_v1alpha()
-        .map_err(|e| StartError(format!("cannot build server reflection: {e}")))?;
+        .map_err(|e| StartError::new(format!("cannot build server reflection: {e}")))?;
 
     let api = Arc::new(BidApi {
         book,
         producer: producer.clone(),
         encoder: Arc::new(encoder),
-        ledger: RequestLedger::new(settings.remembered_requests),
+        requests: RequestOutcomes::new(settings.remembered_requests),
         applied,
         in_flight: Arc::new(Semaphore::new(settings.max_bids_in_flight)),
         default_deadline: settings.default_deadline,
@@ -249,19 +246,19 @@ pub async fn spawn(
         BidServiceServer::new(BidGrpc(api)).max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let listener = TcpListener::bind(settings.grpc_listen).await.map_err(|e| {
-        StartError(format!(
+        StartError::new(format!(
             "cannot listen for gRPC on {}: {e}",
             settings.grpc_listen
         ))
     })?;
     let grpc_addr = listener
         .local_addr()
-        .map_err(|e| StartError(format!("cannot read the gRPC address: {e}")))?;
+        .map_err(|e| StartError::new(format!("cannot read the gRPC address: {e}")))?;
     let metrics_addr =
         service::spawn_ops_server(settings.metrics_listen, readiness.clone(), shutdown.clone())
             .await
             .map_err(|e| {
-                StartError(format!(
+                StartError::new(format!(
                     "cannot listen for metrics on {}: {e}",
                     settings.metrics_listen
                 ))
@@ -278,7 +275,7 @@ pub async fn spawn(
         }
         server = server
             .tls_config(config)
-            .map_err(|e| StartError(format!("the gRPC TLS settings cannot be used: {e}")))?;
+            .map_err(|e| StartError::new(format!("the gRPC TLS settings cannot be used: {e}")))?;
     }
     let router = server
         .accept_http1(true)

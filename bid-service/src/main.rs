@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use auction_bid_service::config::Args;
-use auction_schemas::service;
+use auction_process as service;
 use clap::Parser;
 
 // Many small, short-lived allocations (HTTP/2 frames, Kafka records, JSON): mimalloc serves them

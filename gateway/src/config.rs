@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use auction_schemas::Secret;
+use auction_process::Secret;
 
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone)]

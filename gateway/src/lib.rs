@@ -29,8 +29,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auction_process::{self as service, Readiness};
 use auction_proto::v1::bid_service_client::BidServiceClient;
-use auction_schemas::service::{self, Readiness};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -46,14 +46,10 @@ use tonic_health::pb::health_client::HealthClient;
 
 pub use crate::config::Settings;
 use crate::security::CookieKey;
+pub use auction_process::StartError;
 
 /// The gRPC service whose health decides `/readyz`.
 const BID_SERVICE_NAME: &str = "auction.v1.BidService";
-
-/// The gateway could not start; the message says what to fix.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(String);
 
 /// What the handlers share: the bid service client, the cookie key and the settings.
 #[derive(Debug, Clone)]
@@ -76,7 +72,7 @@ impl App {
     pub fn new(settings: Settings, shutdown: CancellationToken) -> Result<Self, StartError> {
         let endpoint = Endpoint::from_shared(settings.bid_service_url.clone())
             .map_err(|e| {
-                StartError(format!(
+                StartError::new(format!(
                     "the bid service URL {:?} is not valid: {e}",
                     settings.bid_service_url
                 ))
@@ -88,7 +84,7 @@ impl App {
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
         if settings.max_body_bytes == 0 || settings.max_live_streams == 0 {
-            return Err(StartError(
+            return Err(StartError::new(
                 "the body limit and the live stream limit must be at least 1".to_owned(),
             ));
         }
@@ -237,10 +233,10 @@ pub async fn spawn(
     let app = App::new(settings, shutdown.clone())?;
     let listener = TcpListener::bind(listen)
         .await
-        .map_err(|e| StartError(format!("cannot listen on {listen}: {e}")))?;
+        .map_err(|e| StartError::new(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener
         .local_addr()
-        .map_err(|e| StartError(format!("cannot read the listening address: {e}")))?;
+        .map_err(|e| StartError::new(format!("cannot read the listening address: {e}")))?;
     let routes = router(app.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, routes)

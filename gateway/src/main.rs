@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use auction_gateway::config::Args;
-use auction_schemas::service;
+use auction_process as service;
 use clap::Parser;
 
 #[tokio::main]

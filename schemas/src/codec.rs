@@ -24,8 +24,8 @@ use serde_json::Value;
 
 use crate::domain::{Bid, InvalidBid};
 use crate::event::{self, LogPosition, SCHEMA_V1, SCHEMA_V2};
-use crate::secret::Secret;
 use crate::wire::{self, FrameError};
+use auction_process::Secret;
 
 /// How to reach the schema registry.
 #[derive(Debug, Clone)]

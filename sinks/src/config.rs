@@ -1,5 +1,6 @@
-//! The command line and environment of `auction-sink`, and the start-up that turns them into a
-//! running sink. Every flag also reads an environment variable (and `.env`, loaded by `main`).
+//! The command line and environment of `auction-sink`, turned into [`SinkSettings`] in one
+//! place ([`Cli::into_settings`]). Every flag also reads an environment variable (and `.env`,
+//! loaded by `main`).
 //!
 //! Kafka is configured the way the bid service is: every environment variable `KAFKA_<NAME>`
 //! becomes the librdkafka property `<name>` with `_` read as `.` (`KAFKA_BOOTSTRAP_SERVERS`,
@@ -10,16 +11,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use auction_schemas::service::{self, Readiness};
-use auction_schemas::{RegistrySettings, Secret};
+use auction_process::{KafkaArgs, Secret, StartError};
+use auction_schemas::RegistrySettings;
 use clap::{Args, Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
+use crate::destination::csv_file::CsvSettings;
+use crate::destination::odbc::{Dialect, OdbcSettings};
+use crate::destination::sql::{SqlSettings, TableName};
 use crate::kafka::KafkaSettings;
-use crate::runtime::{self, RuntimeSettings};
-use crate::target::csv_file::{CsvSettings, CsvTarget};
-use crate::target::odbc::{Dialect, OdbcSettings, OdbcTarget};
-use crate::target::sql::{SqlSettings, SqlTarget, TableName};
+use crate::runtime::RuntimeSettings;
+use crate::start::{DestinationSettings, SinkSettings};
 
 /// Lands bid events from Kafka in MySQL/SQLite, a CSV file or an ODBC data source, each bid
 /// exactly once.
@@ -33,20 +34,17 @@ pub struct Cli {
     /// Settings every sink shares.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// The target.
+    /// Where the bids land.
     #[command(subcommand)]
-    pub target: TargetArgs,
+    pub destination: DestinationArgs,
 }
 
 /// Settings every sink shares.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Kafka bootstrap servers (librdkafka `bootstrap.servers`).
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", global = true)]
-    pub bootstrap_servers: Option<String>,
-    /// An extra librdkafka property, `name=value`; repeatable. Overrides `KAFKA_*` variables.
-    #[arg(long = "kafka-property", value_name = "NAME=VALUE", value_parser = parse_property, global = true)]
-    pub kafka_properties: Vec<(String, String)>,
+    /// Kafka: bootstrap servers and any librdkafka property.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// The topic of bid events.
     #[arg(long, env = "AUCTION_TOPIC", default_value = "auction", global = true)]
     pub topic: String,
@@ -121,8 +119,8 @@ pub struct CommonArgs {
         global = true
     )]
     pub close_timeout_ms: u64,
-    /// Address of /healthz, /readyz and /metrics; default 127.0.0.1:9102 (mysql), 9103 (csv),
-    /// 9104 (odbc). Port 0 picks a free port; the address is printed at start.
+    /// Address of /healthz, /readyz and /metrics; default 127.0.0.1:9102 (mysql, sqlite), 9103
+    /// (csv), 9104 (odbc). Port 0 picks a free port; the address is printed at start.
     #[arg(long, env = "SINK_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<SocketAddr>,
     /// Log as JSON lines instead of text.
@@ -130,9 +128,9 @@ pub struct CommonArgs {
     pub log_json: bool,
 }
 
-/// The target and its settings.
+/// The destination and its settings.
 #[derive(Debug, Subcommand)]
-pub enum TargetArgs {
+pub enum DestinationArgs {
     /// MySQL or MariaDB (the demo's `test.bid`), or SQLite, through SeaORM.
     #[command(visible_alias = "sql")]
     Mysql {
@@ -169,144 +167,70 @@ pub enum TargetArgs {
     },
 }
 
-fn parse_property(raw: &str) -> Result<(String, String), String> {
-    match raw.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => {
-            Ok((name.trim().to_owned(), value.to_owned()))
-        }
-        _ => Err(format!("expected NAME=VALUE, got {raw:?}")),
-    }
-}
-
-pub use auction_schemas::service::{is_secret_property, kafka_properties_from_env};
-
 impl Cli {
-    /// The sink kind the command names.
-    pub fn kind(&self) -> &'static str {
-        match self.target {
-            TargetArgs::Mysql { .. } => "mysql",
-            TargetArgs::Csv { .. } => "csv",
-            TargetArgs::Odbc { .. } => "odbc",
-        }
-    }
-
-    /// The runtime settings; `env_properties` are the `KAFKA_*` variables already read.
-    pub fn runtime_settings(
-        &self,
-        env_properties: Vec<(String, String)>,
-    ) -> Result<RuntimeSettings, String> {
-        let common = &self.common;
-        let kind = self.kind();
-        let mut properties = env_properties;
-        properties.retain(|(name, _)| name != "bootstrap.servers");
-        properties.extend(common.kafka_properties.iter().cloned());
-        let bootstrap = common
-            .bootstrap_servers
-            .clone()
-            .or_else(|| {
-                properties
-                    .iter()
-                    .rev()
-                    .find(|(n, _)| n == "bootstrap.servers")
-                    .map(|(_, v)| v.clone())
-            })
-            .ok_or("the Kafka bootstrap servers are not set (KAFKA_BOOTSTRAP_SERVERS or --bootstrap-servers)")?;
-        properties.retain(|(name, _)| name != "bootstrap.servers");
-        let mut kafka = KafkaSettings::new(bootstrap, kind);
-        kafka.topic = common.topic.clone();
-        kafka.dead_letter_topic = common.dead_letter_topic.clone();
-        kafka.allow_unsafe_topic = common.allow_unsafe_topic;
-        if let Some(group) = &common.group_id {
-            kafka.group_id = group.clone();
-        }
-        kafka.properties = properties;
-        let mut registry = RegistrySettings::new(&common.schema_registry_url);
-        registry.username = common.schema_registry_username.clone();
-        registry.password = common.schema_registry_password.clone().map(Secret::new);
-        if common.batch_size == 0 {
-            return Err("the batch size must be at least 1".to_owned());
-        }
-        let mut settings = RuntimeSettings::new(kafka, registry);
-        settings.batch_size = common.batch_size;
-        settings.batch_linger = Duration::from_millis(common.batch_linger_ms);
-        settings.retry_initial = Duration::from_millis(common.retry_initial_ms);
-        settings.retry_max = Duration::from_millis(common.retry_max_ms);
-        settings.close_timeout = Duration::from_millis(common.close_timeout_ms);
-        Ok(settings)
-    }
-
-    fn metrics_listen(&self) -> SocketAddr {
-        let port = match self.target {
-            TargetArgs::Mysql { .. } => 9102,
-            TargetArgs::Csv { .. } => 9103,
-            TargetArgs::Odbc { .. } => 9104,
-        };
-        self.common
-            .metrics_listen
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)))
-    }
-}
-
-/// Starts the sink the command line describes and runs it until `shutdown`.
-pub async fn run(
-    cli: Cli,
-    env_properties: Vec<(String, String)>,
-    shutdown: CancellationToken,
-) -> Result<(), String> {
-    let settings = cli.runtime_settings(env_properties)?;
-    let kind = cli.kind();
-    let readiness = Readiness::default();
-    let metrics_addr =
-        service::spawn_ops_server(cli.metrics_listen(), readiness.clone(), shutdown.clone())
-            .await
-            .map_err(|e| format!("cannot serve metrics on {}: {e}", cli.metrics_listen()))?;
-    service::metrics_handle();
-    let redacted: Vec<String> = settings
-        .kafka
-        .properties
-        .iter()
-        .map(|(name, value)| {
-            if is_secret_property(name) {
-                format!("{name}=[redacted]")
-            } else {
-                format!("{name}={value}")
+    /// The settings this command line describes; `env` supplies the `KAFKA_*` variables.
+    pub fn into_settings(
+        self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<SinkSettings, StartError> {
+        let destination = match self.destination {
+            DestinationArgs::Mysql {
+                database_url,
+                table,
+                max_connections,
+            } => {
+                let mut sql = SqlSettings::new(Secret::new(database_url));
+                sql.table = table;
+                sql.max_connections = max_connections;
+                DestinationSettings::Sql(sql)
             }
-        })
-        .collect();
-    tracing::info!(sink = kind, metrics = %format!("http://{metrics_addr}/metrics"), kafka = %settings.kafka.bootstrap_servers, properties = ?redacted, "starting");
-    println!("auction-sink {kind}: metrics, /healthz and /readyz on http://{metrics_addr}");
-
-    let outcome = match cli.target {
-        TargetArgs::Mysql {
-            database_url,
-            table,
-            max_connections,
-        } => {
-            let mut sql = SqlSettings::new(Secret::new(database_url));
-            sql.table = table;
-            sql.max_connections = max_connections;
-            let target = SqlTarget::connect(&sql).await.map_err(|e| e.to_string())?;
-            runtime::run(settings, target, readiness, shutdown).await
-        }
-        TargetArgs::Csv { path, rotate_daily } => {
-            let target = CsvTarget::new(CsvSettings { path, rotate_daily });
-            runtime::run(settings, target, readiness, shutdown).await
-        }
-        TargetArgs::Odbc {
-            connection_string,
-            table,
-            dialect,
-        } => {
-            let target = OdbcTarget::new(OdbcSettings {
+            DestinationArgs::Csv { path, rotate_daily } => {
+                DestinationSettings::Csv(CsvSettings { path, rotate_daily })
+            }
+            DestinationArgs::Odbc {
+                connection_string,
+                table,
+                dialect,
+            } => DestinationSettings::Odbc(OdbcSettings {
                 connection_string: Secret::new(connection_string),
                 table,
                 dialect,
-            })
-            .map_err(|e| e.to_string())?;
-            runtime::run(settings, target, readiness, shutdown).await
+            }),
+        };
+        let kind = destination.kind()?;
+        let common = self.common;
+        let mut kafka = KafkaSettings::new(common.kafka.into_properties(env)?, kind);
+        kafka.topic = common.topic;
+        kafka.dead_letter_topic = common.dead_letter_topic;
+        kafka.allow_unsafe_topic = common.allow_unsafe_topic;
+        if let Some(group) = common.group_id {
+            kafka.group_id = group;
         }
-    };
-    outcome.map(|_| ()).map_err(|e| e.to_string())
+        let mut registry = RegistrySettings::new(&common.schema_registry_url);
+        registry.username = common.schema_registry_username;
+        registry.password = common.schema_registry_password.map(Secret::new);
+        if common.batch_size == 0 {
+            return Err(StartError::new("the batch size must be at least 1"));
+        }
+        let mut runtime = RuntimeSettings::new(kafka, registry);
+        runtime.batch_size = common.batch_size;
+        runtime.batch_linger = Duration::from_millis(common.batch_linger_ms);
+        runtime.retry_initial = Duration::from_millis(common.retry_initial_ms);
+        runtime.retry_max = Duration::from_millis(common.retry_max_ms);
+        runtime.close_timeout = Duration::from_millis(common.close_timeout_ms);
+        let default_port = match kind {
+            "csv" => 9103,
+            "odbc" => 9104,
+            _ => 9102,
+        };
+        Ok(SinkSettings {
+            runtime,
+            destination,
+            metrics_listen: common
+                .metrics_listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port))),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -314,28 +238,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kafka_variables_become_librdkafka_properties() {
-        let vars = [
-            ("KAFKA_SASL_USERNAME", "key"),
-            ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
-            ("KAFKA_", "ignored"),
-            ("PATH", "/bin"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    fn the_sql_kind_comes_from_the_url_scheme() {
+        let kind = |url: &str| {
+            Cli::try_parse_from([
+                "auction-sink",
+                "--bootstrap-servers",
+                "k:9092",
+                "mysql",
+                "--database-url",
+                url,
+            ])
+            .unwrap()
+            .into_settings(Vec::new())
+            .map(|settings| {
+                (
+                    settings.destination.kind().unwrap(),
+                    settings.runtime.kafka.group_id,
+                )
+            })
+        };
         assert_eq!(
-            kafka_properties_from_env(vars),
-            [
-                ("sasl.username".to_owned(), "key".to_owned()),
-                ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
-            ]
+            kind("mysql://root@h/test").unwrap(),
+            ("mysql", "auction-sink-mysql".to_owned())
         );
-        assert!(is_secret_property("sasl.password"));
-        assert!(!is_secret_property("ssl.key.location"));
-        assert!(!is_secret_property("security.protocol"));
+        assert_eq!(
+            kind("sqlite://bids.db").unwrap(),
+            ("sqlite", "auction-sink-sqlite".to_owned())
+        );
+        assert!(
+            kind("postgres://h/test")
+                .unwrap_err()
+                .to_string()
+                .contains("DATABASE_URL")
+        );
     }
 
     #[test]
-    fn command_line_builds_runtime_settings() {
+    fn command_line_builds_sink_settings() {
         let cli = Cli::try_parse_from([
             "auction-sink",
             "--bootstrap-servers",
@@ -347,11 +286,12 @@ mod tests {
             "x.csv",
         ])
         .unwrap();
-        assert_eq!(cli.kind(), "csv");
-        let settings = cli.runtime_settings(Vec::new()).unwrap();
-        assert_eq!(settings.kafka.group_id, "auction-sink-csv");
-        assert_eq!(settings.kafka.dead_letter_topic, "auction.dlq");
-        assert_eq!(settings.kafka.bootstrap_servers, "k:9092");
+        let settings = cli.into_settings(Vec::new()).unwrap();
+        assert_eq!(settings.destination.kind().unwrap(), "csv");
+        assert_eq!(settings.metrics_listen.port(), 9103);
+        assert_eq!(settings.runtime.kafka.group_id, "auction-sink-csv");
+        assert_eq!(settings.runtime.kafka.dead_letter_topic, "auction.dlq");
+        assert_eq!(settings.runtime.kafka.bootstrap_servers(), "k:9092");
         assert!(!format!("{settings:?}").contains("hunter2"));
         assert!(
             Cli::try_parse_from([

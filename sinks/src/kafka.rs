@@ -2,10 +2,10 @@
 //! dead-letter producer.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use auction_process::KafkaProperties;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -18,62 +18,48 @@ use rdkafka::statistics::Statistics;
 use crate::metrics as m;
 
 /// How to reach Kafka and which names to use.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct KafkaSettings {
-    /// `bootstrap.servers`.
-    pub bootstrap_servers: String,
+    /// librdkafka properties (at least `bootstrap.servers`: `security.protocol`, `sasl.password`,
+    /// ...), applied to the consumer and the dead-letter producer after the sink's own defaults,
+    /// so they can override them. Secret values never print.
+    pub properties: KafkaProperties,
     /// The topic of bid events.
     pub topic: String,
     /// The consumer group; one per sink kind, shared by the instances of that kind.
     pub group_id: String,
     /// Where records that can never be written go.
     pub dead_letter_topic: String,
-    /// Any further librdkafka properties (`security.protocol`, `sasl.password`, ...), applied to the
-    /// consumer and the dead-letter producer after the sink's own defaults, so they can override them.
-    pub properties: Vec<(String, String)>,
     /// Run on a bid topic whose settings break the guarantees, with a warning instead of refusing.
     pub allow_unsafe_topic: bool,
-}
-
-impl fmt::Debug for KafkaSettings {
-    /// Property values are not printed: some are passwords.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.properties.iter().map(|(k, _)| k.as_str()).collect();
-        f.debug_struct("KafkaSettings")
-            .field("bootstrap_servers", &self.bootstrap_servers)
-            .field("topic", &self.topic)
-            .field("group_id", &self.group_id)
-            .field("dead_letter_topic", &self.dead_letter_topic)
-            .field("allow_unsafe_topic", &self.allow_unsafe_topic)
-            .field("property_names", &names)
-            .finish()
-    }
 }
 
 impl KafkaSettings {
     /// Settings with the product's defaults for `kind`: topic `auction`, group
     /// `auction-sink-<kind>`, dead letters to `auction.dlq`.
-    pub fn new(bootstrap_servers: impl Into<String>, kind: &str) -> Self {
+    pub fn new(properties: KafkaProperties, kind: &str) -> Self {
         Self {
-            bootstrap_servers: bootstrap_servers.into(),
+            properties,
             topic: "auction".to_owned(),
             group_id: format!("auction-sink-{kind}"),
             dead_letter_topic: "auction.dlq".to_owned(),
-            properties: Vec::new(),
             allow_unsafe_topic: false,
         }
     }
 
+    /// `bootstrap.servers`, for logs.
+    pub fn bootstrap_servers(&self) -> &str {
+        self.properties.get("bootstrap.servers").unwrap_or_default()
+    }
+
     fn base_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.bootstrap_servers)
-            .set_log_level(RDKafkaLogLevel::Warning);
+        config.set_log_level(RDKafkaLogLevel::Warning);
         config
     }
 
     fn apply_properties(&self, config: &mut ClientConfig) {
-        for (key, value) in &self.properties {
+        for (key, value) in self.properties.iter() {
             config.set(key, value);
         }
     }

@@ -16,23 +16,23 @@
 //!   the partitions no longer assigned, so nothing is committed on the new owner's behalf.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use auction_schemas::kafka_startup::{check_connection, check_topic};
-use auction_schemas::service::Readiness;
+use auction_process::Readiness;
+use auction_process::kafka_startup::{check_connection, check_topic};
 use auction_schemas::{BidDecoder, LogPosition, RegistrySettings};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use crate::destination::{Destination, SinkRecord, SourcePosition, WriteOutcome};
 use crate::kafka::{
     DeadLetterProducer, DeadLetterReason, KafkaSettings, RawRecord, SinkContext, commit_stored,
 };
 use crate::metrics as m;
-use crate::retry::Backoff;
-use crate::target::{SinkRecord, SourcePosition, Target, WriteOutcome};
+use auction_process::Backoff;
 
 /// How a sink consumes, batches and retries.
 #[derive(Debug, Clone)]
@@ -99,12 +99,32 @@ pub struct RunSummary {
     pub dead_letters: usize,
 }
 
+/// What a running sink has done so far, readable while it runs (the benchmark and the fault audit
+/// watch it instead of scraping `/metrics`).
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Arc<Mutex<RunSummary>>);
+
+impl Progress {
+    /// The counts now.
+    pub fn snapshot(&self) -> RunSummary {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn add(&self, outcome: WriteOutcome, dead_letters: usize) {
+        let mut summary = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        summary.written += outcome.written;
+        summary.duplicates += outcome.duplicates;
+        summary.dead_letters += dead_letters;
+    }
+}
+
 /// Runs a sink until `shutdown` is cancelled, then commits and closes the consumer within
-/// `close_timeout`.
-pub async fn run<T: Target>(
+/// `close_timeout`. `progress` counts what was written as it happens.
+pub async fn run<T: Destination>(
     settings: RuntimeSettings,
     target: T,
     readiness: Readiness,
+    progress: Progress,
     shutdown: CancellationToken,
 ) -> Result<RunSummary, SinkError> {
     let kind = target.kind();
@@ -168,7 +188,7 @@ pub async fn run<T: Target>(
         dead_letters,
         readiness: readiness.clone(),
         shutdown: shutdown.clone(),
-        summary: RunSummary::default(),
+        progress,
     };
     let consumer = Arc::new(consumer);
     // The next batch is read while this one is decoded and written: the target and the reads
@@ -200,14 +220,15 @@ pub async fn run<T: Target>(
     readiness.set(false);
     metrics::gauge!(m::READY, "sink" => kind).set(0.0);
     close(consumer, settings.close_timeout, kind).await;
+    let summary = worker.progress.snapshot();
     tracing::info!(
         sink = kind,
-        written = worker.summary.written,
-        duplicates = worker.summary.duplicates,
-        dead_letters = worker.summary.dead_letters,
+        written = summary.written,
+        duplicates = summary.duplicates,
+        dead_letters = summary.dead_letters,
         "sink stopped"
     );
-    Ok(worker.summary)
+    Ok(summary)
 }
 
 /// Reads records until the batch is full, its first record has waited `batch_linger`, or shutdown
@@ -306,7 +327,7 @@ async fn close(consumer: Arc<StreamConsumer<SinkContext>>, timeout: Duration, ki
     }
 }
 
-struct Worker<'a, T: Target> {
+struct Worker<'a, T: Destination> {
     kind: &'static str,
     settings: &'a RuntimeSettings,
     target: T,
@@ -314,7 +335,7 @@ struct Worker<'a, T: Target> {
     dead_letters: DeadLetterProducer,
     readiness: Readiness,
     shutdown: CancellationToken,
-    summary: RunSummary,
+    progress: Progress,
 }
 
 enum Attempt<T> {
@@ -322,7 +343,7 @@ enum Attempt<T> {
     Permanent(String),
 }
 
-impl<T: Target> Worker<'_, T> {
+impl<T: Destination> Worker<'_, T> {
     /// Decodes, writes and dead-letters one batch; returns the offsets to store, or `None` when
     /// shutdown interrupted retries.
     async fn process(&mut self, batch: &[RawRecord]) -> Option<Positions> {
@@ -386,9 +407,7 @@ impl<T: Target> Worker<'_, T> {
             .increment(outcome.written as u64);
         metrics::counter!(m::RECORDS_DUPLICATE, "sink" => self.kind)
             .increment(outcome.duplicates as u64);
-        self.summary.written += outcome.written;
-        self.summary.duplicates += outcome.duplicates;
-        self.summary.dead_letters += dead.len();
+        self.progress.add(outcome, dead.len());
         tracing::debug!(
             sink = self.kind,
             records = batch.len(),

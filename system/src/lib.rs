@@ -1,8 +1,9 @@
 //! The whole auction system in one process: the embedded default that a new user starts with one
 //! command, on a machine with nothing but the Rust toolchain (and the build's system packages).
 //!
-//! It runs the same components, configured through the same command-line and environment parsers,
-//! as the separate production processes; only the endpoints differ:
+//! It runs the same components as the separate production processes, started through the same
+//! typed start functions (settings built here, never parsed from a command line or the user's
+//! environment); only the endpoints differ:
 //! - Kafka is librdkafka's mock cluster, in memory, listening on a loopback port;
 //! - the schema registry is the product's own, in memory, with the bid schemas registered;
 //! - the bid service, the gateway, the CSV sink and the SQL sink (on SQLite) run as tasks;
@@ -11,15 +12,17 @@
 //! The mock cluster keeps nothing when the process ends, so every run starts a new log and writes
 //! into a new directory under the data directory, where a previous run's files stay untouched.
 
-pub mod bench;
-pub mod ledger;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use auction_schemas::registry::{self, store::Store};
+use auction_process::{KafkaProperties, Secret, StartError};
+use auction_schema_registry::{self as registry, ServerSettings};
+use auction_schemas::RegistrySettings;
+use auction_sinks::destination::csv_file::CsvSettings;
+use auction_sinks::destination::odbc::{Dialect, OdbcSettings};
+use auction_sinks::destination::sql::SqlSettings;
+use auction_sinks::{DestinationSettings, KafkaSettings, RuntimeSettings, SinkSettings};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use tokio::task::JoinSet;
@@ -47,9 +50,9 @@ pub struct EmbeddedArgs {
     /// psqlODBC).
     #[arg(long, env = "ODBC_CONNECTION_STRING", hide_env_values = true)]
     pub odbc_connection_string: Option<String>,
-    /// The SQL flavour of the ODBC data source (`ansi` or `hive`).
-    #[arg(long, env = "SINK_ODBC_DIALECT", default_value = "ansi")]
-    pub odbc_dialect: String,
+    /// The SQL flavour of the ODBC data source.
+    #[arg(long, env = "SINK_ODBC_DIALECT", value_enum, default_value = "ansi")]
+    pub odbc_dialect: Dialect,
 }
 
 /// What the embedded system serves and where it writes, printed at start.
@@ -96,18 +99,6 @@ impl std::fmt::Display for Endpoints {
     }
 }
 
-/// The embedded system could not start; the message says why.
-#[derive(Debug)]
-pub struct StartError(pub String);
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartError {}
-
 fn new_run_dir(base: &Path) -> Result<PathBuf, StartError> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -117,7 +108,7 @@ fn new_run_dir(base: &Path) -> Result<PathBuf, StartError> {
         let dir = base.join(format!("run-{stamp}-{attempt}"));
         if !dir.exists() {
             std::fs::create_dir_all(&dir).map_err(|e| {
-                StartError(format!(
+                StartError::new(format!(
                     "cannot create the data directory {}: {e}",
                     dir.display()
                 ))
@@ -125,7 +116,7 @@ fn new_run_dir(base: &Path) -> Result<PathBuf, StartError> {
             return Ok(dir);
         }
     }
-    Err(StartError(format!(
+    Err(StartError::new(format!(
         "cannot find a new run directory under {}",
         base.display()
     )))
@@ -147,13 +138,6 @@ impl std::fmt::Debug for Embedded {
     }
 }
 
-fn free_local_addr() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "127.0.0.1:0".to_owned())
-}
-
 impl Embedded {
     /// Starts every component; they run until `shutdown` is cancelled.
     pub async fn start(
@@ -162,60 +146,34 @@ impl Embedded {
     ) -> Result<Self, StartError> {
         let run_dir = new_run_dir(&args.data_dir)?;
         let cluster = MockCluster::new(1)
-            .map_err(|e| StartError(format!("cannot start the in-memory Kafka: {e}")))?;
+            .map_err(|e| StartError::new(format!("cannot start the in-memory Kafka: {e}")))?;
         for (topic, partitions) in [("auction", args.partitions), ("auction.dlq", 1)] {
             cluster
                 .create_topic(topic, partitions, 1)
-                .map_err(|e| StartError(format!("cannot create topic {topic}: {e}")))?;
+                .map_err(|e| StartError::new(format!("cannot create topic {topic}: {e}")))?;
         }
         let kafka = cluster.bootstrap_servers();
 
-        let store = Arc::new(Store::in_memory());
-        registry::preload_bid_schemas(&store, "auction-value")
-            .map_err(|e| StartError(format!("cannot register the bid schemas: {}", e.message)))?;
-        let (registry_addr, registry_task) =
-            registry::spawn(args.registry_listen, store, None, shutdown.clone())
-                .await
-                .map_err(|e| {
-                    StartError(format!(
-                        "cannot start the schema registry on {}: {e}",
-                        args.registry_listen
-                    ))
-                })?;
-        let registry_url = format!("http://{registry_addr}");
-        let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            let outcome = match registry_task.await {
-                Ok(served) => served.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            ("schema registry", outcome)
-        });
-
-        // The bid service, configured through its own command line.
-        let bid_metrics = free_local_addr();
-        let bid_args = <auction_bid_service::config::Args as clap::Parser>::try_parse_from([
-            "bid-service",
-            "--listen",
-            &args.grpc_listen.to_string(),
-            "--metrics-listen",
-            &bid_metrics,
-            "--kafka-bootstrap-servers",
-            &kafka,
-            "--no-create-topic",
-            "--schema-registry-url",
-            &registry_url,
-        ])
-        .map_err(|e| StartError(format!("bid service settings: {e}")))?;
-        let settings = bid_args
-            .into_settings(std::iter::empty())
-            .map_err(|e| StartError(format!("bid service settings: {e}")))?;
-        let mut bid_service = auction_bid_service::spawn(settings, shutdown.clone())
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut registry_settings = ServerSettings::in_memory(args.registry_listen);
+        registry_settings.preload_subject = Some("auction-value".to_owned());
+        let registry = registry::start(registry_settings, shutdown.clone())
             .await
-            .map_err(|e| StartError(format!("cannot start the bid service: {e}")))?;
+            .map_err(|e| e.context("the schema registry"))?;
+        let registry_url = registry.url();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move { ("schema registry", registry.stopped().await) });
+
+        let mut bid_settings = auction_bid_service::Settings::new(&kafka, &registry_url);
+        bid_settings.grpc_listen = args.grpc_listen;
+        bid_settings.metrics_listen = any_port;
+        bid_settings.create_topic = false;
+        let mut bid_service = auction_bid_service::spawn(bid_settings, shutdown.clone())
+            .await
+            .map_err(|e| e.context("the bid service"))?;
         if !bid_service.wait_caught_up(Duration::from_secs(30)).await {
-            return Err(StartError(
-                "the bid service did not become ready within 30 s".to_owned(),
+            return Err(StartError::new(
+                "the bid service did not become ready within 30 s",
             ));
         }
         let grpc = bid_service.grpc_addr;
@@ -225,80 +183,59 @@ impl Embedded {
         )];
         tasks.spawn(async move { ("bid service", bid_service.stopped().await) });
 
-        // The gateway, configured through its own command line.
-        let gateway_args = <auction_gateway::config::Args as clap::Parser>::try_parse_from([
-            "gateway",
-            "--listen",
-            &args.http_listen.to_string(),
-            "--bid-service-url",
-            &format!("http://{grpc}"),
-        ])
-        .map_err(|e| StartError(format!("gateway settings: {e}")))?;
-        let gateway = auction_gateway::spawn(gateway_args.into_settings(), shutdown.clone())
+        let mut gateway_settings = auction_gateway::Settings::new(format!("http://{grpc}"));
+        gateway_settings.listen = args.http_listen;
+        let gateway = auction_gateway::spawn(gateway_settings, shutdown.clone())
             .await
-            .map_err(|e| StartError(format!("cannot start the gateway: {e}")))?;
+            .map_err(|e| e.context("the gateway"))?;
         let web = gateway.addr;
         metrics.push(("gateway", format!("http://{web}/metrics")));
         tasks.spawn(async move { ("gateway", gateway.stopped().await) });
 
-        // The sinks, configured through the `auction-sink` command line.
         let csv = run_dir.join("output.csv");
         let sqlite = run_dir.join("bids.db");
-        let mut sinks: Vec<(&'static str, Vec<String>)> = vec![
+        let mut destinations = vec![
             (
-                "csv",
-                vec!["csv".into(), "--path".into(), csv.display().to_string()],
+                "CSV sink",
+                DestinationSettings::Csv(CsvSettings {
+                    path: csv.clone(),
+                    rotate_daily: false,
+                }),
             ),
             (
-                "sql",
-                vec![
-                    "mysql".into(),
-                    "--database-url".into(),
-                    format!("sqlite://{}?mode=rwc", sqlite.display()),
-                ],
+                "SQL sink",
+                DestinationSettings::Sql(SqlSettings::new(Secret::new(format!(
+                    "sqlite://{}?mode=rwc",
+                    sqlite.display()
+                )))),
             ),
         ];
         if let Some(connection) = &args.odbc_connection_string {
-            sinks.push((
-                "odbc",
-                vec![
-                    "odbc".into(),
-                    "--connection-string".into(),
-                    connection.clone(),
-                    "--dialect".into(),
-                    args.odbc_dialect.clone(),
-                ],
+            destinations.push((
+                "ODBC sink",
+                DestinationSettings::Odbc(OdbcSettings::new(
+                    Secret::new(connection.clone()),
+                    args.odbc_dialect,
+                )),
             ));
         }
-        for (name, target) in sinks {
-            let metrics_addr = free_local_addr();
-            let mut command: Vec<String> = vec![
-                "auction-sink".into(),
-                "--bootstrap-servers".into(),
-                kafka.clone(),
-                "--schema-registry-url".into(),
-                registry_url.clone(),
-                "--metrics-listen".into(),
-                metrics_addr.clone(),
-                "--batch-linger-ms".into(),
-                "50".into(),
-            ];
-            command.extend(target);
-            let cli = <auction_sinks::config::Cli as clap::Parser>::try_parse_from(&command)
-                .map_err(|e| StartError(format!("{name} sink settings: {e}")))?;
-            metrics.push((name, format!("http://{metrics_addr}/metrics")));
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move {
-                let task_name = match name {
-                    "csv" => "CSV sink",
-                    "sql" => "SQL sink",
-                    _ => "ODBC sink",
-                };
-                (
-                    task_name,
-                    auction_sinks::config::run(cli, Vec::new(), shutdown).await,
-                )
-            });
+        for (name, destination) in destinations {
+            let kind = destination.kind()?;
+            let kafka = KafkaSettings::new(KafkaProperties::bootstrap(&kafka), kind);
+            let mut runtime = RuntimeSettings::new(kafka, RegistrySettings::new(&registry_url));
+            runtime.batch_linger = Duration::from_millis(50);
+            let sink = auction_sinks::spawn(
+                SinkSettings {
+                    runtime,
+                    destination,
+                    metrics_listen: any_port,
+                },
+                shutdown.clone(),
+            )
+            .await
+            .map_err(|e| e.context(name))?;
+            metrics.push((kind, format!("http://{}/metrics", sink.metrics_addr)));
+            tasks.spawn(async move { (name, sink.stopped().await.map(|_| ())) });
         }
 
         Ok(Self {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use auction_schemas::service;
+use auction_process as service;
 use auction_system::{Embedded, EmbeddedArgs};
 use clap::{Parser, Subcommand};
 
@@ -28,38 +28,14 @@ enum Command {
     /// Runs the whole system in this process: an in-memory Kafka, the schema registry, the bid
     /// service, the CSV and SQLite sinks (and the ODBC sink when a connection string is given).
     Dev(EmbeddedArgs),
-    /// Measures every path (PlaceBid, hot auction, latency to a second replica and to MariaDB,
-    /// each sink, replay) beside this machine's limits, against Apache Kafka; writes a table and JSON.
-    Bench(auction_system::bench::BenchArgs),
-    /// The ledger check: places bids through two replicas while sinks are killed and restarted,
-    /// a replica restarts and the broker fails; then checks that every acknowledged bid is in
-    /// every sink exactly once. Exits 1 when the books do not balance.
-    Ledger(auction_system::ledger::LedgerArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Bench(_)) {
-        service::init_logging(cli.log_json);
-    }
+    service::init_logging(cli.log_json);
     let shutdown = service::shutdown_on_signal();
     match cli.command {
-        Command::Bench(args) => auction_system::bench::main(args).await,
-        Command::Ledger(args) => match auction_system::ledger::run(args).await {
-            Ok(report) => {
-                println!("{report}");
-                if report.holds() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            }
-            Err(e) => {
-                eprintln!("auction ledger: {e}");
-                ExitCode::FAILURE
-            }
-        },
         Command::Dev(args) => {
             let embedded = match Embedded::start(args, shutdown.clone()).await {
                 Ok(embedded) => embedded,

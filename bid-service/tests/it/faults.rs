@@ -496,7 +496,7 @@ async fn with_verification_only_the_service_needs_v2_registered_and_registers_no
 
     // Registered by an operator: the service frames bids with that id and registers nothing.
     let (_, v2) =
-        auction_schemas::registry::preload_bid_schemas(&backend.registry.store, "auction-value")
+        auction_schema_registry::preload_bid_schemas(&backend.registry.store, "auction-value")
             .expect("operator registers the schemas");
     let mut service = Service::start(settings).await;
     service

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use auction_schemas::testing::locate_tool;
+use auction_testkit::locate_tool;
 use serde_json::Value;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use auction_bid_service::{RunningBidService, Settings};
 use auction_proto::v1::bid_service_client::BidServiceClient;
 use auction_proto::v1::{HighestBidRequest, PlaceBidRequest, PlaceBidResponse};
-use auction_schemas::testing::{Kafka, TestRegistry, demo_producer, demo_schema, python};
 use auction_schemas::{Bid, BidDecoder, LogPosition, RegistrySettings};
+use auction_testkit::{Kafka, TestRegistry, demo_producer, demo_schema, python};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
@@ -241,4 +241,4 @@ pub async fn demo_produce(bootstrap: &str, registry_url: &str, topic: &str, bids
     );
 }
 
-pub use auction_schemas::testing::eventually;
+pub use auction_testkit::eventually;

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use auction_bid_service::GrpcTls;
+use auction_process::Secret;
 use auction_proto::v1::bid_service_client::BidServiceClient;
 use auction_proto::v1::{HighestBidRequest, PlaceBidRequest};
-use auction_schemas::Secret;
-use auction_schemas::testing::{locate_tool, python};
+use auction_testkit::{locate_tool, python};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,

@@ -118,11 +118,8 @@ struct Chromium {
 
 impl Chromium {
     async fn launch() -> Self {
-        let binary = auction_schemas::testing::locate_tool(
-            "AUCTION_CHROMIUM",
-            "chromium",
-            ".cache/auction/chromium",
-        );
+        let binary =
+            auction_testkit::locate_tool("AUCTION_CHROMIUM", "chromium", ".cache/auction/chromium");
         let profile = tempfile::tempdir().expect("profile dir");
         let log = std::fs::File::create(profile.path().join("chromium.log")).expect("log file");
         let child = Command::new(&binary)

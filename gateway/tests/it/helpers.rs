@@ -7,7 +7,7 @@ use auction_bid_service::{RunningBidService, Settings as BidSettings};
 use auction_gateway::{App, Settings};
 use auction_proto::v1::bid_service_client::BidServiceClient;
 use auction_proto::v1::{HighestBidRequest, PlaceBidRequest};
-use auction_schemas::testing::TestRegistry;
+use auction_testkit::TestRegistry;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
@@ -120,7 +120,7 @@ pub async fn bid_count(url: &str, auction: &str) -> u64 {
 pub fn gateway_settings(bid_service_url: &str) -> Settings {
     let mut settings = Settings::new(bid_service_url);
     settings.listen = "127.0.0.1:0".parse().expect("address");
-    settings.cookie_key = Some(auction_schemas::Secret::new("test cookie key"));
+    settings.cookie_key = Some(auction_process::Secret::new("test cookie key"));
     settings.readiness_interval = Duration::from_millis(100);
     settings.resubscribe_max_backoff = Duration::from_millis(500);
     settings
@@ -288,4 +288,4 @@ pub fn input_value(html: &str, name: &str) -> Option<String> {
     Some(rest[value..value + end].to_owned())
 }
 
-pub use auction_schemas::testing::eventually;
+pub use auction_testkit::eventually;

@@ -313,7 +313,7 @@ async fn a_post_without_a_valid_csrf_token_is_refused_before_any_grpc_call() {
     let forged_cookie = {
         // A token signed with another key, as an attacker could mint on their own gateway.
         let mut settings = crate::helpers::gateway_settings(&stack.url);
-        settings.cookie_key = Some(auction_schemas::Secret::new("another key"));
+        settings.cookie_key = Some(auction_process::Secret::new("another key"));
         let app = auction_gateway::App::new(settings, stack.shutdown.clone()).expect("app");
         let router = auction_gateway::router(app);
         let response = tower::ServiceExt::oneshot(

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use auction_schemas::registry::{self, store::Store};
-use auction_schemas::testing::TestRegistry;
+use auction_schema_registry::{self as registry, store::Store};
 use auction_schemas::wire;
 use auction_schemas::{
     Bid, BidDecoder, BidEncoder, BidId, BidInput, DecodeError, LogPosition, RegistrySettings,
 };
+use auction_testkit::TestRegistry;
 
 const POSITION: LogPosition<'static> = LogPosition {
     topic: "auction",

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use auction_schemas::registry;
-use auction_schemas::testing::{Kafka, TestRegistry};
+use auction_schema_registry as registry;
 use auction_schemas::{
     Bid, BidDecoder, BidEncoder, BidId, BidInput, LogPosition, RegistrySettings,
 };
+use auction_testkit::{Kafka, TestRegistry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};

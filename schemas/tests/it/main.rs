@@ -1,7 +1,6 @@
-//! Integration tests of the schemas crate against real services: the registry over HTTP,
+//! Integration tests of the bid contract against real services: the codec through the registry,
 //! confluent-kafka-python against it, and Apache Kafka.
 
 mod codec;
 mod kafka_smoke;
 mod python_interop;
-mod registry_api;

@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use auction_schemas::testing::{TestRegistry, python};
 use auction_schemas::{
     Bid, BidDecoder, BidEncoder, BidId, BidInput, LogPosition, RegistrySettings,
 };
+use auction_testkit::{TestRegistry, python};
 use serde_json::{Value, json};
 
 fn script() -> std::path::PathBuf {

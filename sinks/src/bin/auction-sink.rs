@@ -1,10 +1,9 @@
-//! `auction-sink`: parses the command line and environment, then runs the sink (see
-//! `auction_sinks::config`).
+//! `auction-sink`: turns the command line and environment into settings
+//! (`auction_sinks::config`), then runs the sink until SIGINT or SIGTERM.
 
 use std::process::ExitCode;
 
-use auction_schemas::service;
-use auction_sinks::config::{self, Cli};
+use auction_sinks::config::Cli;
 use clap::Parser;
 
 // Many small, short-lived allocations (HTTP/2 frames, Kafka records, JSON): mimalloc serves them
@@ -17,14 +16,27 @@ async fn main() -> ExitCode {
     // A missing .env is normal; the environment alone is enough.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    service::init_logging(cli.common.log_json);
-    let shutdown = service::shutdown_on_signal();
-    let env_properties = config::kafka_properties_from_env(std::env::vars());
-    match config::run(cli, env_properties, shutdown).await {
+    auction_process::init_logging(cli.common.log_json);
+    let shutdown = auction_process::shutdown_on_signal();
+    match run(cli, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("auction-sink: {message}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> Result<(), String> {
+    let settings = cli
+        .into_settings(std::env::vars())
+        .map_err(|e| e.to_string())?;
+    let sink = auction_sinks::spawn(settings, shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "auction-sink {}: metrics, /healthz and /readyz on http://{}",
+        sink.kind, sink.metrics_addr
+    );
+    sink.stopped().await.map(|_| ())
 }

@@ -2,7 +2,7 @@
 //! changes nothing, and hostile names round-trip literally (CSV: formulas neutralised).
 
 use auction_schemas::BidderName;
-use auction_sinks::target::csv_file::neutralise;
+use auction_sinks::destination::csv_file::neutralise;
 
 use crate::helpers::{Harness, Row, record, record_in, unique};
 

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use auction_sinks::Target;
-use auction_sinks::target::csv_file::{CsvSettings, CsvTarget};
+use auction_sinks::Destination;
+use auction_sinks::destination::csv_file::{CsvDestination, CsvSettings};
 use chrono::NaiveDate;
 
 use crate::helpers::{csv_rows, record};
@@ -23,7 +23,7 @@ async fn a_batch_written_but_not_checkpointed_is_cut_off_and_written_once() {
     let dir = tempfile::tempdir().unwrap();
     let first = [record("a", 1, 0, 0), record("b", 2, 0, 1)];
     let second = [record("c", 3, 0, 2), record("d", 4, 1, 0)];
-    let mut target = CsvTarget::new(settings(&dir, false));
+    let mut target = CsvDestination::new(settings(&dir, false));
     target.write(&first).await.unwrap();
     drop(target);
 
@@ -36,7 +36,7 @@ async fn a_batch_written_but_not_checkpointed_is_cut_off_and_written_once() {
     file.write_all(b"torn,partial,row-without-end").unwrap();
     drop(file);
 
-    let mut restarted = CsvTarget::new(settings(&dir, false));
+    let mut restarted = CsvDestination::new(settings(&dir, false));
     // Kafka redelivers from the last commit: the first batch (checkpointed, not committed) and
     // the second.
     let outcome = restarted
@@ -59,7 +59,7 @@ async fn daily_rotation_starts_a_file_per_day_with_its_own_header() {
     let clock = Arc::new(move || {
         NaiveDate::from_ymd_opt(2026, 11, clock_day.load(Ordering::SeqCst)).unwrap()
     });
-    let mut target = CsvTarget::with_clock(settings(&dir, true), clock.clone());
+    let mut target = CsvDestination::with_clock(settings(&dir, true), clock.clone());
     target.write(&[record("a", 1, 0, 0)]).await.unwrap();
     day.store(24, Ordering::SeqCst);
     target.write(&[record("b", 2, 0, 1)]).await.unwrap();
@@ -73,7 +73,7 @@ async fn daily_rotation_starts_a_file_per_day_with_its_own_header() {
     file.write_all(b"unchecked\r\n").unwrap();
     drop(file);
     day.store(25, Ordering::SeqCst);
-    let mut restarted = CsvTarget::with_clock(settings(&dir, true), clock);
+    let mut restarted = CsvDestination::with_clock(settings(&dir, true), clock);
     restarted
         .write(&[record("b-again", 2, 0, 1), record("c", 3, 0, 2)])
         .await

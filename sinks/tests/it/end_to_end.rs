@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use auction_schemas::wire;
+use auction_sinks::destination::csv_file::{CsvDestination, CsvSettings};
 use auction_sinks::kafka::dead_letter_headers as dlq;
-use auction_sinks::target::csv_file::{CsvSettings, CsvTarget};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -33,7 +33,7 @@ async fn bids_from_the_bid_service_and_the_demo_producer_land_once_in_every_targ
     );
     let csv = RunningSink::spawn(
         stack.settings("csv", "e2e-csv"),
-        CsvTarget::new(CsvSettings {
+        CsvDestination::new(CsvSettings {
             path: csv_path.clone(),
             rotate_daily: false,
         }),
@@ -151,7 +151,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_keep_flowing()
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("bids.db").display());
     let sink = RunningSink::spawn(
-        stack.settings("mysql", "poison"),
+        stack.settings("sqlite", "poison"),
         sql_target(&url, "bid").await,
     );
     let reader = sql_target(&url, "bid").await;
@@ -191,7 +191,11 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_keep_flowing()
         assert_eq!(message.payload(), Some(value.as_slice()), "original bytes");
         assert_eq!(message.key(), Some(b"poison".as_slice()), "original key");
         assert_eq!(headers["trace-id"], format!("t-{i}"), "original headers");
-        assert_eq!(headers[dlq::SINK], "mysql");
+        assert_eq!(
+            headers[dlq::SINK],
+            "sqlite",
+            "the SQL sink names its kind by the URL"
+        );
         assert_eq!(headers[dlq::GROUP], "poison");
         assert_eq!(headers[dlq::ERROR_KIND], *kind);
         assert!(!headers[dlq::ERROR_MESSAGE].is_empty());

@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use auction_schemas::testing::free_port;
+use auction_testkit::free_port;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
@@ -142,7 +142,7 @@ impl Proxy {
 #[tokio::test]
 async fn mysql_down_for_a_while_backs_off_then_everything_lands() {
     // Count this process's retries, to show the sink backs off instead of spinning.
-    let metrics = auction_schemas::service::metrics_handle();
+    let metrics = auction_process::metrics_handle();
     let stack = Stack::start(2).await;
     let table = unique("bid_outage");
     let port = free_port();

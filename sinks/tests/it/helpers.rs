@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use auction_schemas::{AuctionId, Bid, BidId, BidTimestamp, BidderName, Price, Secret};
-use auction_sinks::target::csv_file::{CsvSettings, CsvTarget};
-use auction_sinks::target::odbc::{Dialect, OdbcSettings, OdbcTarget};
-use auction_sinks::target::sql::{SqlSettings, SqlTarget, TableName};
-use auction_sinks::{SinkRecord, SourcePosition, Target, WriteOutcome};
+use auction_process::Secret;
+use auction_schemas::{AuctionId, Bid, BidId, BidTimestamp, BidderName, Price};
+use auction_sinks::destination::csv_file::{CsvDestination, CsvSettings};
+use auction_sinks::destination::odbc::{Dialect, OdbcDestination, OdbcSettings};
+use auction_sinks::destination::sql::{SqlDestination, SqlSettings, TableName};
+use auction_sinks::{Destination, SinkRecord, SourcePosition, WriteOutcome};
 
 /// MariaDB on the machine (see `.ci/test`).
 pub const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
@@ -76,9 +77,13 @@ impl Row {
 
 /// A target under test and a way to read back what it stored.
 pub enum Harness {
-    Sql(SqlTarget),
-    Csv(CsvTarget, PathBuf, #[allow(dead_code)] tempfile::TempDir),
-    Odbc(OdbcTarget),
+    Sql(SqlDestination),
+    Csv(
+        CsvDestination,
+        PathBuf,
+        #[allow(dead_code)] tempfile::TempDir,
+    ),
+    Odbc(OdbcDestination),
 }
 
 impl Harness {
@@ -95,7 +100,7 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("output.csv");
         Self::Csv(
-            CsvTarget::new(CsvSettings {
+            CsvDestination::new(CsvSettings {
                 path: path.clone(),
                 rotate_daily: false,
             }),
@@ -129,14 +134,14 @@ impl Harness {
     }
 }
 
-pub async fn sql_target(url: &str, table: &str) -> SqlTarget {
+pub async fn sql_target(url: &str, table: &str) -> SqlDestination {
     let mut settings = SqlSettings::new(Secret::new(url));
     settings.table = TableName::parse(table).unwrap();
-    SqlTarget::connect(&settings).await.unwrap()
+    SqlDestination::connect(&settings).await.unwrap()
 }
 
-pub fn odbc_target(table: &str) -> OdbcTarget {
-    OdbcTarget::new(OdbcSettings {
+pub fn odbc_target(table: &str) -> OdbcDestination {
+    OdbcDestination::new(OdbcSettings {
         connection_string: Secret::new(ODBC_POSTGRES),
         table: TableName::parse(table).unwrap(),
         dialect: Dialect::Ansi,
@@ -144,7 +149,7 @@ pub fn odbc_target(table: &str) -> OdbcTarget {
     .unwrap()
 }
 
-pub async fn sql_rows(target: &SqlTarget) -> Vec<Row> {
+pub async fn sql_rows(target: &SqlDestination) -> Vec<Row> {
     let mut rows: Vec<Row> = target
         .stored_rows()
         .await
@@ -163,7 +168,7 @@ pub async fn sql_rows(target: &SqlTarget) -> Vec<Row> {
     rows
 }
 
-pub async fn odbc_rows(target: &OdbcTarget) -> Vec<Row> {
+pub async fn odbc_rows(target: &OdbcDestination) -> Vec<Row> {
     let mut rows: Vec<Row> = target
         .stored_rows()
         .await
@@ -193,7 +198,7 @@ pub fn csv_rows(path: &std::path::Path) -> Vec<Row> {
     let header = reader.headers().unwrap().clone();
     assert_eq!(
         header.iter().collect::<Vec<_>>(),
-        auction_sinks::target::csv_file::HEADER
+        auction_sinks::destination::csv_file::HEADER
     );
     let mut rows: Vec<Row> = reader
         .records()
@@ -218,11 +223,12 @@ pub fn csv_rows(path: &std::path::Path) -> Vec<Row> {
 use std::future::Future;
 use std::time::Duration;
 
-use auction_schemas::registry;
-use auction_schemas::service::Readiness;
-use auction_schemas::testing::{Kafka, TestRegistry, demo_producer, demo_schema, python};
+use auction_process::KafkaProperties;
+use auction_process::Readiness;
+use auction_schema_registry as registry;
 use auction_schemas::{BidEncoder, BidInput, RegistrySettings};
-use auction_sinks::{KafkaSettings, RunSummary, RuntimeSettings};
+use auction_sinks::{KafkaSettings, Progress, RunSummary, RuntimeSettings};
+use auction_testkit::{Kafka, TestRegistry, demo_producer, demo_schema, python};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::task::JoinHandle;
@@ -258,7 +264,8 @@ impl Stack {
     }
 
     pub fn settings(&self, kind: &str, group: &str) -> RuntimeSettings {
-        let mut kafka = KafkaSettings::new(&self.broker.bootstrap, kind);
+        let mut kafka =
+            KafkaSettings::new(KafkaProperties::bootstrap(&self.broker.bootstrap), kind);
         kafka.topic = self.topic.clone();
         kafka.group_id = group.to_owned();
         kafka.dead_letter_topic = self.dead_letter_topic.clone();
@@ -345,14 +352,15 @@ pub struct RunningSink {
 }
 
 impl RunningSink {
-    pub fn spawn<T: Target>(settings: RuntimeSettings, target: T) -> Self {
-        auction_schemas::service::init_logging(false);
+    pub fn spawn<T: Destination>(settings: RuntimeSettings, target: T) -> Self {
+        auction_process::init_logging(false);
         let shutdown = CancellationToken::new();
         let readiness = Readiness::default();
         let handle = tokio::spawn(auction_sinks::run(
             settings,
             target,
             readiness.clone(),
+            Progress::default(),
             shutdown.clone(),
         ));
         let handle = tokio::spawn(async move { handle.await.unwrap().unwrap() });

@@ -1,7 +1,7 @@
 //! The migration upgrades the demo's table in place without losing rows, and is idempotent.
 
-use auction_sinks::Target;
-use auction_sinks::target::sql::Migration;
+use auction_sinks::Destination;
+use auction_sinks::destination::sql::Migration;
 use sea_orm::{ConnectionTrait, Statement};
 
 use crate::helpers::{MYSQL_URL, record, sql_rows, sql_target, unique};

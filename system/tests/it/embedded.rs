@@ -239,7 +239,7 @@ async fn the_readme_run_command_runs_the_system_and_stops_cleanly() {
     for (name, url) in [
         ("bid", "metrics bid"),
         ("csv", "metrics csv"),
-        ("sql", "metrics sql"),
+        ("sqlite", "metrics sqlite"),
     ] {
         let url = find(url);
         let body = reqwest::get(&url)

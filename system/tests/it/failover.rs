@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use auction_process::kafka_startup::read_topic_settings;
 use auction_proto::v1::PlaceBidRequest;
 use auction_proto::v1::bid_service_client::BidServiceClient;
-use auction_schemas::kafka_startup::read_topic_settings;
-use auction_schemas::testing::{KafkaCluster, TestRegistry};
 use auction_schemas::{BidDecoder, LogPosition, RegistrySettings};
+use auction_testkit::{KafkaCluster, TestRegistry};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};

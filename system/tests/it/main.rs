@@ -1,10 +1,8 @@
 //! Tests of the whole system: the README's run command, and the components as separate
 //! production processes against real services.
 
-mod bench;
 mod embedded;
 mod failover;
-mod ledger;
 mod production;
 mod settings_docs;
 mod support;

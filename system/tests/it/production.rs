@@ -12,7 +12,7 @@ use crate::support::{Process, binary, eventually, mysql_query, postgres_query, u
 
 use auction_proto::v1::PlaceBidRequest;
 use auction_proto::v1::bid_service_client::BidServiceClient;
-use auction_schemas::testing::{
+use auction_testkit::{
     KAFKA_SASL_PASSWORD, KAFKA_SASL_USER, Kafka, demo_producer, demo_schema, free_port, python,
     wait_for_port,
 };

@@ -27,7 +27,7 @@ struct Inner {
 
 /// Outcomes by request id.
 #[derive(Debug, Clone)]
-pub struct RequestLedger {
+pub struct RequestOutcomes {
     inner: Arc<Mutex<Inner>>,
     capacity: usize,
 }
@@ -45,13 +45,13 @@ pub enum Entry {
 /// id, so that a retry places the bid.
 #[derive(Debug)]
 pub struct Owner {
-    ledger: RequestLedger,
+    outcomes: RequestOutcomes,
     id: Uuid,
     done: bool,
 }
 
-impl RequestLedger {
-    /// A ledger that keeps at most `capacity` finished outcomes.
+impl RequestOutcomes {
+    /// A table that keeps at most `capacity` finished outcomes.
     pub fn new(capacity: usize) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner::default())),
@@ -73,7 +73,7 @@ impl RequestLedger {
         }
         inner.slots.insert(id, watch::channel(None).0);
         Entry::Owner(Owner {
-            ledger: self.clone(),
+            outcomes: self.clone(),
             id,
             done: false,
         })
@@ -95,13 +95,13 @@ impl Owner {
     /// Records the outcome and wakes the followers.
     pub fn finish(mut self, outcome: &Outcome) {
         self.done = true;
-        let mut inner = self.ledger.lock();
+        let mut inner = self.outcomes.lock();
         if let Some(slot) = inner.slots.get(&self.id) {
             slot.send_replace(Some(outcome.clone()));
         }
         if is_final(outcome) {
             inner.finished.push_back(self.id);
-            while inner.finished.len() > self.ledger.capacity {
+            while inner.finished.len() > self.outcomes.capacity {
                 if let Some(oldest) = inner.finished.pop_front() {
                     inner.slots.remove(&oldest);
                 }
@@ -115,7 +115,7 @@ impl Owner {
 impl Drop for Owner {
     fn drop(&mut self) {
         if !self.done {
-            let mut inner = self.ledger.lock();
+            let mut inner = self.outcomes.lock();
             if let Some(slot) = inner.slots.remove(&self.id) {
                 slot.send_replace(Some(Err(Status::unavailable(
                     "the first call with this request_id did not finish; retry with the same request_id",
@@ -131,18 +131,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_final_outcome_is_returned_to_every_retry() {
-        let ledger = RequestLedger::new(10);
+        let outcomes = RequestOutcomes::new(10);
         let id = Uuid::new_v4();
-        let Entry::Owner(owner) = ledger.begin(id) else {
+        let Entry::Owner(owner) = outcomes.begin(id) else {
             panic!("first call owns the id")
         };
-        let Entry::Follower(mut waiting) = ledger.begin(id) else {
+        let Entry::Follower(mut waiting) = outcomes.begin(id) else {
             panic!("second call follows")
         };
         owner.finish(&Err(Status::failed_precondition("too low")));
         let seen = waiting.wait_for(Option::is_some).await.unwrap().clone();
         assert_eq!(seen.unwrap().unwrap_err().code(), Code::FailedPrecondition);
-        let Entry::Follower(later) = ledger.begin(id) else {
+        let Entry::Follower(later) = outcomes.begin(id) else {
             panic!("a later retry follows")
         };
         assert_eq!(
@@ -153,29 +153,29 @@ mod tests {
 
     #[tokio::test]
     async fn unavailable_is_forgotten_so_a_retry_tries_again() {
-        let ledger = RequestLedger::new(10);
+        let outcomes = RequestOutcomes::new(10);
         let id = Uuid::new_v4();
-        let Entry::Owner(owner) = ledger.begin(id) else {
+        let Entry::Owner(owner) = outcomes.begin(id) else {
             panic!()
         };
         owner.finish(&Err(Status::unavailable("kafka down")));
-        assert!(matches!(ledger.begin(id), Entry::Owner(_)));
+        assert!(matches!(outcomes.begin(id), Entry::Owner(_)));
     }
 
     #[test]
     fn finished_outcomes_are_bounded() {
-        let ledger = RequestLedger::new(2);
+        let outcomes = RequestOutcomes::new(2);
         let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
         for id in &ids {
-            let Entry::Owner(owner) = ledger.begin(*id) else {
+            let Entry::Owner(owner) = outcomes.begin(*id) else {
                 panic!()
             };
             owner.finish(&Ok(PlaceBidResponse::default()));
         }
         assert!(
-            matches!(ledger.begin(ids[0]), Entry::Owner(_)),
+            matches!(outcomes.begin(ids[0]), Entry::Owner(_)),
             "the oldest was evicted"
         );
-        assert!(matches!(ledger.begin(ids[2]), Entry::Follower(_)));
+        assert!(matches!(outcomes.begin(ids[2]), Entry::Follower(_)));
     }
 }

@@ -1,4 +1,4 @@
-//! The CSV target: the demo's `output.csv`, made crash-safe.
+//! The CSV destination: the demo's `output.csv`, made crash-safe.
 //!
 //! - RFC 4180 through the `csv` crate; one header row when a file is started.
 //! - A cell that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{SinkRecord, Target, WriteOutcome};
+use super::{Destination, SinkRecord, WriteOutcome};
 
 /// The columns, in order: the table's columns.
 pub const HEADER: [&str; 7] = [
@@ -35,6 +35,34 @@ pub const HEADER: [&str; 7] = [
     "kafka_partition",
     "kafka_offset",
 ];
+
+/// The `bid_id` of every row of a CSV file the sink wrote, in file order (a row written twice
+/// appears twice), for audits and diagnostics. A missing file has no rows.
+pub fn stored_bid_ids(path: &Path) -> Result<Vec<String>, CsvError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(CsvError::Io {
+                what: "cannot open",
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    let mut ids = Vec::new();
+    for record in csv::Reader::from_reader(io::BufReader::new(file)).records() {
+        let record = record.map_err(|e| CsvError::Io {
+            what: "cannot read a row of",
+            path: path.display().to_string(),
+            source: io::Error::other(e),
+        })?;
+        if let Some(id) = record.get(0) {
+            ids.push(id.to_owned());
+        }
+    }
+    Ok(ids)
+}
 
 /// Where to write.
 #[derive(Debug, Clone)]
@@ -102,23 +130,23 @@ struct State {
 }
 
 /// Appends bids to a CSV file.
-pub struct CsvTarget {
+pub struct CsvDestination {
     state: Arc<Mutex<State>>,
 }
 
-impl std::fmt::Debug for CsvTarget {
+impl std::fmt::Debug for CsvDestination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CsvTarget").finish_non_exhaustive()
+        f.debug_struct("CsvDestination").finish_non_exhaustive()
     }
 }
 
-impl CsvTarget {
+impl CsvDestination {
     /// A target writing to `settings.path`, with its checkpoint at `<path>.checkpoint`.
     pub fn new(settings: CsvSettings) -> Self {
         Self::with_clock(settings, Arc::new(|| Utc::now().date_naive()))
     }
 
-    /// Like [`CsvTarget::new`] with another clock for rotation.
+    /// Like [`CsvDestination::new`] with another clock for rotation.
     pub fn with_clock(settings: CsvSettings, today: Today) -> Self {
         let mut checkpoint_path = settings.path.clone().into_os_string();
         checkpoint_path.push(".checkpoint");
@@ -385,7 +413,7 @@ fn sync_directory(path: &Path) -> Result<(), CsvError> {
         .map_err(io_error("cannot sync the directory", directory))
 }
 
-impl Target for CsvTarget {
+impl Destination for CsvDestination {
     type Error = CsvError;
 
     fn kind(&self) -> &'static str {

@@ -10,8 +10,8 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::compat::CompatibilityLevel;
-use super::error::RegistryError;
+use crate::compat::CompatibilityLevel;
+use crate::error::RegistryError;
 
 /// The only schema type this registry stores.
 pub const JSON_SCHEMA_TYPE: &str = "JSON";
@@ -389,7 +389,7 @@ fn parse_schema(schema_type: &str, schema: &str) -> Result<Value, RegistryError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{SCHEMA_V1, SCHEMA_V2};
+    use auction_schemas::event::{SCHEMA_V1, SCHEMA_V2};
 
     #[test]
     fn registering_is_idempotent_and_ids_are_global() {

@@ -1,4 +1,4 @@
-//! `auction bench --quick` with tiny sizes runs every measurement and reports each in its JSON
+//! `auction-tools bench --quick` with tiny sizes runs every measurement and reports each in its JSON
 //! file with positive numbers. Speed is not asserted: only that the benchmark runs and reports.
 
 use std::process::Command;
@@ -19,7 +19,7 @@ fn positive(report: &Value, path: &str) -> f64 {
 fn quick_bench_reports_every_measurement() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let out = dir.path().join("results.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_auction"))
+    let output = Command::new(env!("CARGO_BIN_EXE_auction-tools"))
         .args(["bench", "--quick", "--bids", "2000", "--place-bids", "2000"])
         .args(["--hot-bids", "500", "--callers", "32", "--hot-callers", "8"])
         .args([
@@ -33,11 +33,11 @@ fn quick_bench_reports_every_measurement() {
         .arg("--out")
         .arg(&out)
         .output()
-        .expect("run auction bench");
+        .expect("run auction-tools bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "auction bench failed ({}):\n{stdout}\n{}",
+        "auction-tools bench failed ({}):\n{stdout}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );

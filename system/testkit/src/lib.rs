@@ -1,5 +1,6 @@
-//! Test support shared by the workspace's integration tests (feature `testing`): real services on
-//! loopback ports chosen at run time.
+//! The workspace's test kit, a dev-dependency only: real services on loopback ports chosen at
+//! run time (Apache Kafka, one node or three; the schema registry), topic creation,
+//! [`eventually`], and the original demo's Python producer.
 //!
 //! A missing tool is a failed test with a message saying how to install it, never a skip:
 //! `.ci/test` installs every tool these helpers look for.
@@ -14,7 +15,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use tokio_util::sync::CancellationToken;
 
-use crate::registry::{self, store::Store};
+use auction_schema_registry::{self as registry, ServerSettings, Storage, store::Store};
 
 mod kafka;
 pub use kafka::{KAFKA_SASL_PASSWORD, KAFKA_SASL_USER, Kafka, KafkaCluster, kafka_libs};
@@ -108,11 +109,13 @@ impl TestRegistry {
     /// Starts a registry on `addr` over `store`.
     pub async fn start_on(addr: SocketAddr, store: Arc<Store>) -> Self {
         let shutdown = CancellationToken::new();
-        let (addr, _) = registry::spawn(addr, Arc::clone(&store), None, shutdown.clone())
+        let mut settings = ServerSettings::in_memory(addr);
+        settings.storage = Storage::Shared(Arc::clone(&store));
+        let registry = registry::start(settings, shutdown.clone())
             .await
             .expect("cannot start the schema registry");
         Self {
-            url: format!("http://{addr}"),
+            url: registry.url(),
             store,
             shutdown,
         }
@@ -144,12 +147,12 @@ pub fn python() -> PathBuf {
 /// script for [`python`]: `demo_producer.py [--config CONFIG_PY] BOOTSTRAP REGISTRY_URL TOPIC
 /// SCHEMA_FILE NAME:PRICE...`; it prints how many records the broker acknowledged.
 pub fn demo_producer() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testing/demo_producer.py")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo_producer.py")
 }
 
 /// The demo's JSON Schema (version 1, byte for byte).
 pub fn demo_schema() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("json/auction-value.v1.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas/json/auction-value.v1.json")
 }
 
 /// Polls `check` until it returns true, at most `within`; whether it did.

@@ -24,11 +24,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auction_bid_service::Settings;
+use auction_process::{KafkaProperties, Secret, parse_property};
 use auction_proto::v1::bid_service_client::BidServiceClient;
 use auction_proto::v1::{HighestBidRequest, PlaceBidRequest, WatchAuctionRequest};
-use auction_schemas::registry::{self, store::Store};
-use auction_schemas::testing::Kafka;
+use auction_schema_registry::{self as registry, ServerSettings};
 use auction_schemas::{Bid, BidEncoder, BidId, BidInput, RegistrySettings};
+use auction_sinks::destination::csv_file::CsvSettings;
+use auction_sinks::destination::odbc::{Dialect, OdbcSettings};
+use auction_sinks::destination::sql::{SqlSettings, TableName};
+use auction_sinks::{DestinationSettings, KafkaSettings, RuntimeSettings, SinkSettings};
+use auction_testkit::Kafka;
 use hdrhistogram::Histogram;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -122,17 +127,6 @@ pub struct BenchArgs {
     pub replay_auctions: Option<u64>,
 }
 
-fn parse_property(raw: &str) -> Result<(String, String), String> {
-    match raw.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => {
-            Ok((name.trim().to_owned(), value.to_owned()))
-        }
-        _ => Err(format!(
-            "expected NAME=VALUE (a librdkafka property such as fetch.wait.max.ms=10), got {raw:?}"
-        )),
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
     bids: u64,
@@ -197,12 +191,7 @@ impl Sizes {
 
 /// Runs `auction bench` (or, with the hidden `--replay-child`, one replay measurement).
 pub async fn main(args: BenchArgs) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,odbc_api=error"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    auction_process::logging::init_with_default_filter(false, "warn,odbc_api=error");
     let outcome = if args.replay_child.is_some() {
         replay_child(&args).await
     } else {
@@ -685,7 +674,7 @@ async fn closed_loop(
 /// The p50/p99 (ms) of a bid-service latency summary (`name`, in seconds) from the process's
 /// metrics: where a PlaceBid call spends its time.
 fn service_quantiles_ms(name: &str) -> Value {
-    let rendered = auction_schemas::service::metrics_handle().render();
+    let rendered = auction_process::metrics_handle().render();
     let quantile = |q: &str| {
         let prefix = format!("{name}{{quantile=\"{q}\"}} ");
         rendered
@@ -697,46 +686,32 @@ fn service_quantiles_ms(name: &str) -> Value {
     json!({ "p50_ms": quantile("0.5"), "p99_ms": quantile("0.99") })
 }
 
-/// The counter of a sink's records, written and duplicate, from the process's metrics.
-fn sink_records(kind: &str) -> f64 {
-    let rendered = auction_schemas::service::metrics_handle().render();
-    let label = format!("sink=\"{kind}\"");
-    rendered
-        .lines()
-        .filter(|line| {
-            (line.starts_with(auction_sinks::metrics::RECORDS_WRITTEN)
-                || line.starts_with(auction_sinks::metrics::RECORDS_DUPLICATE))
-                && line.contains(&label)
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-fn sink_cli(
+/// A sink of the benchmark: on `topic` in its own consumer group, dead letters to `bench.dlq`,
+/// metrics on a free port.
+fn sink_settings(
     bootstrap: &str,
     registry_url: &str,
     topic: &str,
     group: &str,
-    target: &[&str],
-) -> Outcome<auction_sinks::config::Cli> {
-    let mut command = vec![
-        "auction-sink",
-        "--bootstrap-servers",
-        bootstrap,
-        "--schema-registry-url",
-        registry_url,
-        "--topic",
-        topic,
-        "--group-id",
-        group,
-        "--dead-letter-topic",
-        "bench.dlq",
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ];
-    command.extend_from_slice(target);
-    <auction_sinks::config::Cli as clap::Parser>::try_parse_from(&command)
-        .map_err(|e| format!("sink settings: {e}"))
+    destination: DestinationSettings,
+) -> Outcome<SinkSettings> {
+    let kind = destination.kind().map_err(|e| e.to_string())?;
+    let mut kafka = KafkaSettings::new(KafkaProperties::bootstrap(bootstrap), kind);
+    kafka.topic = topic.to_owned();
+    kafka.group_id = group.to_owned();
+    kafka.dead_letter_topic = "bench.dlq".to_owned();
+    Ok(SinkSettings {
+        runtime: RuntimeSettings::new(kafka, RegistrySettings::new(registry_url)),
+        destination,
+        metrics_listen: ([127, 0, 0, 1], 0).into(),
+    })
+}
+
+/// A MySQL destination: `table` in the database at `url`.
+fn mysql_destination(url: &str, table: &str) -> Outcome<DestinationSettings> {
+    let mut sql = SqlSettings::new(Secret::new(url));
+    sql.table = TableName::parse(table)?;
+    Ok(DestinationSettings::Sql(sql))
 }
 
 #[derive(Debug)]
@@ -748,32 +723,24 @@ struct SinkRun {
 }
 
 /// Runs a sink over the pre-filled topic until it has written `expected` records, then stops it.
-async fn run_sink(
-    cli: auction_sinks::config::Cli,
-    expected: u64,
-    progress: &Progress,
-) -> Outcome<SinkRun> {
-    let kind = cli.kind();
-    let baseline = sink_records(kind);
+async fn run_sink(settings: SinkSettings, expected: u64, progress: &Progress) -> Outcome<SinkRun> {
     let stop = CancellationToken::new();
     let started = Instant::now();
-    let mut task = tokio::spawn(auction_sinks::config::run(cli, Vec::new(), stop.clone()));
+    let sink = auction_sinks::spawn(settings, stop.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let kind = sink.kind;
     let deadline = started + Duration::from_secs(120 + expected / 500);
     let mut first: Option<(Instant, f64)> = None;
     let mut last_report = Instant::now();
     let outcome = loop {
-        tokio::select! {
-            joined = &mut task => {
-                break Err(match joined {
-                    Ok(Ok(())) => format!("the {kind} sink stopped by itself"),
-                    Ok(Err(e)) => format!("the {kind} sink failed: {e}"),
-                    Err(e) => format!("the {kind} sink task failed: {e}"),
-                });
-            }
-            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        if sink.is_finished() {
+            break Err(format!("the {kind} sink stopped by itself"));
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let now = Instant::now();
-        let written = sink_records(kind) - baseline;
+        let counts = sink.progress();
+        let written = (counts.written + counts.duplicates) as f64;
         if written > 0.0 && first.is_none() {
             first = Some((now, written));
         }
@@ -797,11 +764,10 @@ async fn run_sink(
         }
     };
     stop.cancel();
-    if !task.is_finished() {
-        let _ = tokio::time::timeout(Duration::from_secs(30), &mut task).await;
+    match tokio::time::timeout(Duration::from_secs(30), sink.stopped()).await {
+        Ok(Err(e)) if outcome.is_err() => Err(format!("the {kind} sink failed: {e}")),
+        _ => outcome,
     }
-    task.abort();
-    outcome
 }
 
 async fn mysql_connect(url: &str) -> Outcome<DatabaseConnection> {
@@ -978,9 +944,9 @@ fn odbc_limit(connection_string: &str, table: &str, bids: &[Bid], partitions: i3
         .set_autocommit(false)
         .map_err(odbc_error("cannot start manual commit mode"))?;
     // The sink's own statement and parameter layout, so the limit is measured on the same shape.
-    let table_name = auction_sinks::target::sql::TableName::parse(table)?;
-    let sql = auction_sinks::target::odbc::insert_sql(
-        auction_sinks::target::odbc::Dialect::Ansi,
+    let table_name = auction_sinks::destination::sql::TableName::parse(table)?;
+    let sql = auction_sinks::destination::odbc::insert_sql(
+        auction_sinks::destination::odbc::Dialect::Ansi,
         &table_name,
         1,
     );
@@ -991,7 +957,10 @@ fn odbc_limit(connection_string: &str, table: &str, bids: &[Bid], partitions: i3
             .prepare(&sql)
             .map_err(odbc_error("cannot prepare the insert"))?;
         let mut inserter = prepared
-            .into_column_inserter(chunk.len(), auction_sinks::target::odbc::bid_parameters())
+            .into_column_inserter(
+                chunk.len(),
+                auction_sinks::destination::odbc::bid_parameters(),
+            )
             .map_err(odbc_error("cannot bind parameter arrays"))?;
         inserter.set_num_rows(chunk.len());
         let rows: Vec<(&Bid, i32, i64)> = chunk
@@ -1003,7 +972,7 @@ fn odbc_limit(connection_string: &str, table: &str, bids: &[Bid], partitions: i3
                 (bid, (n % partitions) as i32, n / partitions)
             })
             .collect();
-        if !auction_sinks::target::odbc::fill_bid_columns(&mut inserter, &rows) {
+        if !auction_sinks::destination::odbc::fill_bid_columns(&mut inserter, &rows) {
             return Err(mismatch());
         }
         inserter.execute().map_err(odbc_error("cannot insert"))?;
@@ -1494,7 +1463,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     let sizes = Sizes::of(&args)?;
     // Installs the metrics recorder before anything records (the services' and sinks' metrics
     // are read from it).
-    let _ = auction_schemas::service::metrics_handle();
+    let _ = auction_process::metrics_handle();
     let progress = Progress(Instant::now());
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1524,15 +1493,13 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     ));
     let shutdown = CancellationToken::new();
     let _stop_on_exit = shutdown.clone().drop_guard();
-    let (registry_addr, _registry) = registry::spawn(
-        ([127, 0, 0, 1], 0).into(),
-        Arc::new(Store::in_memory()),
-        None,
+    let registry = registry::start(
+        ServerSettings::in_memory(([127, 0, 0, 1], 0).into()),
         shutdown.clone(),
     )
     .await
     .map_err(|e| format!("cannot start the schema registry: {e}"))?;
-    let registry_url = format!("http://{registry_addr}");
+    let registry_url = registry.url();
     let bootstrap = kafka.bootstrap.clone();
     let mut results = serde_json::Map::new();
 
@@ -1711,33 +1678,37 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     let replica_a = start_service("bench-latency", replicas_stop.clone()).await?;
     let replica_b = start_service("bench-latency", replicas_stop.clone()).await?;
     let sink_stop = CancellationToken::new();
-    let latency_sink = sink_cli(
-        &bootstrap,
-        &registry_url,
-        "bench-latency",
-        &format!("bench-latency-{stamp}"),
-        &[
-            "mysql",
-            "--database-url",
-            &args.database_url,
-            "--table",
-            &latency_table,
-        ],
-    )?;
-    let mut latency_sink_task = tokio::spawn(auction_sinks::config::run(
-        latency_sink,
-        Vec::new(),
+    let latency_sink = auction_sinks::spawn(
+        sink_settings(
+            &bootstrap,
+            &registry_url,
+            "bench-latency",
+            &format!("bench-latency-{stamp}"),
+            mysql_destination(&args.database_url, &latency_table)?,
+        )?,
         sink_stop.clone(),
-    ));
-    let latency = tokio::select! {
-        outcome = open_loop(replica_a.grpc_addr, replica_b.grpc_addr, &db, &latency_table, &sizes, &progress) => outcome,
-        joined = &mut latency_sink_task => Err(format!("the MySQL sink stopped during the open loop: {joined:?}")),
-    };
+    )
+    .await
+    .map_err(|e| format!("cannot start the MySQL sink: {e}"))?;
+    let latency = open_loop(
+        replica_a.grpc_addr,
+        replica_b.grpc_addr,
+        &db,
+        &latency_table,
+        &sizes,
+        &progress,
+    )
+    .await;
+    let sink_failed_early = latency_sink.is_finished();
     sink_stop.cancel();
-    if !latency_sink_task.is_finished() {
-        let _ = tokio::time::timeout(Duration::from_secs(30), &mut latency_sink_task).await;
-    }
-    latency_sink_task.abort();
+    let latency_sink_outcome =
+        tokio::time::timeout(Duration::from_secs(30), latency_sink.stopped()).await;
+    let latency = match latency_sink_outcome {
+        Ok(Err(e)) if sink_failed_early => {
+            Err(format!("the MySQL sink stopped during the open loop: {e}"))
+        }
+        _ => latency,
+    };
     replicas_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(30), replica_a.stopped()).await;
     let _ = tokio::time::timeout(Duration::from_secs(30), replica_b.stopped()).await;
@@ -1765,42 +1736,37 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     let odbc_table = format!("bench_sink_{stamp}");
     let odbc_limit_table = format!("bench_limit_{stamp}");
     let csv_path = work_dir.join("sink.csv");
-    let csv_path_text = csv_path.display().to_string();
     let mut sinks = serde_json::Map::new();
-    let sink_targets: [(&str, Vec<&str>); 3] = [
+    let mut odbc = OdbcSettings::new(
+        Secret::new(args.odbc_connection_string.clone()),
+        Dialect::Ansi,
+    );
+    odbc.table = TableName::parse(&odbc_table)?;
+    let destinations = [
         (
             "mysql",
-            vec![
-                "mysql",
-                "--database-url",
-                &args.database_url,
-                "--table",
-                &mysql_table,
-            ],
+            mysql_destination(&args.database_url, &mysql_table)?,
         ),
-        ("csv", vec!["csv", "--path", &csv_path_text]),
         (
-            "odbc",
-            vec![
-                "odbc",
-                "--connection-string",
-                &args.odbc_connection_string,
-                "--table",
-                &odbc_table,
-            ],
+            "csv",
+            DestinationSettings::Csv(CsvSettings {
+                path: csv_path.clone(),
+                rotate_daily: false,
+            }),
         ),
+        ("odbc", DestinationSettings::Odbc(odbc)),
     ];
-    for (kind, target) in sink_targets {
+    for (kind, destination) in destinations {
         progress.say(format!("   {kind} sink"));
-        let cli = sink_cli(
+        let settings = sink_settings(
             &bootstrap,
             &registry_url,
             prefill_topic,
             &format!("bench-{kind}-{stamp}"),
-            &target,
+            destination,
         )?;
-        let batch_size = cli.common.batch_size;
-        let run = run_sink(cli, sizes.bids, &progress).await;
+        let batch_size = settings.runtime.batch_size;
+        let run = run_sink(settings, sizes.bids, &progress).await;
         if kind == "mysql" {
             let _ = mysql_exec(&db, &format!("DROP TABLE IF EXISTS {mysql_table}")).await;
         }

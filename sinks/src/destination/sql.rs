@@ -11,14 +11,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use auction_schemas::Secret;
+use auction_process::Secret;
 use chrono::NaiveDateTime;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
     Statement, TransactionTrait, Value,
 };
 
-use super::{SinkRecord, Target, WriteOutcome};
+use super::{Destination, SinkRecord, WriteOutcome};
 
 /// Rows per INSERT statement: 7 parameters a row stays far below MySQL's 65,535 and SQLite's
 /// 32,766 placeholders.
@@ -27,6 +27,13 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// A table name: a plain SQL identifier, so it can be quoted without escaping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableName(String);
+
+impl Default for TableName {
+    /// `bid`, the demo's table.
+    fn default() -> Self {
+        Self("bid".to_owned())
+    }
+}
 
 impl TableName {
     /// Accepts `[A-Za-z_][A-Za-z0-9_]{0,63}`.
@@ -78,12 +85,56 @@ pub struct SqlSettings {
     pub connect_timeout: Duration,
 }
 
+/// The SQL database a URL names, by its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlKind {
+    /// `mysql://` or `mariadb://`.
+    Mysql,
+    /// `sqlite:`.
+    Sqlite,
+}
+
+impl SqlKind {
+    /// The kind a database URL names; an error saying which schemes are known otherwise.
+    pub fn of_url(url: &str) -> Result<Self, SqlError> {
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            Ok(Self::Mysql)
+        } else if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else {
+            Err(SqlError::Config(
+                "DATABASE_URL must start with mysql://, mariadb:// or sqlite:".to_owned(),
+            ))
+        }
+    }
+
+    /// The sink kind, in metrics, logs, dead-letter headers and the default group id.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mysql => "mysql",
+            Self::Sqlite => "sqlite",
+        }
+    }
+
+    fn backend(self) -> DbBackend {
+        match self {
+            Self::Mysql => DbBackend::MySql,
+            Self::Sqlite => DbBackend::Sqlite,
+        }
+    }
+}
+
 impl SqlSettings {
+    /// The database kind its URL names.
+    pub fn kind(&self) -> Result<SqlKind, SqlError> {
+        SqlKind::of_url(self.database_url.expose())
+    }
+
     /// Defaults: table `bid`, 4 connections, 5 s to connect.
     pub fn new(database_url: Secret) -> Self {
         Self {
             database_url,
-            table: TableName("bid".to_owned()),
+            table: TableName::default(),
             max_connections: 4,
             connect_timeout: Duration::from_secs(5),
         }
@@ -144,28 +195,24 @@ pub enum Migration {
 
 /// Writes bids into a MySQL or SQLite table through a SeaORM connection pool.
 #[derive(Debug)]
-pub struct SqlTarget {
+pub struct SqlDestination {
     db: DatabaseConnection,
+    kind: SqlKind,
     backend: DbBackend,
     table: TableName,
     migrated: bool,
 }
 
-impl SqlTarget {
+impl SqlDestination {
     /// Sets up the pool without connecting yet: a database that is down at start is waited for by
     /// the runtime's retries like any other outage. The table is migrated before the first write.
     pub async fn connect(settings: &SqlSettings) -> Result<Self, SqlError> {
-        let url = settings.database_url.expose();
-        let backend = if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-            DbBackend::MySql
-        } else if url.starts_with("sqlite:") {
-            DbBackend::Sqlite
-        } else {
-            return Err(SqlError::Config(
-                "DATABASE_URL must start with mysql:// or sqlite:".to_owned(),
-            ));
-        };
-        let url = url.replacen("mariadb://", "mysql://", 1);
+        let kind = settings.kind()?;
+        let backend = kind.backend();
+        let url = settings
+            .database_url
+            .expose()
+            .replacen("mariadb://", "mysql://", 1);
         let mut options = ConnectOptions::new(url);
         let connections = match backend {
             DbBackend::Sqlite => 1,
@@ -186,6 +233,7 @@ impl SqlTarget {
         })?;
         Ok(Self {
             db,
+            kind,
             backend,
             table: settings.table.clone(),
             migrated: false,
@@ -551,11 +599,11 @@ impl SqlTarget {
     }
 }
 
-impl Target for SqlTarget {
+impl Destination for SqlDestination {
     type Error = SqlError;
 
     fn kind(&self) -> &'static str {
-        "mysql"
+        self.kind.name()
     }
 
     async fn write(&mut self, batch: &[SinkRecord]) -> Result<WriteOutcome, SqlError> {

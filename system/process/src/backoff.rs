@@ -1,10 +1,11 @@
-//! The one retry policy: capped exponential backoff with full jitter.
+//! The one retry delay policy of the product: capped exponential backoff with jitter (the sinks'
+//! failed writes, the bid service's tailer, the gateway's live stream).
 
 use std::time::Duration;
 
 use rand::Rng;
 
-/// Delays between attempts of a failing write: `initial`, doubling up to `max`, each drawn
+/// Delays between attempts of a failing operation: `initial`, doubling up to `max`, each drawn
 /// uniformly from `[delay / 2, delay]` so that several sink instances do not retry in step.
 #[derive(Debug, Clone)]
 pub struct Backoff {

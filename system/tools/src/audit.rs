@@ -1,39 +1,48 @@
-//! The ledger check: drives bids through two bid-service replicas while sink processes are killed
-//! with SIGKILL and restarted, a replica is restarted, and the (mock) broker fails requests, slows
-//! down and goes away; then checks the books:
+//! The fault audit: drives bids through two bid-service replicas while sinks crash (their task
+//! aborted mid-work, no orderly shutdown) and restart, a replica is restarted, and the (mock)
+//! broker fails requests, slows down and goes away; then checks the books:
 //! - every bid whose `PlaceBid` returned OK is in every sink exactly once;
 //! - a bid whose call failed or timed out is in each sink at most once;
 //! - a refused bid (too low) is in no sink;
 //! - no sink's committed offsets ever went backwards.
 //!
-//! The sinks are the production `auction-sink` binary (CSV and SQLite), started as child
-//! processes against the mock cluster's loopback listener.
+//! Every component is started through its typed start function, in this process, against the
+//! mock cluster's loopback listener; the rows are read back through the sinks crate. A sink
+//! killed with SIGKILL as a separate process is covered by the sinks' and the system's tests.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auction_process::{KafkaProperties, Secret};
 use auction_proto::v1::PlaceBidRequest;
 use auction_proto::v1::bid_service_client::BidServiceClient;
-use auction_schemas::registry::{self, store::Store};
+use auction_schema_registry::{self as registry, ServerSettings, Storage, store::Store};
+use auction_schemas::RegistrySettings;
+use auction_sinks::destination::csv_file::{self, CsvSettings};
+use auction_sinks::destination::sql::{SqlDestination, SqlSettings};
+use auction_sinks::{
+    DestinationSettings, KafkaSettings, RunningSink, RuntimeSettings, SinkSettings,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 const TOPIC: &str = "auction";
+/// A loopback address on a port the system picks.
+const ANY_PORT: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 const PARTITIONS: i32 = 6;
 const SINKS: [&str; 2] = ["csv", "sql"];
 
 /// How hard to push.
 #[derive(Debug, Clone, clap::Args)]
-pub struct LedgerArgs {
+pub struct AuditArgs {
     /// How many bids to place.
     #[arg(long, default_value_t = 100_000)]
     pub bids: usize,
@@ -53,7 +62,7 @@ pub struct LedgerArgs {
 
 /// The books after a run.
 #[derive(Debug, Default, Clone)]
-pub struct LedgerReport {
+pub struct AuditReport {
     /// PlaceBid returned OK.
     pub acknowledged: usize,
     /// PlaceBid failed or timed out (the bid may or may not be in the log).
@@ -76,12 +85,11 @@ pub struct LedgerReport {
     pub offsets_backwards: usize,
     /// How long the bids took to place.
     pub placing: Duration,
-    /// What went wrong reading the books back, and the end of each sink's log when they do not
-    /// balance.
+    /// What went wrong stopping the sinks or reading the books back.
     pub problems: Vec<String>,
 }
 
-impl LedgerReport {
+impl AuditReport {
     /// Whether every rule of the books holds.
     pub fn holds(&self) -> bool {
         SINKS.iter().all(|sink| {
@@ -93,7 +101,7 @@ impl LedgerReport {
     }
 }
 
-impl std::fmt::Display for LedgerReport {
+impl std::fmt::Display for AuditReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
@@ -137,85 +145,38 @@ impl std::fmt::Display for LedgerReport {
     }
 }
 
-/// A sink process that can be killed and restarted.
-struct SinkProcess {
+/// A sink that can crash and restart.
+struct AuditedSink {
     kind: &'static str,
-    args: Vec<String>,
-    log: PathBuf,
-    child: Option<Child>,
+    settings: SinkSettings,
+    shutdown: CancellationToken,
+    running: Option<RunningSink>,
 }
 
-impl SinkProcess {
-    fn start(&mut self, binary: &Path) -> Result<(), String> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|e| format!("cannot open {}: {e}", self.log.display()))?;
-        let child = Command::new(binary)
-            .args(&self.args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start the {} sink ({}): {e}",
-                    self.kind,
-                    binary.display()
-                )
-            })?;
-        self.child = Some(child);
+impl AuditedSink {
+    async fn start(&mut self) -> Result<(), String> {
+        let running = auction_sinks::spawn(self.settings.clone(), self.shutdown.clone())
+            .await
+            .map_err(|e| format!("cannot start the {} sink: {e}", self.kind))?;
+        self.running = Some(running);
         Ok(())
     }
 
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+    fn crash(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
         }
     }
 
-    fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+    /// Stops it as SIGTERM would; what went wrong, if anything.
+    async fn stop(&mut self) -> Option<String> {
+        self.shutdown.cancel();
+        let running = self.running.take()?;
+        match tokio::time::timeout(Duration::from_secs(20), running.stopped()).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(format!("the {} sink failed: {e}", self.kind)),
+            Err(_) => Some(format!("the {} sink did not stop within 20 s", self.kind)),
         }
-    }
-}
-
-impl Drop for SinkProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn sibling_binary(name: &str) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    // Test binaries live one level down, in deps/.
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} is not built; build every binary first (`cargo build --release --bins`)",
-            path.display()
-        ))
     }
 }
 
@@ -246,7 +207,7 @@ struct Outcomes {
     refused: HashSet<String>,
 }
 
-async fn place_all(args: &LedgerArgs, targets: Vec<String>, outcomes: Arc<Mutex<Outcomes>>) {
+async fn place_all(args: &AuditArgs, targets: Vec<String>, outcomes: Arc<Mutex<Outcomes>>) {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..args.concurrency.max(1) {
@@ -263,11 +224,11 @@ async fn place_all(args: &LedgerArgs, targets: Vec<String>, outcomes: Arc<Mutex<
                     return;
                 }
                 if i > 0 && i.is_multiple_of(10_000) {
-                    eprintln!("ledger: {i} bids placed");
+                    eprintln!("audit: {i} bids placed");
                 }
                 let request_id = uuid_for(i);
                 let request = PlaceBidRequest {
-                    auction_id: format!("ledger-{}", i % 1000),
+                    auction_id: format!("audit-{}", i % 1000),
                     name: format!("bidder {worker}"),
                     price: i64::try_from(i / 1000 + 1).unwrap_or(i64::MAX),
                     request_id: request_id.clone(),
@@ -363,7 +324,7 @@ fn watch_offsets(bootstrap: String, stop: CancellationToken) -> std::thread::Joi
                                 && offset < *previous
                             {
                                 eprintln!(
-                                    "ledger: {group} partition {} went back from {previous} to {offset}",
+                                    "audit: {group} partition {} went back from {previous} to {offset}",
                                     element.partition()
                                 );
                                 backwards += 1;
@@ -379,53 +340,37 @@ fn watch_offsets(bootstrap: String, stop: CancellationToken) -> std::thread::Joi
     })
 }
 
-fn csv_counts(path: &Path) -> HashMap<String, usize> {
+/// How often each bid id is in the CSV file, read through the sinks crate.
+fn csv_counts(path: &Path) -> Result<HashMap<String, usize>, String> {
+    let ids = csv_file::stored_bid_ids(path).map_err(|e| e.to_string())?;
+    Ok(count(ids))
+}
+
+/// How often each bid id is in the SQL sink's table, read through the sinks crate (the same
+/// driver the sink writes with).
+async fn sql_counts(settings: &SqlSettings) -> Result<HashMap<String, usize>, String> {
+    let destination = SqlDestination::connect(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows = destination
+        .stored_rows()
+        .await
+        .map_err(|e| format!("cannot read the SQL sink's rows: {e}"));
+    let _ = destination.connection().clone().close().await;
+    Ok(count(rows?.into_iter().map(|row| row.bid_id)))
+}
+
+fn count(ids: impl IntoIterator<Item = String>) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
-    if let Ok(text) = std::fs::read_to_string(path) {
-        for line in text.lines().skip(1) {
-            if let Some(id) = line.split(',').next() {
-                *counts.entry(id.to_owned()).or_insert(0) += 1;
-            }
-        }
+    for id in ids {
+        *counts.entry(id).or_insert(0) += 1;
     }
     counts
 }
 
-/// Bid ids in the SQL sink's SQLite table, read through the same driver the sink writes with.
-async fn sqlite_counts(path: &Path) -> Result<HashMap<String, usize>, String> {
-    let url = format!("sqlite://{}?mode=ro", path.display());
-    let db = sea_orm::Database::connect(&url)
-        .await
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let rows = db
-        .query_all(Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT bid_id FROM bid",
-        ))
-        .await
-        .map_err(|e| format!("cannot read the bids of {}: {e}", path.display()));
-    let _ = db.close().await;
-    let mut counts = HashMap::new();
-    for row in rows? {
-        let id: String = row
-            .try_get("", "bid_id")
-            .map_err(|e| format!("a bid_id of {} is unreadable: {e}", path.display()))?;
-        *counts.entry(id).or_insert(0) += 1;
-    }
-    Ok(counts)
-}
-
-/// The last `lines` lines of a log file.
-fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 /// Runs the check; the report says whether the books balance.
-pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
-    let sink_binary = sibling_binary("auction-sink")?;
-    let dir = args.data_dir.join(format!("ledger-{}", std::process::id()));
+pub async fn run(args: AuditArgs) -> Result<AuditReport, String> {
+    let dir = args.data_dir.join(format!("audit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let cluster: MockCluster<'static, DefaultProducerContext> =
         MockCluster::new(1).map_err(|e| format!("cannot start the mock cluster: {e}"))?;
@@ -439,16 +384,16 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
 
     let mut stop_registry = CancellationToken::new();
     let store = Arc::new(Store::in_memory());
-    registry::preload_bid_schemas(&store, "auction-value").map_err(|e| e.message)?;
-    let (registry_addr, _) = registry::spawn(
-        "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        Arc::clone(&store),
-        None,
-        stop_registry.clone(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let registry_url = format!("http://{registry_addr}");
+    let registry_settings = |listen| {
+        let mut settings = ServerSettings::in_memory(listen);
+        settings.storage = Storage::Shared(Arc::clone(&store));
+        settings.preload_subject = Some("auction-value".to_owned());
+        settings
+    };
+    let registry = registry::start(registry_settings(ANY_PORT), stop_registry.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (registry_addr, registry_url) = (registry.addr, registry.url());
 
     let (replica_a, stop_a) = start_replica(
         &bootstrap,
@@ -468,44 +413,36 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
 
     let csv = dir.join("output.csv");
     let sqlite = dir.join("bids.db");
-    let common = |kind: &str| -> Vec<String> {
-        vec![
-            "--bootstrap-servers".into(),
-            bootstrap.clone(),
-            "--schema-registry-url".into(),
-            registry_url.clone(),
-            "--metrics-listen".into(),
-            "127.0.0.1:0".into(),
-            "--batch-size".into(),
-            "200".into(),
-            "--batch-linger-ms".into(),
-            "50".into(),
-            kind.into(),
-        ]
+    let sink = |destination: DestinationSettings| -> Result<AuditedSink, String> {
+        let kind = destination.kind().map_err(|e| e.to_string())?;
+        let kafka = KafkaSettings::new(KafkaProperties::bootstrap(&bootstrap), kind);
+        let mut runtime = RuntimeSettings::new(kafka, RegistrySettings::new(&registry_url));
+        runtime.batch_size = 200;
+        runtime.batch_linger = Duration::from_millis(50);
+        Ok(AuditedSink {
+            kind: if kind == "csv" { "csv" } else { "sql" },
+            settings: SinkSettings {
+                runtime,
+                destination,
+                metrics_listen: ANY_PORT,
+            },
+            shutdown: CancellationToken::new(),
+            running: None,
+        })
     };
-    let mut csv_args = common("csv");
-    csv_args.extend(["--path".into(), csv.display().to_string()]);
-    let mut sql_args = common("mysql");
-    sql_args.extend([
-        "--database-url".into(),
-        format!("sqlite://{}?mode=rwc", sqlite.display()),
-    ]);
+    let sqlite_settings = SqlSettings::new(Secret::new(format!(
+        "sqlite://{}?mode=rwc",
+        sqlite.display()
+    )));
     let mut sinks = [
-        SinkProcess {
-            kind: "csv",
-            args: csv_args,
-            log: dir.join("sink-csv.log"),
-            child: None,
-        },
-        SinkProcess {
-            kind: "sql",
-            args: sql_args,
-            log: dir.join("sink-sql.log"),
-            child: None,
-        },
+        sink(DestinationSettings::Csv(CsvSettings {
+            path: csv.clone(),
+            rotate_daily: false,
+        }))?,
+        sink(DestinationSettings::Sql(sqlite_settings.clone()))?,
     ];
     for sink in &mut sinks {
-        sink.start(&sink_binary)?;
+        sink.start().await?;
     }
 
     let stop_watch = CancellationToken::new();
@@ -519,7 +456,7 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
     });
 
     // Faults, one after another, while the bids go in.
-    let mut report = LedgerReport::default();
+    let mut report = AuditReport::default();
     let mut replica_b = Some((replica_b, stop_b));
     let mut round = 0_usize;
     while !placing.is_finished() {
@@ -529,10 +466,10 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
         }
         let kind = match round % 8 {
             0 => {
-                sinks[0].kill();
+                sinks[0].crash();
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                sinks[0].start(&sink_binary)?;
-                "SIGKILL csv sink"
+                sinks[0].start().await?;
+                "csv sink crash"
             }
             1 => {
                 cluster.request_errors(
@@ -546,10 +483,10 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
                 "produce request errors"
             }
             2 => {
-                sinks[1].kill();
+                sinks[1].crash();
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                sinks[1].start(&sink_binary)?;
-                "SIGKILL sql sink"
+                sinks[1].start().await?;
+                "sql sink crash"
             }
             3 => {
                 let _ = cluster.broker_round_trip_time(1, Duration::from_millis(200));
@@ -573,14 +510,11 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
                 stop_registry = CancellationToken::new();
                 let mut restarted = Err(String::new());
                 for _ in 0..50 {
-                    restarted = registry::spawn(
-                        registry_addr,
-                        Arc::clone(&store),
-                        None,
-                        stop_registry.clone(),
-                    )
-                    .await
-                    .map_err(|e| e.to_string());
+                    restarted =
+                        registry::start(registry_settings(registry_addr), stop_registry.clone())
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string());
                     if restarted.is_ok() {
                         break;
                     }
@@ -607,7 +541,7 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
                 "broker down 1 s"
             }
         };
-        eprintln!("ledger: fault: {kind}");
+        eprintln!("audit: fault: {kind}");
         *report.faults.entry(kind).or_insert(0) += 1;
         round += 1;
     }
@@ -619,14 +553,14 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
     report.acknowledged = outcomes.acknowledged.len();
     report.uncertain = outcomes.uncertain.len();
     report.refused = outcomes.refused.len();
-    eprintln!("ledger: every bid placed; waiting for the sinks to catch up");
+    eprintln!("audit: every bid placed; waiting for the sinks to catch up");
 
     // Wait until every acknowledged bid is in both sinks (or the time is up).
     let deadline = Instant::now() + Duration::from_secs(args.drain_timeout_secs);
     loop {
-        let csv_rows = csv_counts(&csv);
-        // Not there yet (the sink has not created its table) counts as no rows.
-        let sql_rows = sqlite_counts(&sqlite).await.unwrap_or_default();
+        // Not there yet (no file, no table) counts as no rows.
+        let csv_rows = csv_counts(&csv).unwrap_or_default();
+        let sql_rows = sql_counts(&sqlite_settings).await.unwrap_or_default();
         let done = outcomes
             .acknowledged
             .iter()
@@ -639,15 +573,21 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
     // Let in-flight batches land, then stop everything cleanly before the final count.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for sink in &mut sinks {
-        sink.terminate();
+        if let Some(problem) = sink.stop().await {
+            report.problems.push(problem);
+        }
     }
     stop_watch.cancel();
     report.offsets_backwards = watcher.join().unwrap_or(usize::MAX);
-    let sql_rows = sqlite_counts(&sqlite).await.unwrap_or_else(|error| {
-        report.problems.push(error);
-        HashMap::new()
-    });
-    for (sink, rows) in [("csv", csv_counts(&csv)), ("sql", sql_rows)] {
+    let mut read_back = |counts: Result<HashMap<String, usize>, String>| {
+        counts.unwrap_or_else(|error| {
+            report.problems.push(error);
+            HashMap::new()
+        })
+    };
+    let csv_rows = read_back(csv_counts(&csv));
+    let sql_rows = read_back(sql_counts(&sqlite_settings).await);
+    for (sink, rows) in [("csv", csv_rows), ("sql", sql_rows)] {
         let mut once = 0;
         let mut missing = 0;
         let mut duplicated = 0;
@@ -678,16 +618,6 @@ pub async fn run(args: LedgerArgs) -> Result<LedgerReport, String> {
         report.duplicated.insert(sink, duplicated);
         report.uncertain_found.insert(sink, uncertain_found);
         report.unexpected.insert(sink, unexpected);
-    }
-    if !report.holds() {
-        for sink in &sinks {
-            report.problems.push(format!(
-                "the end of the {} sink's log ({}):\n{}",
-                sink.kind,
-                sink.log.display(),
-                log_tail(&sink.log, 30)
-            ));
-        }
     }
     stop_a.cancel();
     let _ = replica_a.stopped().await;

@@ -51,11 +51,11 @@ impl WriteOutcome {
 /// `write` must be idempotent by `bid_id`: writing a batch that was (partly) written before adds
 /// only what is missing. When it returns `Ok`, the batch is durable (committed, fsynced): the
 /// runtime stores the Kafka offsets right after.
-pub trait Target: Send + Sync + 'static {
+pub trait Destination: Send + Sync + 'static {
     /// Why a write failed.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// The sink kind, for metrics, logs and dead-letter headers (`mysql`, `csv`, `odbc`).
+    /// The sink kind, for metrics, logs and dead-letter headers (`mysql`, `sqlite`, `csv`, `odbc`).
     fn kind(&self) -> &'static str;
 
     /// Writes `batch` durably. An empty batch is a no-op.

@@ -1,12 +1,12 @@
 //! The registry's REST API as Confluent clients see it.
 
-use auction_schemas::Secret;
+use auction_process::Secret;
+use auction_schema_registry::{BasicAuth, ServerSettings};
 use auction_schemas::event::{SCHEMA_V1, SCHEMA_V2};
-use auction_schemas::registry::{self, BasicAuth, store::Store};
-use auction_schemas::testing::TestRegistry;
+use auction_testkit::TestRegistry;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 
 async fn post(url: &str, body: Value) -> (StatusCode, Value) {
@@ -183,14 +183,12 @@ async fn basic_auth_is_enforced_when_configured() {
         username: "key".into(),
         password: Secret::new("s3cret"),
     };
-    let (addr, _) = registry::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(Store::in_memory()),
-        Some(auth),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
+    let mut settings = ServerSettings::in_memory("127.0.0.1:0".parse().unwrap());
+    settings.auth = Some(auth);
+    let addr = auction_schema_registry::start(settings, shutdown.clone())
+        .await
+        .unwrap()
+        .addr;
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/subjects");
     let anonymous = client.get(&url).send().await.unwrap();

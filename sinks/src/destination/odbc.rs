@@ -28,8 +28,9 @@ use odbc_api::{BindParamDesc, Connection, ConnectionOptions, Cursor, DataType, I
 use tokio::sync::oneshot;
 
 use super::sql::TableName;
-use super::{SinkRecord, Target, WriteOutcome};
-use auction_schemas::{Bid, Secret};
+use super::{Destination, SinkRecord, WriteOutcome};
+use auction_process::Secret;
+use auction_schemas::Bid;
 
 /// Bids looked up per `IN (...)` query.
 const LOOKUP_CHUNK: usize = 200;
@@ -55,6 +56,17 @@ pub struct OdbcSettings {
     pub table: TableName,
     /// The SQL flavour.
     pub dialect: Dialect,
+}
+
+impl OdbcSettings {
+    /// Settings for table `bid` of the data source `connection_string` speaks to.
+    pub fn new(connection_string: Secret, dialect: Dialect) -> Self {
+        Self {
+            connection_string,
+            table: TableName::default(),
+            dialect,
+        }
+    }
 }
 
 /// An ODBC failure.
@@ -128,17 +140,17 @@ enum Job {
 }
 
 /// Writes bids through ODBC.
-pub struct OdbcTarget {
+pub struct OdbcDestination {
     jobs: mpsc::Sender<Job>,
 }
 
-impl fmt::Debug for OdbcTarget {
+impl fmt::Debug for OdbcDestination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OdbcTarget").finish_non_exhaustive()
+        f.debug_struct("OdbcDestination").finish_non_exhaustive()
     }
 }
 
-impl OdbcTarget {
+impl OdbcDestination {
     /// Starts the worker thread; it connects on the first job.
     pub fn new(settings: OdbcSettings) -> Result<Self, OdbcError> {
         let (jobs, receiver) = mpsc::channel::<Job>();
@@ -163,7 +175,7 @@ impl OdbcTarget {
     }
 }
 
-impl Target for OdbcTarget {
+impl Destination for OdbcDestination {
     type Error = OdbcError;
 
     fn kind(&self) -> &'static str {

@@ -16,6 +16,7 @@ pub mod error;
 pub mod store;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -31,7 +32,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::secret::Secret;
+use auction_process::{Secret, StartError};
 use compat::CompatibilityLevel;
 use error::RegistryError;
 use store::{Store, StoredSchema, SubjectSchema, VersionSelector};
@@ -111,23 +112,110 @@ pub async fn serve(
         .await
 }
 
-/// Starts a registry on `addr` (port 0 picks a free port) and returns where it listens.
-pub async fn spawn(
-    addr: SocketAddr,
-    store: Arc<Store>,
-    auth: Option<BasicAuth>,
+/// Where the registry keeps its schemas.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// In memory: gone when the process ends.
+    InMemory,
+    /// In this JSON file, written after every change.
+    File(PathBuf),
+    /// A store the caller keeps (the one-process system, tests).
+    Shared(Arc<Store>),
+}
+
+/// Everything a registry server needs.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Where to listen; port 0 picks a free port (see [`RunningRegistry::addr`]).
+    pub listen: SocketAddr,
+    /// Where the schemas are kept.
+    pub storage: Storage,
+    /// Credentials every request must present, when set.
+    pub auth: Option<BasicAuth>,
+    /// Register the bid schemas (v1, the demo's, then v2) under this subject at start.
+    pub preload_subject: Option<String>,
+}
+
+impl ServerSettings {
+    /// An in-memory registry without authentication on `listen`, preloading nothing.
+    pub fn in_memory(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            storage: Storage::InMemory,
+            auth: None,
+            preload_subject: None,
+        }
+    }
+}
+
+/// A started registry.
+#[derive(Debug)]
+pub struct RunningRegistry {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The state behind it.
+    pub store: Arc<Store>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningRegistry {
+    /// `http://ADDR`, what clients are given.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits until the server has stopped (after shutdown) and says whether it failed.
+    pub async fn stopped(self) -> Result<(), String> {
+        match self.task.await {
+            Ok(served) => served.map_err(|e| format!("the server failed: {e}")),
+            Err(e) => Err(format!("the server task failed: {e}")),
+        }
+    }
+}
+
+/// Starts a registry: opens (or creates) its storage, preloads the bid schemas when asked, and
+/// serves until `shutdown`.
+pub async fn start(
+    settings: ServerSettings,
     shutdown: CancellationToken,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let handle = tokio::spawn(serve(listener, router(store, auth), shutdown));
-    Ok((local, handle))
+) -> Result<RunningRegistry, StartError> {
+    let store = match settings.storage {
+        Storage::InMemory => Arc::new(Store::in_memory()),
+        Storage::File(file) => Arc::new(Store::open(&file).map_err(StartError::new)?),
+        Storage::Shared(store) => store,
+    };
+    if let Some(subject) = &settings.preload_subject {
+        let (v1, v2) = preload_bid_schemas(&store, subject).map_err(|e| {
+            StartError::new(format!(
+                "cannot register the bid schemas under {subject}: {}",
+                e.message
+            ))
+        })?;
+        tracing::info!(subject, v1, v2, "bid schemas registered");
+    }
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| StartError::new(format!("cannot listen on {}: {e}", settings.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::new(format!("cannot read the bound address: {e}")))?;
+    let app = router(Arc::clone(&store), settings.auth);
+    let task = tokio::spawn(serve(listener, app, shutdown));
+    Ok(RunningRegistry { addr, store, task })
 }
 
 /// Registers the bid schemas (v1, then v2) under `subject`, as the original demo's set-up did for v1.
 pub fn preload_bid_schemas(store: &Store, subject: &str) -> Result<(u32, u32), RegistryError> {
-    let v1 = store.register(subject, store::JSON_SCHEMA_TYPE, crate::event::SCHEMA_V1)?;
-    let v2 = store.register(subject, store::JSON_SCHEMA_TYPE, crate::event::SCHEMA_V2)?;
+    let v1 = store.register(
+        subject,
+        store::JSON_SCHEMA_TYPE,
+        auction_schemas::event::SCHEMA_V1,
+    )?;
+    let v2 = store.register(
+        subject,
+        store::JSON_SCHEMA_TYPE,
+        auction_schemas::event::SCHEMA_V2,
+    )?;
     Ok((v1, v2))
 }
 

@@ -3,10 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use auction_schemas::registry::{self, BasicAuth, store::Store};
-use auction_schemas::{Secret, service};
+use auction_process::{self as service, Secret};
+use auction_schema_registry::{self as registry, BasicAuth, ServerSettings, Storage};
 use clap::Parser;
 
 /// A Confluent-compatible schema registry for JSON Schema, in memory or backed by a file.
@@ -57,35 +56,33 @@ async fn main() -> ExitCode {
         }
     }
 }
-async fn run(args: Args) -> Result<(), String> {
-    let store = match &args.data_file {
-        Some(file) => Store::open(file)?,
-        None => Store::in_memory(),
-    };
-    let store = Arc::new(store);
-    if let Some(subject) = &args.preload_subject {
-        let (v1, v2) = registry::preload_bid_schemas(&store, subject).map_err(|e| {
-            format!(
-                "cannot register the bid schemas under {subject}: {}",
-                e.message
-            )
-        })?;
-        tracing::info!(subject, v1, v2, "bid schemas registered");
+
+impl Args {
+    /// The server settings these arguments describe.
+    fn into_settings(self) -> ServerSettings {
+        ServerSettings {
+            listen: self.listen,
+            storage: match self.data_file {
+                Some(file) => Storage::File(file),
+                None => Storage::InMemory,
+            },
+            auth: match (self.basic_auth_user, self.basic_auth_password) {
+                (Some(username), Some(password)) => Some(BasicAuth {
+                    username,
+                    password: Secret::new(password),
+                }),
+                _ => None,
+            },
+            preload_subject: self.preload_subject,
+        }
     }
-    let auth = match (args.basic_auth_user, args.basic_auth_password) {
-        (Some(username), Some(password)) => Some(BasicAuth {
-            username,
-            password: Secret::new(password),
-        }),
-        _ => None,
-    };
+}
+
+async fn run(args: Args) -> Result<(), String> {
     let shutdown = service::shutdown_on_signal();
-    let (addr, server) = registry::spawn(args.listen, store, auth, shutdown.clone())
+    let registry = registry::start(args.into_settings(), shutdown)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    println!("schema registry listening on http://{addr}");
-    server
-        .await
-        .map_err(|e| format!("the server task failed: {e}"))?
-        .map_err(|e| format!("the server failed: {e}"))
+        .map_err(|e| e.to_string())?;
+    println!("schema registry listening on {}", registry.url());
+    registry.stopped().await
 }

@@ -329,7 +329,7 @@ fn check_properties(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{SCHEMA_V1, SCHEMA_V2};
+    use auction_schemas::event::{SCHEMA_V1, SCHEMA_V2};
     use serde_json::json;
 
     fn parse(text: &str) -> Value {

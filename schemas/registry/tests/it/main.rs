@@ -1,0 +1,3 @@
+//! Integration tests of the schema registry over HTTP.
+
+mod registry_api;

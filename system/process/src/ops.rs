@@ -1,0 +1,83 @@
+//! The `/healthz`, `/readyz` and `/metrics` endpoints every binary serves, the process-wide
+//! Prometheus recorder behind `/metrics`, and readiness.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The process-wide Prometheus recorder, installed on first use. Every `metrics::counter!` and
+/// friends in the process report to it.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may exist already (a test harness); then this one only renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Whether a process is ready for work; `/readyz` answers 200 when it is, 503 when not.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Marks the process ready or not.
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+
+    /// Whether it is ready.
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// `/healthz` (always 200 while the process serves), `/readyz` and `/metrics`.
+pub fn ops_router(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(|State(readiness): State<Readiness>| async move {
+                if readiness.get() {
+                    (StatusCode::OK, "ready\n").into_response()
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+                }
+            }),
+        )
+        .route("/metrics", get(|| async { metrics_handle().render() }))
+        .with_state(readiness)
+}
+
+/// Serves [`ops_router`] on `addr` until `shutdown`; returns the bound address.
+pub async fn spawn_ops_server(
+    addr: SocketAddr,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        let served = axum::serve(listener, ops_router(readiness))
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the metrics and health server failed");
+        }
+    });
+    Ok(local)
+}
