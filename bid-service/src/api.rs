@@ -3,6 +3,7 @@
 //! `google.rpc.ErrorInfo`), UNAVAILABLE (Kafka or the registry cannot take the bid; retry with the
 //! same `request_id`) and RESOURCE_EXHAUSTED (overloaded). Never INTERNAL for client input.
 
+use auction_proto::error_details::{BID_TOO_LOW, CURRENT_HIGHEST, DOMAIN, MINIMUM_NEXT_BID};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::book::{AuctionBook, AuctionSnapshot, LoggedBid, ReserveError, TooLow};
 use crate::idempotency::{Entry, Outcome, RequestOutcomes};
 use crate::kafka::{EnqueueError, KafkaBidProducer};
+use crate::metrics as m;
 use crate::tailer::AppliedOffsets;
 
 /// Time kept back from the client's deadline to send the answer.
@@ -46,7 +48,7 @@ const UNPOSITIONED_READ_BACK_WAIT: Duration = Duration::from_secs(2);
 
 /// The parts the API works with.
 #[derive(Debug)]
-pub struct BidApi {
+pub(crate) struct BidApi {
     /// The auctions.
     pub book: Arc<AuctionBook>,
     /// Writes bids.
@@ -99,16 +101,16 @@ fn too_low(price: i32, too_low: &TooLow) -> Status {
     };
     let mut metadata = HashMap::new();
     metadata.insert(
-        "minimum_next_bid".to_owned(),
+        MINIMUM_NEXT_BID.to_owned(),
         too_low.minimum_next_bid.to_string(),
     );
     if let Some(highest) = too_low.current_highest {
-        metadata.insert("current_highest".to_owned(), highest.to_string());
+        metadata.insert(CURRENT_HIGHEST.to_owned(), highest.to_string());
     }
     Status::with_error_details(
         Code::FailedPrecondition,
         message,
-        ErrorDetails::with_error_info("BID_TOO_LOW", "auction.v1", metadata),
+        ErrorDetails::with_error_info(BID_TOO_LOW, DOMAIN, metadata),
     )
 }
 
@@ -133,7 +135,7 @@ fn client_deadline(metadata: &MetadataMap) -> Option<Duration> {
 }
 
 /// The proto form of a logged bid.
-pub fn proto_bid(logged: &LoggedBid) -> ProtoBid {
+pub(crate) fn proto_bid(logged: &LoggedBid) -> ProtoBid {
     let ts = logged.bid.bid_ts.get();
     ProtoBid {
         bid_id: logged.bid.bid_id.to_string(),
@@ -150,7 +152,7 @@ pub fn proto_bid(logged: &LoggedBid) -> ProtoBid {
 }
 
 /// The proto form of an auction's state.
-pub fn proto_state(snapshot: &AuctionSnapshot) -> AuctionState {
+pub(crate) fn proto_state(snapshot: &AuctionSnapshot) -> AuctionState {
     AuctionState {
         auction_id: snapshot.auction_id.to_string(),
         highest_bid: snapshot.highest.as_deref().map(proto_bid),
@@ -178,14 +180,15 @@ impl BidApi {
             price: request.price,
         };
         let bid = Bid::new(&input, bid_id).map_err(|invalid| {
-            metrics::counter!("bid_service_bids_rejected_total", "reason" => "invalid")
-                .increment(1);
+            metrics::counter!(m::BIDS_REJECTED, "reason" => "invalid").increment(1);
             invalid_argument(&invalid.violations)
         })?;
         let payload = self.encoder.encode(&bid).await.map_err(|e| {
-            metrics::counter!("bid_service_bids_rejected_total", "reason" => "registry_unavailable").increment(1);
+            metrics::counter!(m::BIDS_REJECTED, "reason" => "registry_unavailable").increment(1);
             tracing::warn!(error = %e, "cannot encode a bid");
-            Status::unavailable(format!("the bid cannot be written now ({e}); retry with the same request_id"))
+            Status::unavailable(format!(
+                "the bid cannot be written now ({e}); retry with the same request_id"
+            ))
         })?;
         let started = Instant::now();
         let delivery = self
@@ -193,16 +196,21 @@ impl BidApi {
             .reserve(&bid, || self.producer.enqueue(&bid, &payload))
             .map_err(|e| match e {
                 ReserveError::TooLow(low) => {
-                    metrics::counter!("bid_service_bids_rejected_total", "reason" => "too_low").increment(1);
+                    metrics::counter!(m::BIDS_REJECTED, "reason" => "too_low").increment(1);
                     too_low(bid.price.get(), &low)
                 }
                 ReserveError::Enqueue(EnqueueError::QueueFull) => {
-                    metrics::counter!("bid_service_bids_rejected_total", "reason" => "overloaded").increment(1);
-                    Status::resource_exhausted("the service is overloaded; retry shortly with the same request_id")
+                    metrics::counter!(m::BIDS_REJECTED, "reason" => "overloaded").increment(1);
+                    Status::resource_exhausted(
+                        "the service is overloaded; retry shortly with the same request_id",
+                    )
                 }
                 ReserveError::Enqueue(EnqueueError::Refused(e)) => {
-                    metrics::counter!("bid_service_bids_rejected_total", "reason" => "kafka_unavailable").increment(1);
-                    Status::unavailable(format!("Kafka cannot take the bid ({e}); retry with the same request_id"))
+                    metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable")
+                        .increment(1);
+                    Status::unavailable(format!(
+                        "Kafka cannot take the bid ({e}); retry with the same request_id"
+                    ))
                 }
             })?;
         let acknowledged = match KafkaBidProducer::acknowledged(delivery).await {
@@ -224,12 +232,12 @@ impl BidApi {
                     {
                         tracing::info!(bid_id = %bid.bid_id, partition = found.partition, offset = found.offset,
                             "a bid whose delivery timed out is in the log");
-                        metrics::counter!("bid_service_bids_accepted_total").increment(1);
+                        metrics::counter!(m::BIDS_ACCEPTED).increment(1);
                         return Ok(self.accepted(&found, false));
                     }
                 }
                 self.book.release(&bid);
-                metrics::counter!("bid_service_bids_rejected_total", "reason" => "kafka_unavailable").increment(1);
+                metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable").increment(1);
                 tracing::warn!(error = %undelivered.reason, "a bid was not acknowledged by Kafka");
                 return Err(Status::unavailable(format!(
                     "Kafka did not acknowledge the bid ({}) and it is not in the log; retry with the same request_id",
@@ -237,7 +245,7 @@ impl BidApi {
                 )));
             }
         };
-        metrics::histogram!("bid_service_produce_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::PRODUCE_SECONDS).record(started.elapsed().as_secs_f64());
         let acknowledged_at = Instant::now();
         let read_back_wait = if acknowledged.offset >= 0 {
             READ_BACK_WAIT
@@ -254,14 +262,12 @@ impl BidApi {
                 read_back_wait,
             )
             .await;
-        metrics::histogram!("bid_service_apply_wait_seconds")
-            .record(acknowledged_at.elapsed().as_secs_f64());
+        metrics::histogram!(m::APPLY_WAIT_SECONDS).record(acknowledged_at.elapsed().as_secs_f64());
         let Some(logged) = read_back else {
             // The broker acknowledged a bid that the log does not hold where it said (or at all,
             // within the bound): answering OK could acknowledge a bid that is not in Kafka.
             self.book.release(&bid);
-            metrics::counter!("bid_service_bids_rejected_total", "reason" => "not_readable")
-                .increment(1);
+            metrics::counter!(m::BIDS_REJECTED, "reason" => "not_readable").increment(1);
             tracing::warn!(
                 bid_id = %bid.bid_id,
                 partition = acknowledged.partition,
@@ -286,7 +292,7 @@ impl BidApi {
                 "a bid was read back at another position than Kafka acknowledged; answering with where it is"
             );
         }
-        metrics::counter!("bid_service_bids_accepted_total").increment(1);
+        metrics::counter!(m::BIDS_ACCEPTED).increment(1);
         Ok(self.accepted(&logged, false))
     }
 
@@ -333,7 +339,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchAuctionResponse, Status
 
 /// The tonic service: a cheap handle on the shared [`BidApi`].
 #[derive(Debug, Clone)]
-pub struct BidGrpc(pub Arc<BidApi>);
+pub(crate) struct BidGrpc(pub Arc<BidApi>);
 
 #[tonic::async_trait]
 impl BidService for BidGrpc {
@@ -355,8 +361,7 @@ impl BidService for BidGrpc {
             })?),
         };
         let Ok(permit) = Arc::clone(&self.0.in_flight).try_acquire_owned() else {
-            metrics::counter!("bid_service_bids_rejected_total", "reason" => "overloaded")
-                .increment(1);
+            metrics::counter!(m::BIDS_REJECTED, "reason" => "overloaded").increment(1);
             return Err(Status::resource_exhausted(
                 "too many bids are in progress; retry shortly with the same request_id",
             ));

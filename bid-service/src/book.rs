@@ -24,7 +24,7 @@ const WATCH_BUFFER: usize = 256;
 
 /// A bid as it is in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoggedBid {
+pub(crate) struct LoggedBid {
     /// The bid.
     pub bid: Bid,
     /// Its partition.
@@ -35,7 +35,7 @@ pub struct LoggedBid {
 
 /// The state of one auction at one moment.
 #[derive(Debug, Clone)]
-pub struct AuctionSnapshot {
+pub(crate) struct AuctionSnapshot {
     /// The auction.
     pub auction_id: AuctionId,
     /// The highest bid in the log, if any.
@@ -48,7 +48,7 @@ pub struct AuctionSnapshot {
 
 /// The bid rules that depend on configuration.
 #[derive(Debug, Clone, Copy)]
-pub struct BidRules {
+pub(crate) struct BidRules {
     /// How much a bid must add to the current highest.
     pub min_increment: i32,
     /// The lowest first bid.
@@ -57,7 +57,7 @@ pub struct BidRules {
 
 /// A bid does not beat the current highest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TooLow {
+pub(crate) struct TooLow {
     /// The highest price, counting bids of this replica not yet in the log.
     pub current_highest: Option<i64>,
     /// The lowest acceptable price.
@@ -66,7 +66,7 @@ pub struct TooLow {
 
 /// Why [`AuctionBook::reserve`] did not reserve.
 #[derive(Debug)]
-pub enum ReserveError<E> {
+pub(crate) enum ReserveError<E> {
     /// The price is too low.
     TooLow(TooLow),
     /// The enqueue step failed; nothing was reserved.
@@ -126,7 +126,7 @@ impl BidIndex {
 
 /// Every auction this replica knows of.
 #[derive(Debug)]
-pub struct AuctionBook {
+pub(crate) struct AuctionBook {
     auctions: RwLock<HashMap<AuctionId, Arc<Auction>>>,
     index: Mutex<BidIndex>,
     rules: BidRules,
@@ -136,7 +136,7 @@ pub struct AuctionBook {
 
 impl AuctionBook {
     /// An empty book.
-    pub fn new(rules: BidRules, recent_limit: usize, remembered_bids: usize) -> Self {
+    pub(crate) fn new(rules: BidRules, recent_limit: usize, remembered_bids: usize) -> Self {
         Self {
             auctions: RwLock::new(HashMap::new()),
             index: Mutex::new(BidIndex {
@@ -188,7 +188,7 @@ impl AuctionBook {
     }
 
     /// The bid with this id, if it is among the remembered ones.
-    pub fn find_bid(&self, bid_id: &BidId) -> Option<Arc<LoggedBid>> {
+    pub(crate) fn find_bid(&self, bid_id: &BidId) -> Option<Arc<LoggedBid>> {
         self.index().by_id.get(bid_id).cloned()
     }
 
@@ -212,7 +212,7 @@ impl AuctionBook {
     /// Checks `bid` against the auction and, if it is high enough, runs `enqueue` while still
     /// holding the auction's lock and marks the bid pending. Call [`Self::release`] if the bid then
     /// fails to reach the log.
-    pub fn reserve<T, E>(
+    pub(crate) fn reserve<T, E>(
         &self,
         bid: &Bid,
         enqueue: impl FnOnce() -> Result<T, E>,
@@ -239,7 +239,7 @@ impl AuctionBook {
     }
 
     /// Forgets a reserved bid that did not reach the log.
-    pub fn release(&self, bid: &Bid) {
+    pub(crate) fn release(&self, bid: &Bid) {
         if let Some(auction) = self.auction(&bid.auction_id) {
             auction.lock().pending.retain(|(id, _)| *id != bid.bid_id);
         }
@@ -247,7 +247,7 @@ impl AuctionBook {
 
     /// Applies one record of the log. Returns false when the bid was already applied (the same
     /// `bid_id` twice in the log counts once).
-    pub fn apply(&self, logged: LoggedBid) -> bool {
+    pub(crate) fn apply(&self, logged: LoggedBid) -> bool {
         let logged = Arc::new(logged);
         {
             let mut index = self.index();
@@ -281,7 +281,7 @@ impl AuctionBook {
     }
 
     /// The auction's current state (an auction without bids has an empty one).
-    pub fn snapshot(&self, id: &AuctionId) -> AuctionSnapshot {
+    pub(crate) fn snapshot(&self, id: &AuctionId) -> AuctionSnapshot {
         match self.auction(id) {
             Some(auction) => self.snapshot_of(id, &auction.lock()),
             None => AuctionSnapshot {
@@ -294,7 +294,10 @@ impl AuctionBook {
     }
 
     /// The current state and a stream of every later state.
-    pub fn watch(&self, id: &AuctionId) -> (AuctionSnapshot, broadcast::Receiver<AuctionSnapshot>) {
+    pub(crate) fn watch(
+        &self,
+        id: &AuctionId,
+    ) -> (AuctionSnapshot, broadcast::Receiver<AuctionSnapshot>) {
         let auction = self.auction_or_new(id);
         let mut data = auction.lock();
         let receiver = match &data.watchers {
@@ -309,14 +312,14 @@ impl AuctionBook {
     }
 
     /// Up to `limit` most recent bids, newest first.
-    pub fn recent(&self, id: &AuctionId, limit: usize) -> Vec<Arc<LoggedBid>> {
+    pub(crate) fn recent(&self, id: &AuctionId, limit: usize) -> Vec<Arc<LoggedBid>> {
         self.auction(id)
             .map(|auction| auction.lock().recent.iter().take(limit).cloned().collect())
             .unwrap_or_default()
     }
 
     /// Up to `limit` auctions with bids, the most recently active first.
-    pub fn auctions(&self, limit: usize) -> Vec<AuctionSnapshot> {
+    pub(crate) fn auctions(&self, limit: usize) -> Vec<AuctionSnapshot> {
         let auctions: Vec<Arc<Auction>> = self
             .auctions
             .read()

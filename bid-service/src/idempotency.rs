@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 use uuid::Uuid;
 
 /// The outcome of one call.
-pub type Outcome = Result<PlaceBidResponse, Status>;
+pub(crate) type Outcome = Result<PlaceBidResponse, Status>;
 
 type Slot = watch::Sender<Option<Outcome>>;
 
@@ -27,14 +27,14 @@ struct Inner {
 
 /// Outcomes by request id.
 #[derive(Debug, Clone)]
-pub struct RequestOutcomes {
+pub(crate) struct RequestOutcomes {
     inner: Arc<Mutex<Inner>>,
     capacity: usize,
 }
 
 /// What a call with a request id should do.
 #[derive(Debug)]
-pub enum Entry {
+pub(crate) enum Entry {
     /// First call with this id: place the bid, then [`Owner::finish`].
     Owner(Owner),
     /// Another call with this id is in progress or done: wait for its outcome.
@@ -44,7 +44,7 @@ pub enum Entry {
 /// The right (and duty) to record the outcome of a request id. Dropped unfinished, it forgets the
 /// id, so that a retry places the bid.
 #[derive(Debug)]
-pub struct Owner {
+pub(crate) struct Owner {
     outcomes: RequestOutcomes,
     id: Uuid,
     done: bool,
@@ -52,7 +52,7 @@ pub struct Owner {
 
 impl RequestOutcomes {
     /// A table that keeps at most `capacity` finished outcomes.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner::default())),
             capacity: capacity.max(1),
@@ -66,7 +66,7 @@ impl RequestOutcomes {
     }
 
     /// Claims `id`, or joins the call that claimed it.
-    pub fn begin(&self, id: Uuid) -> Entry {
+    pub(crate) fn begin(&self, id: Uuid) -> Entry {
         let mut inner = self.lock();
         if let Some(slot) = inner.slots.get(&id) {
             return Entry::Follower(slot.subscribe());
@@ -93,7 +93,7 @@ fn is_final(outcome: &Outcome) -> bool {
 
 impl Owner {
     /// Records the outcome and wakes the followers.
-    pub fn finish(mut self, outcome: &Outcome) {
+    pub(crate) fn finish(mut self, outcome: &Outcome) {
         self.done = true;
         let mut inner = self.outcomes.lock();
         if let Some(slot) = inner.slots.get(&self.id) {

@@ -19,7 +19,7 @@ use crate::config::KafkaProperties;
 /// Start-up failed; the message says what to fix.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct KafkaSetupError(pub String);
+pub(crate) struct KafkaSetupError(pub String);
 
 fn client_config(properties: &KafkaProperties) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -41,7 +41,7 @@ fn set_default(config: &mut ClientConfig, name: &str, value: &str) {
 
 /// Where an acknowledged record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Acknowledged {
+pub(crate) struct Acknowledged {
     /// Its partition.
     pub partition: i32,
     /// Its offset.
@@ -50,7 +50,7 @@ pub struct Acknowledged {
 
 /// A record whose delivery failed.
 #[derive(Debug)]
-pub struct Undelivered {
+pub(crate) struct Undelivered {
     /// librdkafka's reason.
     pub reason: String,
     /// The partition it was for, when known.
@@ -62,7 +62,7 @@ pub struct Undelivered {
 
 /// Why a bid could not be handed to the producer.
 #[derive(Debug, thiserror::Error)]
-pub enum EnqueueError {
+pub(crate) enum EnqueueError {
     /// The producer's queue is full: the service is overloaded.
     #[error("the producer queue is full")]
     QueueFull,
@@ -73,7 +73,7 @@ pub enum EnqueueError {
 
 /// Writes bid events with the idempotent producer (`enable.idempotence=true`, `acks=all`).
 #[derive(Clone)]
-pub struct KafkaBidProducer {
+pub(crate) struct KafkaBidProducer {
     producer: FutureProducer,
     topic: String,
 }
@@ -89,7 +89,7 @@ impl std::fmt::Debug for KafkaBidProducer {
 impl KafkaBidProducer {
     /// A producer for `topic`. `delivery_timeout` bounds how long a record may wait for an
     /// acknowledgement before its delivery fails.
-    pub fn new(
+    pub(crate) fn new(
         properties: &KafkaProperties,
         topic: &str,
         delivery_timeout: Duration,
@@ -117,7 +117,11 @@ impl KafkaBidProducer {
 
     /// Hands the record to the producer without waiting; the future resolves on acknowledgement.
     /// The key is the auction id, so that the bids of one auction keep their order in one partition.
-    pub fn enqueue(&self, bid: &Bid, payload: &[u8]) -> Result<DeliveryFuture, EnqueueError> {
+    pub(crate) fn enqueue(
+        &self,
+        bid: &Bid,
+        payload: &[u8],
+    ) -> Result<DeliveryFuture, EnqueueError> {
         let record = FutureRecord::to(&self.topic)
             .key(bid.auction_id.as_str())
             .payload(payload);
@@ -132,7 +136,9 @@ impl KafkaBidProducer {
     }
 
     /// Waits for an enqueued record's acknowledgement.
-    pub async fn acknowledged(delivery: DeliveryFuture) -> Result<Acknowledged, Undelivered> {
+    pub(crate) async fn acknowledged(
+        delivery: DeliveryFuture,
+    ) -> Result<Acknowledged, Undelivered> {
         match delivery.await {
             Ok(Ok(delivered)) => Ok(Acknowledged {
                 partition: delivered.partition,
@@ -156,7 +162,7 @@ impl KafkaBidProducer {
 
     /// The producer's fatal error, if it has had one: it can then deliver nothing more, and the
     /// service must be restarted with a new producer.
-    pub fn fatal_error(&self) -> Option<String> {
+    pub(crate) fn fatal_error(&self) -> Option<String> {
         self.producer
             .client()
             .fatal_error()
@@ -164,7 +170,7 @@ impl KafkaBidProducer {
     }
 
     /// Sends everything queued, waiting at most `timeout`.
-    pub fn flush(&self, timeout: Duration) -> Result<(), String> {
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), String> {
         self.producer.flush(timeout).map_err(|e| e.to_string())
     }
 }
@@ -173,7 +179,7 @@ impl KafkaBidProducer {
 /// one per broker; `min.insync.replicas` 2 from replication 3; unclean leader election off),
 /// checks that its settings keep the guarantees (refusing it otherwise, unless `allow_unsafe`),
 /// and returns its partition count.
-pub async fn ensure_topic(
+pub(crate) async fn ensure_topic(
     properties: &KafkaProperties,
     topic: &str,
     create: bool,
@@ -277,7 +283,7 @@ async fn partition_count(
 
 /// The consumer configuration of the log tailer: no group membership and no commits (every
 /// replica reads the whole log itself), short fetch waits for low latency.
-pub fn tailer_config(properties: &KafkaProperties) -> ClientConfig {
+pub(crate) fn tailer_config(properties: &KafkaProperties) -> ClientConfig {
     let mut config = client_config(properties);
     config
         .set(

@@ -15,12 +15,13 @@
 //!
 //! [`spawn`] starts everything on the configured ports (port 0 picks free ones, for tests).
 
-pub mod api;
-pub mod book;
+mod api;
+mod book;
 pub mod config;
-pub mod idempotency;
-pub mod kafka;
-pub mod tailer;
+mod idempotency;
+mod kafka;
+pub mod metrics;
+mod tailer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

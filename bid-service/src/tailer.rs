@@ -6,6 +6,7 @@
 //! NOT_SERVING until then), and how far it has applied each partition, so that `PlaceBid` can
 //! answer with the state that includes its own bid.
 
+use auction_process::Backoff;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -20,17 +21,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::book::{AuctionBook, LoggedBid};
 use crate::kafka::KafkaSetupError;
+use crate::metrics as m;
 
 /// Per partition, the next offset the tailer will apply. Grows when partitions are added to the
 /// topic.
 #[derive(Debug)]
-pub struct AppliedOffsets {
+pub(crate) struct AppliedOffsets {
     partitions: RwLock<Vec<watch::Sender<i64>>>,
 }
 
 impl AppliedOffsets {
     /// Offsets for `partitions` partitions, all at 0.
-    pub fn new(partitions: i32) -> Self {
+    pub(crate) fn new(partitions: i32) -> Self {
         let offsets = Self {
             partitions: RwLock::new(Vec::new()),
         };
@@ -45,13 +47,8 @@ impl AppliedOffsets {
     }
 
     /// How many partitions it follows.
-    pub fn len(&self) -> i32 {
+    pub(crate) fn len(&self) -> i32 {
         i32::try_from(self.read().len()).unwrap_or(i32::MAX)
-    }
-
-    /// Whether it follows no partition.
-    pub fn is_empty(&self) -> bool {
-        self.read().is_empty()
     }
 
     /// Follows `partitions` partitions (new ones at 0).
@@ -97,7 +94,7 @@ impl AppliedOffsets {
     ///
     /// This is what makes an OK trustworthy: the position a `PlaceBid` answer reports is the one
     /// the tailer read the bid at, never only the broker's word for it.
-    pub async fn wait_for_bid(
+    pub(crate) async fn wait_for_bid(
         &self,
         book: &AuctionBook,
         bid_id: &BidId,
@@ -133,7 +130,7 @@ impl AppliedOffsets {
 
 /// What the tailer needs.
 #[derive(Debug)]
-pub struct Tailer {
+pub(crate) struct Tailer {
     /// The consumer configuration (see [`crate::kafka::tailer_config`]).
     pub config: ClientConfig,
     /// The bid topic.
@@ -151,7 +148,7 @@ pub struct Tailer {
 impl Tailer {
     /// Starts following the log. `caught_up` is set to true once the log as it was at start has
     /// been applied. Stops on `shutdown`.
-    pub async fn spawn(
+    pub(crate) async fn spawn(
         self,
         caught_up: watch::Sender<bool>,
         shutdown: CancellationToken,
@@ -248,7 +245,7 @@ impl Tailer {
                 partition: message.partition(),
                 offset: message.offset(),
             };
-            let mut backoff = Duration::from_millis(100);
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
             loop {
                 match self.decoder.decode(message.payload(), position).await {
                     Ok(decoded) => {
@@ -257,8 +254,7 @@ impl Tailer {
                             partition: position.partition,
                             offset: position.offset,
                         });
-                        metrics::counter!("bid_service_log_records_total", "outcome" => "applied")
-                            .increment(1);
+                        metrics::counter!(m::LOG_RECORDS, "outcome" => "applied").increment(1);
                         break;
                     }
                     Err(e) if e.is_retriable() => {
@@ -266,16 +262,14 @@ impl Tailer {
                             "cannot decode a bid yet; retrying");
                         tokio::select! {
                             () = shutdown.cancelled() => return,
-                            () = tokio::time::sleep(backoff) => {}
+                            () = tokio::time::sleep(backoff.next_delay()) => {}
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                     Err(e) => {
                         // Not a bid (the sinks dead-letter it); it changes no auction.
                         tracing::warn!(error = %e, partition = position.partition, offset = position.offset,
                             "skipping a record that is not a valid bid");
-                        metrics::counter!("bid_service_log_records_total", "outcome" => e.kind())
-                            .increment(1);
+                        metrics::counter!(m::LOG_RECORDS, "outcome" => e.kind()).increment(1);
                         break;
                     }
                 }

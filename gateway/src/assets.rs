@@ -21,11 +21,11 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 /// `GET /assets/app.css`.
-pub async fn app_css() -> Response {
+pub(crate) async fn app_css() -> Response {
     asset(APP_CSS, "text/css; charset=utf-8")
 }
 
 /// `GET /assets/live.js`.
-pub async fn live_js() -> Response {
+pub(crate) async fn live_js() -> Response {
     asset(LIVE_JS, "text/javascript; charset=utf-8")
 }

@@ -18,12 +18,13 @@
 //! [`spawn`] serves everything on the configured address (port 0 picks a free one); tests can
 //! also drive [`router`] directly.
 
-pub mod assets;
+mod assets;
 pub mod config;
-pub mod live;
-pub mod outcome;
-pub mod pages;
-pub mod security;
+mod live;
+pub mod metrics;
+mod outcome;
+mod pages;
+mod security;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -7,6 +7,7 @@
 //! itself drops, the browser's `EventSource` reconnects on its own (the `retry` hint) and a new
 //! subscription starts. On shutdown every stream ends, so that the server can stop.
 
+use auction_process::Backoff;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::App;
+use crate::metrics as m;
 use crate::pages::{AuctionView, BidView, error_page, parse_auction_id};
 
 /// What an `auction` event carries: the auction and its recent bids, newest first.
@@ -34,7 +36,7 @@ struct LiveAuction {
 }
 
 /// `GET /auctions/{id}/events`: the auction's state now and after every change, as SSE.
-pub async fn events(State(app): State<App>, Path(raw_id): Path<String>) -> Response {
+pub(crate) async fn events(State(app): State<App>, Path(raw_id): Path<String>) -> Response {
     let Some(id) = parse_auction_id(&raw_id) else {
         return error_page(
             StatusCode::NOT_FOUND,
@@ -71,14 +73,14 @@ fn status(text: &'static str) -> Event {
 /// Bridges the bid service's watch stream into `sender` until the browser leaves or the gateway
 /// shuts down.
 async fn follow(app: App, id: AuctionId, sender: Sender, _permit: OwnedSemaphorePermit) {
-    metrics::gauge!("gateway_live_streams").increment(1);
+    metrics::gauge!(m::LIVE_STREAMS).increment(1);
     let shutdown = app.shutdown().clone();
     tokio::select! {
         () = shutdown.cancelled() => {}
         () = sender.closed() => {}
         () = resubscribe_forever(&app, &id, &sender) => {}
     }
-    metrics::gauge!("gateway_live_streams").decrement(1);
+    metrics::gauge!(m::LIVE_STREAMS).decrement(1);
 }
 
 async fn resubscribe_forever(app: &App, id: &AuctionId, sender: &Sender) {
@@ -88,7 +90,10 @@ async fn resubscribe_forever(app: &App, id: &AuctionId, sender: &Sender) {
     if !send(sender, first).await {
         return;
     }
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(
+        Duration::from_millis(100),
+        app.settings().resubscribe_max_backoff,
+    );
     loop {
         let mut client = app.client();
         match client
@@ -105,7 +110,7 @@ async fn resubscribe_forever(app: &App, id: &AuctionId, sender: &Sender) {
                 loop {
                     match stream.message().await {
                         Ok(Some(update)) => {
-                            backoff = Duration::from_millis(100);
+                            backoff.reset();
                             let Some(state) = update.auction else {
                                 continue;
                             };
@@ -134,19 +139,12 @@ async fn resubscribe_forever(app: &App, id: &AuctionId, sender: &Sender) {
                 tracing::debug!(code = ?status.code(), "cannot watch the auction");
             }
         }
-        metrics::counter!("gateway_live_resubscribes_total").increment(1);
+        metrics::counter!(m::LIVE_RESUBSCRIBES).increment(1);
         if !send(sender, status("reconnecting")).await {
             return;
         }
-        tokio::time::sleep(jitter(backoff)).await;
-        backoff = (backoff * 2).min(app.settings().resubscribe_max_backoff);
+        tokio::time::sleep(backoff.next_delay()).await;
     }
-}
-
-/// Between half and all of `backoff`, so that many pages do not resubscribe in step.
-fn jitter(backoff: Duration) -> Duration {
-    let fraction = 0.5 + rand::random::<f64>() / 2.0;
-    backoff.mul_f64(fraction)
 }
 
 /// The auction's recent bids; `None` when the bid service cannot say (the next update retries).

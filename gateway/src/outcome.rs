@@ -1,12 +1,13 @@
 //! What a `PlaceBid` call's answer means for the person who filled in the form, in sentences.
 
+use auction_proto::error_details::{CURRENT_HIGHEST, MINIMUM_NEXT_BID};
 use auction_proto::v1::PlaceBidResponse;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 /// How a bid ended, for the message on the page and the metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BidOutcome {
+pub(crate) enum BidOutcome {
     /// The bid is in the log.
     Accepted {
         /// The sentence to show.
@@ -31,7 +32,7 @@ pub enum BidOutcome {
 
 impl BidOutcome {
     /// The label of the outcome in metrics.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::Accepted { .. } => "accepted",
             Self::TooLow { .. } => "too_low",
@@ -40,8 +41,9 @@ impl BidOutcome {
         }
     }
 
-    /// The sentence to show.
-    pub fn message(&self) -> &str {
+    /// The sentence to show (the page's template reads the variant's field).
+    #[cfg(test)]
+    fn message(&self) -> &str {
         match self {
             Self::Accepted { message }
             | Self::TooLow { message }
@@ -51,7 +53,7 @@ impl BidOutcome {
     }
 
     /// The outcome of an accepted call.
-    pub fn accepted(response: &PlaceBidResponse) -> Self {
+    pub(crate) fn accepted(response: &PlaceBidResponse) -> Self {
         let message = match &response.bid {
             Some(bid) if response.replayed => format!(
                 "This bid was already accepted: {} bid {} and nothing was placed twice.",
@@ -64,7 +66,7 @@ impl BidOutcome {
     }
 
     /// The outcome of a price the user typed that is not a whole number.
-    pub fn price_not_a_number() -> Self {
+    pub(crate) fn price_not_a_number() -> Self {
         Self::Invalid {
             message: "The bid was not placed: the price must be a whole number, such as 125."
                 .to_owned(),
@@ -72,7 +74,7 @@ impl BidOutcome {
     }
 
     /// The outcome of a failed call.
-    pub fn from_status(status: &Status) -> Self {
+    pub(crate) fn from_status(status: &Status) -> Self {
         match status.code() {
             Code::InvalidArgument => Self::Invalid {
                 message: invalid_message(status),
@@ -134,8 +136,8 @@ fn invalid_message(status: &Status) -> String {
 fn too_low_message(status: &Status) -> String {
     let info = status.get_details_error_info();
     let metadata = info.as_ref().map(|i| &i.metadata);
-    let minimum = metadata.and_then(|m| m.get("minimum_next_bid"));
-    let highest = metadata.and_then(|m| m.get("current_highest"));
+    let minimum = metadata.and_then(|m| m.get(MINIMUM_NEXT_BID));
+    let highest = metadata.and_then(|m| m.get(CURRENT_HIGHEST));
     match (minimum, highest) {
         (Some(minimum), Some(highest)) => format!(
             "Your bid is too low: the current highest bid is {highest}, so the minimum next bid is {minimum}."
@@ -161,12 +163,16 @@ mod tests {
     #[test]
     fn too_low_names_the_minimum_next_bid() {
         let mut metadata = HashMap::new();
-        metadata.insert("minimum_next_bid".to_owned(), "51".to_owned());
-        metadata.insert("current_highest".to_owned(), "50".to_owned());
+        metadata.insert(MINIMUM_NEXT_BID.to_owned(), "51".to_owned());
+        metadata.insert(CURRENT_HIGHEST.to_owned(), "50".to_owned());
         let status = Status::with_error_details(
             Code::FailedPrecondition,
             "too low",
-            ErrorDetails::with_error_info("BID_TOO_LOW", "auction.v1", metadata),
+            ErrorDetails::with_error_info(
+                auction_proto::error_details::BID_TOO_LOW,
+                auction_proto::error_details::DOMAIN,
+                metadata,
+            ),
         );
         let outcome = BidOutcome::from_status(&status);
         assert_eq!(outcome.label(), "too_low");

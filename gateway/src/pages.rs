@@ -17,12 +17,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::App;
+use crate::metrics as m;
 use crate::outcome::BidOutcome;
 use crate::security::{self, CSRF_COOKIE, FLASH_COOKIE, Flash};
 
 /// A bid as a page shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct BidView {
+pub(crate) struct BidView {
     /// The bidder.
     pub name: String,
     /// The amount.
@@ -49,7 +50,7 @@ impl From<&Bid> for BidView {
 
 /// An auction as a page shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct AuctionView {
+pub(crate) struct AuctionView {
     /// The auction id.
     pub id: String,
     /// The highest bid, if any.
@@ -62,7 +63,7 @@ pub struct AuctionView {
 
 impl AuctionView {
     /// The view of an auction's state.
-    pub fn from_state(state: &AuctionState) -> Self {
+    pub(crate) fn from_state(state: &AuctionState) -> Self {
         Self {
             id: state.auction_id.clone(),
             highest: state.highest_bid.as_ref().map(BidView::from),
@@ -136,7 +137,7 @@ fn render(status: StatusCode, template: &impl Template) -> Response {
 }
 
 /// An error page with a sentence.
-pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     render(status, &ErrorPage { title, message })
 }
 
@@ -151,7 +152,7 @@ fn not_an_auction() -> Response {
 
 /// Parses an auction id from a path or form. `.` and `..` are valid ids for the bid service but
 /// a browser rewrites them out of a URL, so the web pages cannot serve them.
-pub fn parse_auction_id(raw: &str) -> Option<AuctionId> {
+pub(crate) fn parse_auction_id(raw: &str) -> Option<AuctionId> {
     if raw == "." || raw == ".." {
         return None;
     }
@@ -159,7 +160,7 @@ pub fn parse_auction_id(raw: &str) -> Option<AuctionId> {
 }
 
 /// `GET /`: the auctions with their highest bids.
-pub async fn index(State(app): State<App>) -> Response {
+pub(crate) async fn index(State(app): State<App>) -> Response {
     let mut client = app.client();
     let request = app.with_timeout(ListAuctionsRequest { limit: 100 });
     match client.list_auctions(request).await {
@@ -199,13 +200,13 @@ pub async fn index(State(app): State<App>) -> Response {
 
 /// The query of the "open an auction" form.
 #[derive(Debug, Deserialize)]
-pub struct OpenQuery {
+pub(crate) struct OpenQuery {
     #[serde(default)]
     auction_id: String,
 }
 
 /// `GET /open?auction_id=`: goes to an auction's page (an auction exists once it has a bid).
-pub async fn open(
+pub(crate) async fn open(
     query: Result<Query<OpenQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let raw = query.map(|q| q.0.auction_id).unwrap_or_default();
@@ -226,7 +227,7 @@ pub async fn open(
 }
 
 /// `GET /auctions/{id}`: the highest bid, the bid form and the recent bids.
-pub async fn auction(
+pub(crate) async fn auction(
     State(app): State<App>,
     Path(raw_id): Path<String>,
     headers: HeaderMap,
@@ -308,7 +309,7 @@ pub async fn auction(
 
 /// The bid form's fields; missing fields are empty rather than a rejection.
 #[derive(Debug, Default, Deserialize)]
-pub struct BidForm {
+pub(crate) struct BidForm {
     #[serde(default)]
     csrf_token: String,
     #[serde(default)]
@@ -331,7 +332,7 @@ fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
 }
 
 /// `POST /auctions/{id}/bids`: places a bid, then redirects to the auction page with a message.
-pub async fn place_bid(
+pub(crate) async fn place_bid(
     State(app): State<App>,
     Path(raw_id): Path<String>,
     headers: HeaderMap,
@@ -351,7 +352,7 @@ pub async fn place_bid(
     };
     // Before anything else: a post that did not come from our own form reaches no service.
     if !security::csrf_matches(app.cookie_key(), &headers, &form.csrf_token) {
-        metrics::counter!("gateway_csrf_rejections_total").increment(1);
+        metrics::counter!(m::CSRF_REJECTIONS).increment(1);
         return error_page(
             StatusCode::FORBIDDEN,
             "Form expired",
@@ -382,7 +383,7 @@ pub async fn place_bid(
             }
         }
     };
-    metrics::counter!("gateway_bids_total", "outcome" => outcome.label()).increment(1);
+    metrics::counter!(m::BIDS, "outcome" => outcome.label()).increment(1);
 
     let flash = match &outcome {
         BidOutcome::Accepted { message } => Flash {
@@ -428,7 +429,7 @@ pub async fn place_bid(
 }
 
 /// Any other path.
-pub async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     error_page(
         StatusCode::NOT_FOUND,
         "Page not found",

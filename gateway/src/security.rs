@@ -21,19 +21,19 @@ use subtle::ConstantTimeEq;
 type HmacSha256 = Hmac<Sha256>;
 
 /// The cookie that holds the signed CSRF token.
-pub const CSRF_COOKIE: &str = "auction_csrf";
+pub(crate) const CSRF_COOKIE: &str = "auction_csrf";
 /// The cookie that carries a form's outcome across the redirect that follows the post.
-pub const FLASH_COOKIE: &str = "auction_flash";
+pub(crate) const FLASH_COOKIE: &str = "auction_flash";
 
 /// Scripts, styles and connections only from the gateway itself; no inline script or style, no
 /// plugins, no framing, forms only to the gateway.
-pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'self'; \
+pub(crate) const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
      frame-ancestors 'none'";
 
 /// The key that signs cookies.
 #[derive(Clone)]
-pub struct CookieKey([u8; 32]);
+pub(crate) struct CookieKey([u8; 32]);
 
 impl std::fmt::Debug for CookieKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,12 +43,12 @@ impl std::fmt::Debug for CookieKey {
 
 impl CookieKey {
     /// A key derived from a configured secret, so that every replica and restart agrees.
-    pub fn from_secret(secret: &str) -> Self {
+    pub(crate) fn from_secret(secret: &str) -> Self {
         Self(Sha256::digest(secret.as_bytes()).into())
     }
 
     /// A fresh random key.
-    pub fn random() -> Self {
+    pub(crate) fn random() -> Self {
         let mut key = [0; 32];
         rand::rng().fill_bytes(&mut key);
         Self(key)
@@ -85,7 +85,7 @@ impl CookieKey {
 }
 
 /// The value of cookie `name` in the request, if it has one.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
@@ -98,7 +98,12 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, path `/`; `max_age` in seconds (`None`: until
 /// the browser closes, `Some(0)`: delete).
-pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> HeaderValue {
+pub(crate) fn set_cookie(
+    name: &str,
+    value: &str,
+    max_age: Option<u64>,
+    secure: bool,
+) -> HeaderValue {
     let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if let Some(seconds) = max_age {
         cookie.push_str(&format!("; Max-Age={seconds}"));
@@ -112,7 +117,7 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -
 
 /// A CSRF token and the signed cookie value that goes with it.
 #[derive(Debug, Clone)]
-pub struct CsrfToken {
+pub(crate) struct CsrfToken {
     /// What the form's hidden field carries.
     pub token: String,
     /// What the cookie carries.
@@ -125,7 +130,7 @@ const CSRF_PURPOSE: &str = "csrf";
 const FLASH_PURPOSE: &str = "flash";
 
 /// The request's CSRF token when its cookie is valid, else a fresh one.
-pub fn csrf_token(key: &CookieKey, headers: &HeaderMap) -> CsrfToken {
+pub(crate) fn csrf_token(key: &CookieKey, headers: &HeaderMap) -> CsrfToken {
     if let Some(cookie_value) = cookie(headers, CSRF_COOKIE)
         && let Some(token) = key.verify(CSRF_PURPOSE, cookie_value)
     {
@@ -145,7 +150,7 @@ pub fn csrf_token(key: &CookieKey, headers: &HeaderMap) -> CsrfToken {
 }
 
 /// Whether `submitted` (the form's hidden field) matches the request's signed CSRF cookie.
-pub fn csrf_matches(key: &CookieKey, headers: &HeaderMap, submitted: &str) -> bool {
+pub(crate) fn csrf_matches(key: &CookieKey, headers: &HeaderMap, submitted: &str) -> bool {
     let Some(expected) = cookie(headers, CSRF_COOKIE).and_then(|c| key.verify(CSRF_PURPOSE, c))
     else {
         return false;
@@ -159,7 +164,7 @@ pub fn csrf_matches(key: &CookieKey, headers: &HeaderMap, submitted: &str) -> bo
 
 /// How a form post ended, shown once on the page the browser is redirected to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Flash {
+pub(crate) struct Flash {
     /// The auction the post was for; the message shows only on that auction's page.
     pub auction_id: String,
     /// Whether the bid was accepted.
@@ -179,7 +184,7 @@ const MAX_KEPT_CHARS: usize = 200;
 
 impl Flash {
     /// The signed cookie value.
-    pub fn to_cookie_value(&self, key: &CookieKey) -> String {
+    pub(crate) fn to_cookie_value(&self, key: &CookieKey) -> String {
         let mut kept = self.clone();
         kept.name = kept.name.chars().take(MAX_KEPT_CHARS).collect();
         kept.price = kept.price.chars().take(MAX_KEPT_CHARS).collect();
@@ -189,14 +194,14 @@ impl Flash {
     }
 
     /// The message in the request's cookie, when it is there and signed by `key`.
-    pub fn from_request(key: &CookieKey, headers: &HeaderMap) -> Option<Self> {
+    pub(crate) fn from_request(key: &CookieKey, headers: &HeaderMap) -> Option<Self> {
         let value = key.verify(FLASH_PURPOSE, cookie(headers, FLASH_COOKIE)?)?;
         serde_json::from_slice(&value).ok()
     }
 }
 
 /// Adds the security headers to every response (a `map_response` middleware).
-pub async fn security_headers(mut response: Response) -> Response {
+pub(crate) async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_SECURITY_POLICY,

@@ -2,6 +2,7 @@
 //!
 //! - [`v1`]: messages, the `BidService` server trait and its client.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors (with their imports) for server reflection.
+//! - [`error_details`]: the keys of the `google.rpc.ErrorInfo` the service attaches to a refusal.
 //!
 //! The `.proto` files are the contract; this crate adds nothing to them.
 
@@ -19,3 +20,16 @@ pub mod v1 {
 /// Encoded `google.protobuf.FileDescriptorSet` of the contract, including imported files.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/auction_descriptor.bin"));
+
+/// The `google.rpc.ErrorInfo` of a refused bid: reason, domain and metadata keys, as the service
+/// writes them and clients (the gateway, the Python and TypeScript examples) read them.
+pub mod error_details {
+    /// The domain of every `ErrorInfo` the service sends.
+    pub const DOMAIN: &str = "auction.v1";
+    /// Reason of a FAILED_PRECONDITION: the price does not beat the minimum next bid.
+    pub const BID_TOO_LOW: &str = "BID_TOO_LOW";
+    /// Metadata key: the lowest price the auction accepts now.
+    pub const MINIMUM_NEXT_BID: &str = "minimum_next_bid";
+    /// Metadata key: the current highest price (absent while the auction has no bid).
+    pub const CURRENT_HIGHEST: &str = "current_highest";
+}

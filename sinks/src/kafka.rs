@@ -225,7 +225,7 @@ impl RawRecord {
 
 /// Why a record is a dead letter.
 #[derive(Debug, Clone)]
-pub struct DeadLetterReason {
+pub(crate) struct DeadLetterReason {
     /// A short stable name (`DecodeError::kind`, or `target_rejected`).
     pub kind: String,
     /// A sentence for the people who read the dead-letter topic.

@@ -19,12 +19,12 @@
 
 pub mod config;
 pub mod destination;
-pub mod kafka;
+mod kafka;
 pub mod metrics;
-pub mod runtime;
-pub mod start;
+mod runtime;
+mod start;
 
 pub use destination::{Destination, SinkRecord, SourcePosition, WriteOutcome};
-pub use kafka::{KafkaSettings, RawRecord};
+pub use kafka::{KafkaSettings, RawRecord, dead_letter_headers};
 pub use runtime::{Progress, RunSummary, RuntimeSettings, SinkError, run};
 pub use start::{DestinationSettings, RunningSink, SinkSettings, spawn};

@@ -171,7 +171,7 @@ async fn the_typescript_example_places_queries_and_watches_over_grpc_web() {
 }
 
 /// The grpcurl lines of the README's code blocks, in order.
-pub fn readme_grpcurl_examples() -> Vec<String> {
+pub(crate) fn readme_grpcurl_examples() -> Vec<String> {
     let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
     let mut in_shell_block = false;
     let mut examples = Vec::new();
@@ -186,7 +186,7 @@ pub fn readme_grpcurl_examples() -> Vec<String> {
 }
 
 /// Splits a README command line the way a POSIX shell would for these examples (single quotes).
-pub fn shell_words(line: &str) -> Vec<String> {
+pub(crate) fn shell_words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut current = String::new();
     let mut quoted = false;

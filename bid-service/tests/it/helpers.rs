@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 /// The broker a scenario runs against.
-pub enum Broker {
+pub(crate) enum Broker {
     /// librdkafka's in-process mock cluster.
     Mock(MockCluster<'static, DefaultProducerContext>),
     /// A real Apache Kafka broker (kept so that it runs until the test ends).
@@ -26,14 +26,14 @@ pub enum Broker {
 }
 
 /// A broker and a registry.
-pub struct Backend {
+pub(crate) struct Backend {
     pub broker: Broker,
     pub bootstrap: String,
     pub registry: TestRegistry,
 }
 
 impl Backend {
-    pub async fn mock() -> Self {
+    pub(crate) async fn mock() -> Self {
         let cluster = MockCluster::new(1).expect("mock cluster");
         // The mock cluster has no CreateTopics API; its owner creates topics directly.
         cluster.create_topic("auction", 3, 1).expect("topic");
@@ -45,7 +45,7 @@ impl Backend {
         }
     }
 
-    pub async fn kafka() -> Self {
+    pub(crate) async fn kafka() -> Self {
         let kafka = Kafka::start();
         let bootstrap = kafka.bootstrap.clone();
         Self {
@@ -55,7 +55,7 @@ impl Backend {
         }
     }
 
-    pub fn mock_cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
+    pub(crate) fn mock_cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
         match &self.broker {
             Broker::Mock(cluster) => cluster,
             Broker::Kafka(_) => panic!("this scenario needs the mock cluster"),
@@ -63,7 +63,7 @@ impl Backend {
     }
 
     /// Settings for a service on free ports.
-    pub fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         let mut settings = Settings::new(&self.bootstrap, &self.registry.url);
         settings.grpc_listen = "127.0.0.1:0".parse().expect("address");
         settings.metrics_listen = "127.0.0.1:0".parse().expect("address");
@@ -74,14 +74,14 @@ impl Backend {
 }
 
 /// A running bid service with a client.
-pub struct Service {
+pub(crate) struct Service {
     pub running: RunningBidService,
     pub client: BidServiceClient<Channel>,
     pub shutdown: CancellationToken,
 }
 
 impl Service {
-    pub async fn start(settings: Settings) -> Self {
+    pub(crate) async fn start(settings: Settings) -> Self {
         let shutdown = CancellationToken::new();
         let mut running = auction_bid_service::spawn(settings, shutdown.clone())
             .await
@@ -100,7 +100,7 @@ impl Service {
         }
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         let stopped = tokio::time::timeout(Duration::from_secs(30), self.running.stopped()).await;
         assert!(
@@ -109,7 +109,7 @@ impl Service {
         );
     }
 
-    pub async fn place(
+    pub(crate) async fn place(
         &mut self,
         auction: &str,
         name: &str,
@@ -118,7 +118,7 @@ impl Service {
         self.place_with_id(auction, name, price, "").await
     }
 
-    pub async fn place_with_id(
+    pub(crate) async fn place_with_id(
         &mut self,
         auction: &str,
         name: &str,
@@ -137,13 +137,13 @@ impl Service {
     }
 
     /// (highest price, highest bidder, bid count) of an auction.
-    pub async fn highest(&mut self, auction: &str) -> (Option<i64>, Option<String>, u64) {
+    pub(crate) async fn highest(&mut self, auction: &str) -> (Option<i64>, Option<String>, u64) {
         highest_of(self.client.clone(), auction).await
     }
 }
 
 /// (highest price, highest bidder, bid count) of an auction.
-pub async fn highest_of(
+pub(crate) async fn highest_of(
     mut client: BidServiceClient<Channel>,
     auction: &str,
 ) -> (Option<i64>, Option<String>, u64) {
@@ -167,7 +167,11 @@ pub async fn highest_of(
 }
 
 /// Every bid in `topic`, decoded, with its position.
-pub async fn read_log(bootstrap: &str, registry_url: &str, topic: &str) -> Vec<(Bid, i32, i64)> {
+pub(crate) async fn read_log(
+    bootstrap: &str,
+    registry_url: &str,
+    topic: &str,
+) -> Vec<(Bid, i32, i64)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "log-reader")
@@ -223,7 +227,7 @@ pub async fn read_log(bootstrap: &str, registry_url: &str, topic: &str) -> Vec<(
 }
 
 /// Produces bids with confluent-kafka-python the way the original demo did (v1 schema).
-pub async fn demo_produce(bootstrap: &str, registry_url: &str, topic: &str, bids: &[&str]) {
+pub(crate) async fn demo_produce(bootstrap: &str, registry_url: &str, topic: &str, bids: &[&str]) {
     let mut command = Command::new(python());
     command
         .arg(demo_producer())
@@ -241,4 +245,4 @@ pub async fn demo_produce(bootstrap: &str, registry_url: &str, topic: &str, bids
     );
 }
 
-pub use auction_testkit::eventually;
+pub(crate) use auction_testkit::eventually;

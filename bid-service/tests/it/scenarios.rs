@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 
 use crate::helpers::{Backend, Service, demo_produce, eventually, highest_of, read_log};
 
-pub async fn accepts_and_answers(backend: Backend) {
+pub(crate) async fn accepts_and_answers(backend: Backend) {
     let mut service = Service::start(backend.settings()).await;
     let placed = service
         .place("lot-1", "  Ada  ", 10)
@@ -88,7 +88,7 @@ pub async fn accepts_and_answers(backend: Backend) {
     service.stop().await;
 }
 
-pub async fn rejects_each_rule(backend: Backend) {
+pub(crate) async fn rejects_each_rule(backend: Backend) {
     let mut settings = backend.settings();
     settings.min_increment = 5;
     settings.starting_price = 5;
@@ -173,7 +173,7 @@ pub async fn rejects_each_rule(backend: Backend) {
     service.stop().await;
 }
 
-pub async fn retries_are_idempotent(backend: Backend) {
+pub(crate) async fn retries_are_idempotent(backend: Backend) {
     let settings = backend.settings();
     let mut service = Service::start(settings.clone()).await;
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -246,7 +246,7 @@ pub async fn retries_are_idempotent(backend: Backend) {
     restarted.stop().await;
 }
 
-pub async fn watchers_see_every_change(backend: Backend) {
+pub(crate) async fn watchers_see_every_change(backend: Backend) {
     let mut service = Service::start(backend.settings()).await;
     service.place("lot-w", "Ada", 5).await.expect("accepted");
     let mut stream = service
@@ -313,7 +313,7 @@ async fn state_of(
     state
 }
 
-pub async fn replicas_converge_and_restarts_rebuild(backend: Backend) {
+pub(crate) async fn replicas_converge_and_restarts_rebuild(backend: Backend) {
     let settings = backend.settings();
     let mut a = Service::start(settings.clone()).await;
     let mut b = Service::start(settings.clone()).await;
@@ -369,7 +369,7 @@ pub async fn replicas_converge_and_restarts_rebuild(backend: Backend) {
     c.stop().await;
 }
 
-pub async fn counts_bids_of_the_original_demo(backend: Backend) {
+pub(crate) async fn counts_bids_of_the_original_demo(backend: Backend) {
     let mut service = Service::start(backend.settings()).await;
     demo_produce(
         &backend.bootstrap,

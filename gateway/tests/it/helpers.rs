@@ -18,14 +18,14 @@ use tonic::transport::Channel;
 use tower::ServiceExt;
 
 /// A mock cluster with the `auction` topic and a schema registry.
-pub struct Backend {
+pub(crate) struct Backend {
     _cluster: MockCluster<'static, DefaultProducerContext>,
     pub bootstrap: String,
     pub registry: TestRegistry,
 }
 
 impl Backend {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let cluster = MockCluster::new(1).expect("mock cluster");
         // The mock cluster has no CreateTopics API; its owner creates topics directly.
         cluster.create_topic("auction", 3, 1).expect("topic");
@@ -38,7 +38,7 @@ impl Backend {
     }
 
     /// Settings for a bid service on `grpc` (port 0: a free one).
-    pub fn bid_settings(&self, grpc: SocketAddr) -> BidSettings {
+    pub(crate) fn bid_settings(&self, grpc: SocketAddr) -> BidSettings {
         let mut settings = BidSettings::new(&self.bootstrap, &self.registry.url);
         settings.grpc_listen = grpc;
         settings.metrics_listen = "127.0.0.1:0".parse().expect("address");
@@ -49,13 +49,13 @@ impl Backend {
 }
 
 /// A running bid service.
-pub struct BidService {
+pub(crate) struct BidService {
     pub running: RunningBidService,
     pub shutdown: CancellationToken,
 }
 
 impl BidService {
-    pub async fn start(backend: &Backend, grpc: SocketAddr) -> Self {
+    pub(crate) async fn start(backend: &Backend, grpc: SocketAddr) -> Self {
         let shutdown = CancellationToken::new();
         let mut running = auction_bid_service::spawn(backend.bid_settings(grpc), shutdown.clone())
             .await
@@ -67,11 +67,11 @@ impl BidService {
         Self { running, shutdown }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.running.grpc_addr)
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         let stopped = tokio::time::timeout(Duration::from_secs(30), self.running.stopped()).await;
         assert!(
@@ -82,13 +82,13 @@ impl BidService {
 }
 
 /// A client straight to the bid service, to set up and to check what the gateway did.
-pub async fn client(url: &str) -> BidServiceClient<Channel> {
+pub(crate) async fn client(url: &str) -> BidServiceClient<Channel> {
     BidServiceClient::connect(url.to_owned())
         .await
         .expect("connect to the bid service")
 }
 
-pub async fn place(url: &str, auction: &str, name: &str, price: i64) {
+pub(crate) async fn place(url: &str, auction: &str, name: &str, price: i64) {
     client(url)
         .await
         .place_bid(PlaceBidRequest {
@@ -102,7 +102,7 @@ pub async fn place(url: &str, auction: &str, name: &str, price: i64) {
 }
 
 /// How many bids an auction has, per the bid service.
-pub async fn bid_count(url: &str, auction: &str) -> u64 {
+pub(crate) async fn bid_count(url: &str, auction: &str) -> u64 {
     client(url)
         .await
         .highest_bid(HighestBidRequest {
@@ -117,7 +117,7 @@ pub async fn bid_count(url: &str, auction: &str) -> u64 {
 }
 
 /// Gateway settings for tests: a fixed cookie key, a fast readiness probe.
-pub fn gateway_settings(bid_service_url: &str) -> Settings {
+pub(crate) fn gateway_settings(bid_service_url: &str) -> Settings {
     let mut settings = Settings::new(bid_service_url);
     settings.listen = "127.0.0.1:0".parse().expect("address");
     settings.cookie_key = Some(auction_process::Secret::new("test cookie key"));
@@ -127,7 +127,7 @@ pub fn gateway_settings(bid_service_url: &str) -> Settings {
 }
 
 /// Everything a page test needs: backend, bid service and the gateway's router.
-pub struct Stack {
+pub(crate) struct Stack {
     /// Kept so that the broker and the registry run until the test ends.
     _backend: Backend,
     pub service: Option<BidService>,
@@ -137,7 +137,7 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let backend = Backend::start().await;
         let service = BidService::start(&backend, "127.0.0.1:0".parse().expect("address")).await;
         let url = service.url();
@@ -153,13 +153,13 @@ impl Stack {
         }
     }
 
-    pub async fn stop_bid_service(&mut self) {
+    pub(crate) async fn stop_bid_service(&mut self) {
         if let Some(service) = self.service.take() {
             service.stop().await;
         }
     }
 
-    pub async fn send(&self, request: Request<Body>) -> Page {
+    pub(crate) async fn send(&self, request: Request<Body>) -> Page {
         let response = self
             .router
             .clone()
@@ -178,7 +178,7 @@ impl Stack {
         }
     }
 
-    pub async fn get(&self, path: &str, cookies: &str) -> Page {
+    pub(crate) async fn get(&self, path: &str, cookies: &str) -> Page {
         let mut request = Request::get(path);
         if !cookies.is_empty() {
             request = request.header(header::COOKIE, cookies);
@@ -187,14 +187,14 @@ impl Stack {
             .await
     }
 
-    pub async fn post_form(&self, path: &str, cookies: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post_form(&self, path: &str, cookies: &str, form: &[(&str, &str)]) -> Page {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
         self.post_raw(path, cookies, body).await
     }
 
-    pub async fn post_raw(&self, path: &str, cookies: &str, body: String) -> Page {
+    pub(crate) async fn post_raw(&self, path: &str, cookies: &str, body: String) -> Page {
         let mut request =
             Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         if !cookies.is_empty() {
@@ -206,7 +206,7 @@ impl Stack {
 
     /// Opens an auction page like a browser and submits its form with `name` and `price`;
     /// returns the redirect and the page it leads to.
-    pub async fn submit_bid(&self, auction: &str, name: &str, price: &str) -> (Page, Page) {
+    pub(crate) async fn submit_bid(&self, auction: &str, name: &str, price: &str) -> (Page, Page) {
         let page = self.get(&format!("/auctions/{auction}"), "").await;
         let csrf = page
             .cookie("auction_csrf")
@@ -245,7 +245,7 @@ impl Drop for Stack {
 
 /// A response, read whole.
 #[derive(Debug)]
-pub struct Page {
+pub(crate) struct Page {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: String,
@@ -253,7 +253,7 @@ pub struct Page {
 
 impl Page {
     /// The value a `Set-Cookie` header of the response gives cookie `name`.
-    pub fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(header::SET_COOKIE)
             .iter()
@@ -265,12 +265,12 @@ impl Page {
     }
 
     /// The value of the input named `name` in the page.
-    pub fn hidden(&self, name: &str) -> String {
+    pub(crate) fn hidden(&self, name: &str) -> String {
         input_value(&self.body, name)
             .unwrap_or_else(|| panic!("no input {name} in the page:\n{}", self.body))
     }
 
-    pub fn location(&self) -> String {
+    pub(crate) fn location(&self) -> String {
         self.headers
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
@@ -280,7 +280,7 @@ impl Page {
 }
 
 /// The `value` attribute of the input named `name`.
-pub fn input_value(html: &str, name: &str) -> Option<String> {
+pub(crate) fn input_value(html: &str, name: &str) -> Option<String> {
     let start = html.find(&format!("name=\"{name}\""))?;
     let rest = &html[start..];
     let value = rest.find("value=\"")? + "value=\"".len();
@@ -288,4 +288,4 @@ pub fn input_value(html: &str, name: &str) -> Option<String> {
     Some(rest[value..value + end].to_owned())
 }
 
-pub use auction_testkit::eventually;
+pub(crate) use auction_testkit::eventually;

@@ -591,7 +591,6 @@ pub fn create_table_sql(dialect: Dialect, table: &TableName) -> String {
     }
 }
 
-/// The `INSERT` of a dialect with `rows` rows of placeholders.
 /// The parameter arrays of the `ansi` bulk insert, in the column order of [`insert_sql`]:
 /// bid_id, auction_id, name, price, bid_ts, kafka_partition, kafka_offset.
 pub fn bid_parameters() -> [BindParamDesc; 7] {
@@ -606,6 +605,7 @@ pub fn bid_parameters() -> [BindParamDesc; 7] {
     ]
 }
 
+/// The `INSERT` of a dialect with `rows` rows of placeholders.
 pub fn insert_sql(dialect: Dialect, table: &TableName, rows: usize) -> String {
     let columns = "bid_id, auction_id, name, price, bid_ts, kafka_partition, kafka_offset";
     match dialect {

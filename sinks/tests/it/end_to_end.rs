@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use auction_schemas::wire;
+use auction_sinks::dead_letter_headers as dlq;
 use auction_sinks::destination::csv_file::{CsvDestination, CsvSettings};
-use auction_sinks::kafka::dead_letter_headers as dlq;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};

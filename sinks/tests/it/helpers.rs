@@ -10,24 +10,24 @@ use auction_sinks::destination::sql::{SqlDestination, SqlSettings, TableName};
 use auction_sinks::{Destination, SinkRecord, SourcePosition, WriteOutcome};
 
 /// MariaDB on the machine (see `.ci/test`).
-pub const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
+pub(crate) const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 
 /// PostgreSQL through unixODBC and psqlODBC.
-pub const ODBC_POSTGRES: &str =
+pub(crate) const ODBC_POSTGRES: &str =
     "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;";
 
 /// A name no other test (or earlier run) uses.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
 /// A bid at `partition`/`offset` of topic `auction`.
-pub fn record(name: &str, price: i64, partition: i32, offset: i64) -> SinkRecord {
+pub(crate) fn record(name: &str, price: i64, partition: i32, offset: i64) -> SinkRecord {
     record_in("auction", "lot-1", name, price, partition, offset)
 }
 
 /// A bid with every field chosen.
-pub fn record_in(
+pub(crate) fn record_in(
     topic: &str,
     auction: &str,
     name: &str,
@@ -53,7 +53,7 @@ pub fn record_in(
 
 /// One stored bid in the common shape of every target.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Row {
+pub(crate) struct Row {
     pub partition: i64,
     pub offset: i64,
     pub bid_id: String,
@@ -63,7 +63,7 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn of(record: &SinkRecord) -> Self {
+    pub(crate) fn of(record: &SinkRecord) -> Self {
         Self {
             partition: i64::from(record.position.partition),
             offset: record.position.offset,
@@ -76,7 +76,7 @@ impl Row {
 }
 
 /// A target under test and a way to read back what it stored.
-pub enum Harness {
+pub(crate) enum Harness {
     Sql(SqlDestination),
     Csv(
         CsvDestination,
@@ -87,16 +87,16 @@ pub enum Harness {
 }
 
 impl Harness {
-    pub async fn mysql(table: &str) -> Self {
+    pub(crate) async fn mysql(table: &str) -> Self {
         Self::Sql(sql_target(MYSQL_URL, table).await)
     }
 
-    pub async fn sqlite(dir: &tempfile::TempDir) -> Self {
+    pub(crate) async fn sqlite(dir: &tempfile::TempDir) -> Self {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("bids.db").display());
         Self::Sql(sql_target(&url, "bid").await)
     }
 
-    pub fn csv() -> Self {
+    pub(crate) fn csv() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("output.csv");
         Self::Csv(
@@ -109,11 +109,11 @@ impl Harness {
         )
     }
 
-    pub fn odbc(table: &str) -> Self {
+    pub(crate) fn odbc(table: &str) -> Self {
         Self::Odbc(odbc_target(table))
     }
 
-    pub async fn write(&mut self, batch: &[SinkRecord]) -> WriteOutcome {
+    pub(crate) async fn write(&mut self, batch: &[SinkRecord]) -> WriteOutcome {
         match self {
             Self::Sql(t) => t.write(batch).await.unwrap(),
             Self::Csv(t, _, _) => t.write(batch).await.unwrap(),
@@ -121,11 +121,11 @@ impl Harness {
         }
     }
 
-    pub fn neutralises_formulas(&self) -> bool {
+    pub(crate) fn neutralises_formulas(&self) -> bool {
         matches!(self, Self::Csv(..))
     }
 
-    pub async fn rows(&self) -> Vec<Row> {
+    pub(crate) async fn rows(&self) -> Vec<Row> {
         match self {
             Self::Sql(t) => sql_rows(t).await,
             Self::Csv(_, path, _) => csv_rows(path),
@@ -134,13 +134,13 @@ impl Harness {
     }
 }
 
-pub async fn sql_target(url: &str, table: &str) -> SqlDestination {
+pub(crate) async fn sql_target(url: &str, table: &str) -> SqlDestination {
     let mut settings = SqlSettings::new(Secret::new(url));
     settings.table = TableName::parse(table).unwrap();
     SqlDestination::connect(&settings).await.unwrap()
 }
 
-pub fn odbc_target(table: &str) -> OdbcDestination {
+pub(crate) fn odbc_target(table: &str) -> OdbcDestination {
     OdbcDestination::new(OdbcSettings {
         connection_string: Secret::new(ODBC_POSTGRES),
         table: TableName::parse(table).unwrap(),
@@ -149,7 +149,7 @@ pub fn odbc_target(table: &str) -> OdbcDestination {
     .unwrap()
 }
 
-pub async fn sql_rows(target: &SqlDestination) -> Vec<Row> {
+pub(crate) async fn sql_rows(target: &SqlDestination) -> Vec<Row> {
     let mut rows: Vec<Row> = target
         .stored_rows()
         .await
@@ -168,7 +168,7 @@ pub async fn sql_rows(target: &SqlDestination) -> Vec<Row> {
     rows
 }
 
-pub async fn odbc_rows(target: &OdbcDestination) -> Vec<Row> {
+pub(crate) async fn odbc_rows(target: &OdbcDestination) -> Vec<Row> {
     let mut rows: Vec<Row> = target
         .stored_rows()
         .await
@@ -188,7 +188,7 @@ pub async fn odbc_rows(target: &OdbcDestination) -> Vec<Row> {
 }
 
 /// The data rows of a CSV file (after its one header row), as the `csv` crate reads them.
-pub fn csv_rows(path: &std::path::Path) -> Vec<Row> {
+pub(crate) fn csv_rows(path: &std::path::Path) -> Vec<Row> {
     let Ok(file) = std::fs::File::open(path) else {
         return Vec::new();
     };
@@ -236,7 +236,7 @@ use tokio_util::sync::CancellationToken;
 
 /// An Apache Kafka broker, the product's registry with the bid schemas, a bid topic and a dead-letter
 /// topic, all fresh.
-pub struct Stack {
+pub(crate) struct Stack {
     pub broker: Kafka,
     pub registry: TestRegistry,
     pub topic: String,
@@ -245,7 +245,7 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub async fn start(partitions: i32) -> Self {
+    pub(crate) async fn start(partitions: i32) -> Self {
         let broker = Kafka::start();
         let topic = unique("auction");
         let dead_letter_topic = format!("{topic}.dlq");
@@ -263,7 +263,7 @@ impl Stack {
         }
     }
 
-    pub fn settings(&self, kind: &str, group: &str) -> RuntimeSettings {
+    pub(crate) fn settings(&self, kind: &str, group: &str) -> RuntimeSettings {
         let mut kafka =
             KafkaSettings::new(KafkaProperties::bootstrap(&self.broker.bootstrap), kind);
         kafka.topic = self.topic.clone();
@@ -277,7 +277,7 @@ impl Stack {
         settings
     }
 
-    pub fn producer(&self) -> FutureProducer {
+    pub(crate) fn producer(&self) -> FutureProducer {
         ClientConfig::new()
             .set("bootstrap.servers", &self.broker.bootstrap)
             .set("enable.idempotence", "true")
@@ -288,7 +288,12 @@ impl Stack {
 
     /// Produces `count` bids as the bid service does (v2, `BidEncoder`, idempotent producer,
     /// key = auction id) over `auctions` auctions; returns them.
-    pub async fn produce_bids(&self, count: usize, auctions: usize, prefix: &str) -> Vec<Bid> {
+    pub(crate) async fn produce_bids(
+        &self,
+        count: usize,
+        auctions: usize,
+        prefix: &str,
+    ) -> Vec<Bid> {
         let encoder =
             BidEncoder::new(&RegistrySettings::new(&self.registry.url), &self.topic).unwrap();
         let producer = self.producer();
@@ -318,7 +323,7 @@ impl Stack {
     }
 
     /// Produces `count` bids with the original demo's Python producer (JSONSerializer, v1).
-    pub async fn produce_demo_bids(&self, count: usize, prefix: &str) {
+    pub(crate) async fn produce_demo_bids(&self, count: usize, prefix: &str) {
         let bids = (0..count).map(|i| format!("{prefix} {i}:{}", 100 + i));
         let output = tokio::process::Command::new(python())
             .arg(demo_producer())
@@ -345,14 +350,14 @@ impl Stack {
 }
 
 /// A sink running in this process.
-pub struct RunningSink {
+pub(crate) struct RunningSink {
     pub shutdown: CancellationToken,
     pub readiness: Readiness,
     pub handle: JoinHandle<RunSummary>,
 }
 
 impl RunningSink {
-    pub fn spawn<T: Destination>(settings: RuntimeSettings, target: T) -> Self {
+    pub(crate) fn spawn<T: Destination>(settings: RuntimeSettings, target: T) -> Self {
         auction_process::init_logging(false);
         let shutdown = CancellationToken::new();
         let readiness = Readiness::default();
@@ -372,7 +377,7 @@ impl RunningSink {
     }
 
     /// Stops it as SIGTERM would and returns what it did.
-    pub async fn stop(self) -> RunSummary {
+    pub(crate) async fn stop(self) -> RunSummary {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(20), self.handle)
             .await
@@ -382,7 +387,7 @@ impl RunningSink {
 }
 
 /// Polls `check` until it returns true, failing after `within` with `what`.
-pub async fn wait_until<F, Fut>(within: Duration, what: &str, mut check: F)
+pub(crate) async fn wait_until<F, Fut>(within: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -401,7 +406,7 @@ where
 }
 
 /// Asserts that `rows` hold every bid of `bids` exactly once.
-pub fn assert_exactly_once(rows: &[Row], bids: &[Bid]) {
+pub(crate) fn assert_exactly_once(rows: &[Row], bids: &[Bid]) {
     let mut ids: Vec<&str> = rows.iter().map(|r| r.bid_id.as_str()).collect();
     ids.sort_unstable();
     let before = ids.len();

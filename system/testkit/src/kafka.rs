@@ -319,9 +319,16 @@ impl Kafka {
         self.node.child.as_ref().map_or(0, Child::id)
     }
 
-    /// Creates a topic (replication factor 1: one broker).
+    /// Creates a topic (replication factor 1: one broker); panics when Kafka refuses.
     pub async fn create_topic(&self, name: &str, partitions: i32) {
-        super::create_topic(&self.bootstrap, name, partitions).await;
+        if let Err(e) = self.try_create_topic(name, partitions).await {
+            panic!("{e}");
+        }
+    }
+
+    /// Creates a topic (replication factor 1: one broker); a topic that exists already is fine.
+    pub async fn try_create_topic(&self, name: &str, partitions: i32) -> Result<(), String> {
+        super::try_create_topic(&self.bootstrap, name, partitions).await
     }
 
     /// The broker's own log so far (for a failing test's message).

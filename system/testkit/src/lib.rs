@@ -64,26 +64,27 @@ pub fn locate_tool(env_var: &str, name: &str, home_fallback: &str) -> PathBuf {
     candidate
 }
 
-/// Creates `name` with `partitions` partitions on the cluster at `bootstrap`.
-pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+/// Creates `name` with `partitions` partitions (replication factor 1) on the cluster at
+/// `bootstrap`; a topic that exists already is fine.
+pub async fn try_create_topic(bootstrap: &str, name: &str, partitions: i32) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
-        .expect("admin client");
+        .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics([&topic], &options)
         .await
-        .expect("create_topics request");
+        .map_err(|e| format!("cannot create topic {name}: {e}"))?;
     for result in results {
-        if let Err((topic, code)) = result {
-            assert!(
-                code == rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
-                "cannot create topic {topic}: {code}"
-            );
+        if let Err((topic, code)) = result
+            && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+        {
+            return Err(format!("cannot create topic {topic}: {code}"));
         }
     }
+    Ok(())
 }
 
 /// A schema registry on a free loopback port, stopped when the token is cancelled or dropped.

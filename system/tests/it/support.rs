@@ -6,14 +6,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 /// A child process that is stopped when the test ends, whatever happens.
-pub struct Process {
+pub(crate) struct Process {
     pub name: &'static str,
     child: Option<Child>,
     log: PathBuf,
 }
 
 impl Process {
-    pub fn spawn(name: &'static str, mut command: Command, logs: &Path) -> Self {
+    pub(crate) fn spawn(name: &'static str, mut command: Command, logs: &Path) -> Self {
         let log = logs.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = command
@@ -29,12 +29,12 @@ impl Process {
         }
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGTERM, then the exit status within 30 s.
-    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let mut child = self.child.take().expect("running");
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -67,7 +67,7 @@ impl Drop for Process {
 }
 
 /// A product binary, built by the workspace build (`cargo nextest run --workspace` builds them).
-pub fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     let dir = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().and_then(Path::parent).map(Path::to_path_buf))
@@ -81,7 +81,7 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid_like())
 }
 
@@ -95,7 +95,7 @@ fn uuid_like() -> String {
 
 /// The output of a database client; empty while the query fails (the sink has not created the
 /// table yet).
-pub fn query(command: &mut Command) -> String {
+pub(crate) fn query(command: &mut Command) -> String {
     let output: Output = command.output().expect("the database client runs");
     if output.status.success() {
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -104,7 +104,7 @@ pub fn query(command: &mut Command) -> String {
     }
 }
 
-pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+pub(crate) async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     for _ in 0..300 {
         if check() {
             return true;
@@ -116,7 +116,7 @@ pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
 
 /// What MariaDB (`test` on 127.0.0.1:3306 as root) answers to `sql`, tab-separated without a
 /// header; empty while the query fails (the sink has not created its table yet).
-pub fn mysql_query(sql: &str) -> String {
+pub(crate) fn mysql_query(sql: &str) -> String {
     query(
         Command::new("mariadb")
             .args(["-h127.0.0.1", "-uroot", "test", "-N", "-e"])
@@ -126,7 +126,7 @@ pub fn mysql_query(sql: &str) -> String {
 
 /// What PostgreSQL (`test` on 127.0.0.1:5432 as postgres) answers to `sql`, `|`-separated
 /// without a header; empty while the query fails.
-pub fn postgres_query(sql: &str) -> String {
+pub(crate) fn postgres_query(sql: &str) -> String {
     query(
         Command::new("psql")
             .args([

@@ -31,7 +31,7 @@ use auction_schema_registry::{self as registry, ServerSettings};
 use auction_schemas::{Bid, BidEncoder, BidId, BidInput, RegistrySettings};
 use auction_sinks::destination::csv_file::CsvSettings;
 use auction_sinks::destination::odbc::{Dialect, OdbcSettings};
-use auction_sinks::destination::sql::{SqlSettings, TableName};
+use auction_sinks::destination::sql::{SqlDestination, SqlSettings, TableName};
 use auction_sinks::{DestinationSettings, KafkaSettings, RuntimeSettings, SinkSettings};
 use auction_testkit::Kafka;
 use hdrhistogram::Histogram;
@@ -288,29 +288,6 @@ fn proc_status_kb(path: &str, field: &str) -> u64 {
         .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
-}
-
-async fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Outcome<()> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin
-        .create_topics([&topic], &options)
-        .await
-        .map_err(|e| format!("cannot create topic {name}: {e}"))?;
-    for result in results {
-        if let Err((topic, code)) = result
-            && code != RDKafkaErrorCode::TopicAlreadyExists
-        {
-            return Err(format!("cannot create topic {topic}: {code}"));
-        }
-    }
-    Ok(())
 }
 
 /// The `i`th bid of the pre-filled topic: auction `a-(i mod auctions)`, prices rising within
@@ -792,21 +769,17 @@ async fn mysql_exec(db: &DatabaseConnection, sql: &str) -> Outcome<()> {
 /// MariaDB's own limit: the same rows as 1,000-row idempotent multi-row inserts (the sink's
 /// statement shape) through one connection, into a table shaped like the sink's.
 /// A table shaped like the MySQL sink's.
-async fn mysql_create_bid_table(db: &DatabaseConnection, table: &str) -> Outcome<()> {
-    mysql_exec(
-        db,
-        &format!(
-            "CREATE TABLE {table} (\
-             name VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, \
-             price INT NOT NULL, bid_ts DATETIME(6) NOT NULL, \
-             bid_id CHAR(36) CHARACTER SET ascii NOT NULL, \
-             auction_id VARCHAR(64) CHARACTER SET ascii NOT NULL DEFAULT 'default', \
-             kafka_partition INT NULL, kafka_offset BIGINT NULL, \
-             UNIQUE KEY bid_id_unique (bid_id), KEY auction_price (auction_id, price)\
-             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-        ),
-    )
-    .await
+/// Creates the bid table `table` at `url` exactly as the MySQL sink does (its own migration),
+/// so that the limits are measured on the sink's table.
+async fn mysql_create_bid_table(url: &str, table: &str) -> Outcome<()> {
+    let mut sql = SqlSettings::new(Secret::new(url));
+    sql.table = TableName::parse(table)?;
+    let mut destination = SqlDestination::connect(&sql)
+        .await
+        .map_err(|e| e.to_string())?;
+    destination.migrate().await.map_err(|e| e.to_string())?;
+    let _ = destination.connection().clone().close().await;
+    Ok(())
 }
 
 /// The original demo's produce path, one caller: each bid is produced and then flushed before
@@ -845,8 +818,13 @@ fn demo_produce(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>)]) -> 
 
 /// The original demo's MySQL writer: one single-row INSERT per bid, each its own transaction
 /// (autocommit), through one connection. Returns rows/s.
-async fn demo_mysql_writer(db: &DatabaseConnection, table: &str, bids: &[Bid]) -> Outcome<f64> {
-    mysql_create_bid_table(db, table).await?;
+async fn demo_mysql_writer(
+    db: &DatabaseConnection,
+    url: &str,
+    table: &str,
+    bids: &[Bid],
+) -> Outcome<f64> {
+    mysql_create_bid_table(url, table).await?;
     let started = Instant::now();
     for (i, bid) in bids.iter().enumerate() {
         let values: Vec<sea_orm::Value> = vec![
@@ -876,11 +854,12 @@ async fn demo_mysql_writer(db: &DatabaseConnection, table: &str, bids: &[Bid]) -
 
 async fn mysql_limit(
     db: &DatabaseConnection,
+    url: &str,
     table: &str,
     bids: &[Bid],
     partitions: i32,
 ) -> Outcome<f64> {
-    mysql_create_bid_table(db, table).await?;
+    mysql_create_bid_table(url, table).await?;
     let started = Instant::now();
     for (c, chunk) in bids.chunks(1000).enumerate() {
         let placeholders = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
@@ -930,11 +909,9 @@ fn odbc_limit(connection_string: &str, table: &str, bids: &[Bid], partitions: i3
         .map_err(odbc_error("cannot connect"))?;
     connection
         .execute(
-            &format!(
-                "CREATE TABLE {table} (bid_id VARCHAR(36) NOT NULL PRIMARY KEY, \
-                 auction_id VARCHAR(64) NOT NULL, name VARCHAR(100) NOT NULL, \
-                 price INTEGER NOT NULL, bid_ts TIMESTAMP NOT NULL, \
-                 kafka_partition INTEGER NOT NULL, kafka_offset BIGINT NOT NULL)"
+            &auction_sinks::destination::odbc::create_table_sql(
+                Dialect::Ansi,
+                &TableName::parse(table)?,
             ),
             (),
             None,
@@ -1528,8 +1505,8 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     )
     .await?;
     let breakdown = json!({
-        "produce_ack": service_quantiles_ms("bid_service_produce_seconds"),
-        "ack_to_applied": service_quantiles_ms("bid_service_apply_wait_seconds"),
+        "produce_ack": service_quantiles_ms(auction_bid_service::metrics::PRODUCE_SECONDS),
+        "ack_to_applied": service_quantiles_ms(auction_bid_service::metrics::APPLY_WAIT_SECONDS),
     });
     progress.say(format!(
         "   {:.0} bids/s, p99 {:.2} ms; inside the service: {breakdown}",
@@ -1560,8 +1537,10 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         sizes.bids
     ));
     let prefill_topic = "bench-prefill";
-    create_topic(&bootstrap, prefill_topic, sizes.partitions).await?;
-    create_topic(&bootstrap, "bench.dlq", 1).await?;
+    kafka
+        .try_create_topic(prefill_topic, sizes.partitions)
+        .await?;
+    kafka.try_create_topic("bench.dlq", 1).await?;
     let encoder = BidEncoder::new(&RegistrySettings::new(&registry_url), prefill_topic)
         .map_err(|e| e.to_string())?;
     encoder
@@ -1787,8 +1766,14 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         ));
         let (limit_name, limit_seconds, extra) = match kind {
             "mysql" => {
-                let seconds =
-                    mysql_limit(&db, &mysql_limit_table, &log_ordered_bids, sizes.partitions).await;
+                let seconds = mysql_limit(
+                    &db,
+                    &args.database_url,
+                    &mysql_limit_table,
+                    &log_ordered_bids,
+                    sizes.partitions,
+                )
+                .await;
                 let _ = mysql_exec(&db, &format!("DROP TABLE IF EXISTS {mysql_limit_table}")).await;
                 (
                     "1,000-row idempotent multi-row INSERT, one connection",
@@ -1897,7 +1882,9 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         "the original demo's patterns: {demo_count} bids produced one by one with a flush each, \
          {demo_count} rows inserted one per commit"
     ));
-    create_topic(&bootstrap, "bench-demo", sizes.partitions).await?;
+    kafka
+        .try_create_topic("bench-demo", sizes.partitions)
+        .await?;
     let demo_records: Vec<(String, Vec<u8>)> = records.iter().take(demo_count).cloned().collect();
     let demo_bootstrap = bootstrap.clone();
     let demo_path = tokio::task::spawn_blocking(move || {
@@ -1907,6 +1894,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     .map_err(|e| format!("the demo-path task failed: {e}"))??;
     let demo_writer = demo_mysql_writer(
         &db,
+        &args.database_url,
         &format!("bench_demo_{stamp}"),
         &bids[..demo_count.min(bids.len())],
     )
