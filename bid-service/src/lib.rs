@@ -1,17 +1,21 @@
 //! The bid service: the front door for bids.
 //!
-//! It validates each bid (DESIGN §3), writes it to the Kafka topic with the idempotent producer,
-//! answers OK only once the broker acknowledged it, and answers questions about auctions from the
-//! state that the log implies. On start it replays the topic from the beginning (gRPC health is
-//! NOT_SERVING until it has caught up), then follows it, so that replicas, restarts and other
-//! producers (such as the original Python demo) all converge on the same state.
+//! It validates each bid (the bid rules: README.md, "Bid events"; the ones that depend on the
+//! auction's state in `book.rs`), writes it to the Kafka topic with the idempotent producer,
+//! answers OK only once its own tailer has read the bid back from the log, and answers questions
+//! about auctions from the state that the log implies. On start it replays the topic from the
+//! beginning (gRPC health is NOT_SERVING until it has caught up), then follows it, so that
+//! replicas, restarts and other producers (such as the original Python demo) all converge on the
+//! same state.
 //!
-//! - [`config`] - settings.
-//! - [`book`] - auction state; the bid rules that depend on it.
-//! - [`tailer`] - replays and follows the log into the book.
-//! - [`kafka`] - the producer, topic set-up, consumer configuration.
-//! - [`idempotency`] - outcomes by `request_id` for idempotent retries.
-//! - [`api`] - the gRPC service and the mapping of errors to statuses.
+//! Layout (modules private; [`spawn`], [`Settings`] and [`config`] are the interface):
+//! - [`config`] - settings, and the binary's command line.
+//! - `book` - auction state; the bid rules that depend on it.
+//! - `tailer` - replays and follows the log into the book; reads acknowledged bids back.
+//! - `kafka` - the producer, topic set-up, consumer configuration.
+//! - `idempotency` - outcomes by `request_id` for idempotent retries.
+//! - `api` - the gRPC service and the mapping of errors to statuses.
+//! - [`metrics`] - metric names.
 //!
 //! [`spawn`] starts everything on the configured ports (port 0 picks free ones, for tests).
 

@@ -1,15 +1,17 @@
-//! The gateway: the web front end of the auction platform (DESIGN §1).
+//! The gateway: the web front end of the auction platform (ARCHITECTURE.md, "Code map").
 //!
 //! Server-rendered pages (axum + askama) talk to the bid service over gRPC: a list of auctions,
 //! an auction page with the bid form, and live updates of the highest bid over Server-Sent Events.
 //! Every page works without JavaScript; the one script only keeps a page current.
 //!
-//! - [`config`] - settings.
-//! - [`pages`] - the pages and the bid form (post/redirect/get with a one-shot message).
-//! - [`outcome`] - what a `PlaceBid` answer means, in sentences.
-//! - [`live`] - the SSE bridge from `WatchAuction`, resubscribing per connection.
-//! - [`security`] - the signed CSRF token, the signed message cookie and the security headers.
-//! - [`assets`] - the stylesheet and script, compiled into the binary.
+//! Layout (modules private but for [`config`] and [`metrics`]):
+//! - [`config`] - settings, and the binary's command line.
+//! - [`metrics`] - metric names.
+//! - `pages` - the pages and the bid form (post/redirect/get with a one-shot message).
+//! - `outcome` - what a `PlaceBid` answer means, in sentences.
+//! - `live` - the SSE bridge from `WatchAuction`, resubscribing per connection.
+//! - `security` - the signed CSRF token, the signed message cookie and the security headers.
+//! - `assets` - the stylesheet and script, compiled into the binary.
 //!
 //! Invariants: a post without a valid CSRF token reaches no gRPC call; every value on a page goes
 //! through askama's HTML escaping (or `textContent` in the script); users see sentences, never

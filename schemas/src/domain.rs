@@ -1,5 +1,5 @@
-//! Validated domain types: a value of these types has passed the bid rules of DESIGN §3, so code
-//! that receives one never checks again.
+//! Validated domain types: a value of these types has passed the bid rules (README.md, "Bid
+//! events"), so code that receives one never checks again.
 
 use std::fmt;
 

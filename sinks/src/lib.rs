@@ -1,11 +1,11 @@
 //! The bid sinks: Kafka topic `auction` into MySQL or SQLite, a CSV file, and any ODBC data
 //! source (Hive), each bid exactly once.
 //!
-//! - [`start`]: the one way to start a sink, [`SinkSettings`] in, [`RunningSink`] out.
-//! - [`runtime`]: the one consumer loop every sink runs (batching, decoding through the schema
+//! - `start`: the one way to start a sink, [`SinkSettings`] in, [`RunningSink`] out.
+//! - `runtime`: the one consumer loop every sink runs (batching, decoding through the schema
 //!   registry, retries with backoff, dead letters, offsets stored only after a durable write,
 //!   synchronous commits on revocation and shutdown).
-//! - [`kafka`]: the group consumer with its rebalance hooks, and the dead-letter producer.
+//! - `kafka`: the group consumer with its rebalance hooks, and the dead-letter producer.
 //! - [`destination`]: the [`Destination`] trait and its implementations:
 //!   [`destination::sql`] (SeaORM, MySQL and SQLite, by the URL's scheme),
 //!   [`destination::csv_file`], [`destination::odbc`].

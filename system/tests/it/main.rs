@@ -1,6 +1,7 @@
 //! Tests of the whole system: the README's run command, and the components as separate
 //! production processes against real services.
 
+mod architecture;
 mod embedded;
 mod failover;
 mod production;
