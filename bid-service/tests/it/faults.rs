@@ -8,7 +8,7 @@ use auction_proto::v1::PlaceBidRequest;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tonic::Code;
 
-use crate::helpers::{Backend, Service, eventually, read_log};
+use crate::helpers::{Backend, Service, eventually, read_bids};
 
 fn request(price: i64, timeout: Duration) -> tonic::Request<PlaceBidRequest> {
     let mut request = tonic::Request::new(PlaceBidRequest {
@@ -77,7 +77,7 @@ async fn broker_down_is_unavailable_within_the_deadline_and_nothing_acknowledged
         .expect("accepted");
     acknowledged.push(placed.into_inner().bid.expect("bid").bid_id);
 
-    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
     let ids: Vec<String> = log.iter().map(|(b, _, _)| b.bid_id.to_string()).collect();
     for id in &acknowledged {
         assert_eq!(
@@ -150,7 +150,7 @@ async fn failed_produce_requests_are_retried_without_duplicates() {
         accepted.len()
     );
     assert!(!accepted.is_empty());
-    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
     let ids: Vec<String> = log.iter().map(|(b, _, _)| b.bid_id.to_string()).collect();
     assert_eq!(
         ids.len(),
@@ -329,7 +329,7 @@ async fn a_bid_acknowledged_but_not_readable_in_the_log_is_unavailable_never_ok(
 
     // The fault really happened: Kafka acknowledged A (the message above says so, and only the
     // path after a successful delivery report writes it), and the log does not hold A.
-    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
     let prices: Vec<i32> = log.iter().map(|(b, _, _)| b.price.get()).collect();
     assert_eq!(
         prices,
@@ -511,7 +511,7 @@ async fn with_verification_only_the_service_needs_v2_registered_and_registers_no
             .expect("subject"),
         [1, 2]
     );
-    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
     assert_eq!(log.len(), 1);
     assert_eq!(v2, 2);
     service.stop().await;

@@ -7,13 +7,10 @@ use std::time::Duration;
 use auction_bid_service::{RunningBidService, Settings};
 use auction_proto::v1::bid_service_client::BidServiceClient;
 use auction_proto::v1::{HighestBidRequest, PlaceBidRequest, PlaceBidResponse};
-use auction_schemas::{Bid, BidDecoder, LogPosition, RegistrySettings};
+pub(crate) use auction_testkit::read_bids;
 use auction_testkit::{Kafka, TestRegistry, demo_producer, demo_schema, python};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -164,66 +161,6 @@ pub(crate) async fn highest_of(
             state.bid_count,
         )
     }
-}
-
-/// Every bid in `topic`, decoded, with its position.
-pub(crate) async fn read_log(
-    bootstrap: &str,
-    registry_url: &str,
-    topic: &str,
-) -> Vec<(Bid, i32, i64)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "log-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let partitions = metadata.topics()[0].partitions().len() as i32;
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining = 0;
-    let mut ends = Vec::new();
-    for partition in 0..partitions {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(10))
-            .expect("watermarks");
-        ends.push(high);
-        remaining += high;
-        assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .expect("assign");
-    }
-    consumer.assign(&assignment).expect("assign");
-    let mut raw = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while remaining > 0 && std::time::Instant::now() < deadline {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            raw.push((
-                message.payload().map(<[u8]>::to_vec),
-                message.partition(),
-                message.offset(),
-            ));
-            remaining -= 1;
-        }
-    }
-    assert_eq!(remaining, 0, "could not read the whole log (ends {ends:?})");
-    let decoder = BidDecoder::new(&RegistrySettings::new(registry_url)).expect("decoder");
-    let mut bids = Vec::new();
-    for (payload, partition, offset) in raw {
-        let position = LogPosition {
-            topic,
-            partition,
-            offset,
-        };
-        let decoded = decoder
-            .decode(payload.as_deref(), position)
-            .await
-            .expect("a valid bid in the log");
-        bids.push((decoded.bid, partition, offset));
-    }
-    bids
 }
 
 /// Produces bids with confluent-kafka-python the way the original demo did (v1 schema).

@@ -11,7 +11,7 @@ use tonic_types::StatusExt;
 use auction_proto::v1::bid_service_client::BidServiceClient;
 use tonic::transport::Channel;
 
-use crate::helpers::{Backend, Service, demo_produce, eventually, highest_of, read_log};
+use crate::helpers::{Backend, Service, demo_produce, eventually, highest_of, read_bids};
 
 pub(crate) async fn accepts_and_answers(backend: Backend) {
     let mut service = Service::start(backend.settings()).await;
@@ -75,7 +75,7 @@ pub(crate) async fn accepts_and_answers(backend: Backend) {
     );
     assert_eq!(service.highest("never-bid").await, (None, None, 0));
 
-    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
     assert_eq!(log.len(), 3);
     // Keyed by auction: the bids of one auction share a partition, in order.
     let lot1: Vec<(i32, i32)> = log
@@ -167,7 +167,7 @@ pub(crate) async fn rejects_each_rule(backend: Backend) {
     assert_eq!(equal.code(), Code::FailedPrecondition);
     service.place("lot", "Bob", 15).await.expect("accepted");
 
-    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
     let prices: Vec<i32> = log.iter().map(|(b, _, _)| b.price.get()).collect();
     assert_eq!(prices, [10, 15], "only accepted bids are in the log");
     service.stop().await;
@@ -239,7 +239,7 @@ pub(crate) async fn retries_are_idempotent(backend: Backend) {
         .expect("same outcome");
     assert!(after_restart.replayed);
     assert_eq!(after_restart.bid.expect("bid").bid_id, request_id);
-    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
     let ids: Vec<String> = log.iter().map(|(b, _, _)| b.bid_id.to_string()).collect();
     assert_eq!(ids.len(), 2, "one record per request id: {ids:?}");
     assert!(ids.contains(&request_id) && ids.contains(&concurrent_id));
@@ -359,7 +359,7 @@ pub(crate) async fn replicas_converge_and_restarts_rebuild(backend: Backend) {
         state_of(&mut c, &auctions).await,
         "a restarted replica rebuilt a different state"
     );
-    let log = read_log(&backend.bootstrap, &backend.registry.url, "auction").await;
+    let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
     assert_eq!(
         log.len() as u64,
         accepted,

@@ -10,9 +10,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
+use auction_schemas::{Bid, BidDecoder, LogPosition, RegistrySettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use auction_schema_registry::{self as registry, ServerSettings, Storage, store::Store};
@@ -170,4 +173,54 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Every record of `topic`, from each partition's start to its end as of the call, decoded as a
+/// bid through the registry at `registry_url`, with its partition and offset. Panics when a
+/// record is not a valid bid or the log cannot be read within 60 s.
+pub async fn read_bids(bootstrap: &str, registry_url: &str, topic: &str) -> Vec<(Bid, i32, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "testkit-log-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0;
+    for partition in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .expect("watermarks");
+        remaining += high - low;
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let decoder = BidDecoder::new(&RegistrySettings::new(registry_url)).expect("decoder");
+    let mut bids = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while remaining > 0 && Instant::now() < deadline {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        remaining -= 1;
+        let position = LogPosition {
+            topic,
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        let decoded = decoder
+            .decode(message.payload(), position)
+            .await
+            .expect("a valid bid in the log");
+        bids.push((decoded.bid, message.partition(), message.offset()));
+    }
+    assert_eq!(remaining, 0, "could not read the whole log of {topic}");
+    bids
 }

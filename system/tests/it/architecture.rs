@@ -71,7 +71,10 @@ fn the_code_map_names_every_crate_and_every_long_module() {
         let mut files = Vec::new();
         sources(&src, &mut files);
         for file in files {
-            let lines = std::fs::read_to_string(&file).expect("source").lines().count();
+            let lines = std::fs::read_to_string(&file)
+                .expect("source")
+                .lines()
+                .count();
             let relative = file.strip_prefix(&src).expect("under src");
             // `bench/mod.rs` is named as the folder `bench/`.
             let name = if relative.ends_with("mod.rs") {
@@ -87,7 +90,10 @@ fn the_code_map_names_every_crate_and_every_long_module() {
                 && !section.contains(&format!("`{name}`"))
                 && !section.contains(&format!("`{file_name}`"))
             {
-                missing.push(format!("{member}/src/{} ({lines} lines)", relative.display()));
+                missing.push(format!(
+                    "{member}/src/{} ({lines} lines)",
+                    relative.display()
+                ));
             }
         }
     }

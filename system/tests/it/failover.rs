@@ -14,13 +14,11 @@ use std::time::{Duration, Instant};
 use auction_process::kafka_startup::read_topic_settings;
 use auction_proto::v1::PlaceBidRequest;
 use auction_proto::v1::bid_service_client::BidServiceClient;
-use auction_schemas::{BidDecoder, LogPosition, RegistrySettings};
-use auction_testkit::{KafkaCluster, TestRegistry};
+use auction_testkit::{KafkaCluster, TestRegistry, read_bids};
+use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{Process, binary, eventually, mysql_query, postgres_query, unique};
@@ -51,47 +49,12 @@ fn leader(bootstrap: &str, topic: &str, partition: i32) -> i32 {
         .unwrap_or(-1)
 }
 
-/// Every bid id in `topic`, read with `isolation.level=read_committed`, with its count.
+/// How often each bid id is in the topic.
 async fn bids_in_topic(bootstrap: &str, registry_url: &str, topic: &str) -> HashMap<String, usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("failover-reader"))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining = 0;
-    for partition in 0..3 {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(10))
-            .expect("watermarks");
-        remaining += high - low;
-        assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .expect("assign");
-    }
-    consumer.assign(&assignment).expect("assign");
-    let decoder = BidDecoder::new(&RegistrySettings::new(registry_url)).expect("decoder");
     let mut ids = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while remaining > 0 && Instant::now() < deadline {
-        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        remaining -= 1;
-        let position = LogPosition {
-            topic,
-            partition: message.partition(),
-            offset: message.offset(),
-        };
-        let decoded = decoder
-            .decode(message.payload(), position)
-            .await
-            .expect("a valid bid in the topic");
-        *ids.entry(decoded.bid.bid_id.to_string()).or_insert(0) += 1;
+    for (bid, _, _) in read_bids(bootstrap, registry_url, topic).await {
+        *ids.entry(bid.bid_id.to_string()).or_insert(0) += 1;
     }
-    assert_eq!(remaining, 0, "could not read the whole topic");
     ids
 }
 

@@ -43,7 +43,9 @@ fn binaries_of(member: &str) -> Vec<String> {
         .split("[[bin]]")
         .skip(1)
         .filter_map(|section| {
-            let line = section.lines().find(|l| l.trim_start().starts_with("name"))?;
+            let line = section
+                .lines()
+                .find(|l| l.trim_start().starts_with("name"))?;
             Some(line.split('"').nth(1)?.to_owned())
         })
         .collect()
@@ -63,8 +65,7 @@ fn help(binary_name: &str, subcommand: Option<&str>) -> String {
     command.args(subcommand).arg("--help");
     // The user's own settings must not decide what the help shows.
     for (name, _) in std::env::vars() {
-        if name.starts_with("KAFKA_") || name.starts_with("SINK_") || name.starts_with("AUCTION_")
-        {
+        if name.starts_with("KAFKA_") || name.starts_with("SINK_") || name.starts_with("AUCTION_") {
             command.env_remove(name);
         }
     }
