@@ -1,0 +1,258 @@
+//! 1 and 3: `PlaceBid` over gRPC in a closed loop against Apache Kafka, then every bid on one
+//! hot auction; bids/s and latency.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use auction_bid_service::Settings;
+use auction_proto::v1::PlaceBidRequest;
+use auction_proto::v1::bid_service_client::BidServiceClient;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use super::report::{histogram, latency_json, ms, rate, record, service_quantiles_ms};
+use super::{Bench, Outcome, Progress};
+
+/// What 1 and 3 measured: their results, and the closed loop's rate to compare others with.
+#[derive(Debug)]
+pub(super) struct ClosedLoops {
+    /// The `place_bid` results.
+    pub(super) place_bid: Value,
+    /// The `hot_auction` results.
+    pub(super) hot_auction: Value,
+    /// Accepted `PlaceBid` calls a second in the closed loop.
+    pub(super) bids_per_s: f64,
+}
+
+/// 1 and 3: a bid service on a fresh topic takes `PlaceBid` calls in a closed loop, then bids on
+/// one hot auction.
+pub(super) async fn measure(bench: &Bench) -> Outcome<ClosedLoops> {
+    let (progress, sizes) = (&bench.progress, &bench.sizes);
+    progress.say("1. PlaceBid over gRPC, closed loop, against Apache Kafka");
+    let place_stop = bench.shutdown.child_token();
+    let service = start_bid_service(bench, "bench-place", place_stop.clone()).await?;
+    let place = closed_loop(
+        service.grpc_addr,
+        sizes.callers,
+        sizes.place_bids,
+        false,
+        progress,
+        "PlaceBid",
+    )
+    .await?;
+    let breakdown = json!({
+        "produce_ack": service_quantiles_ms(auction_bid_service::metrics::PRODUCE_SECONDS),
+        "ack_to_applied": service_quantiles_ms(auction_bid_service::metrics::APPLY_WAIT_SECONDS),
+    });
+    progress.say(format!(
+        "   {:.0} bids/s, p99 {:.2} ms; inside the service: {breakdown}",
+        rate(place.accepted, place.seconds),
+        ms(&place.latency, 0.99)
+    ));
+    progress.say("3. one hot auction");
+    let hot = closed_loop(
+        service.grpc_addr,
+        sizes.hot_callers,
+        sizes.hot_bids,
+        true,
+        progress,
+        "hot auction",
+    )
+    .await?;
+    progress.say(format!(
+        "   {:.0} accepted bids/s ({} overtaken and re-bid)",
+        rate(hot.accepted, hot.seconds),
+        hot.rejected
+    ));
+    place_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), service.stopped()).await;
+    let mut place_bid = place.json(sizes.callers);
+    place_bid["inside_the_service"] = breakdown;
+    Ok(ClosedLoops {
+        place_bid,
+        hot_auction: hot.json(sizes.hot_callers),
+        bids_per_s: rate(place.accepted, place.seconds),
+    })
+}
+
+/// A client of the bid service at `addr`.
+pub(super) async fn connect(addr: std::net::SocketAddr) -> Outcome<BidServiceClient<Channel>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("bad address {addr}: {e}"))?
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to the bid service at {addr}: {e}"))?;
+    Ok(BidServiceClient::new(channel))
+}
+
+/// Clients over `ceil(streams / 64)` connections, so that no connection carries more calls than
+/// a server's default concurrent-stream limit.
+pub(super) async fn clients(
+    addr: std::net::SocketAddr,
+    streams: u64,
+) -> Outcome<Vec<BidServiceClient<Channel>>> {
+    let mut clients = Vec::new();
+    for _ in 0..streams.div_ceil(64).max(1) {
+        clients.push(connect(addr).await?);
+    }
+    Ok(clients)
+}
+
+/// A bid service of the run on `topic` (with the run's partitions and `--kafka-property`s),
+/// caught up with its topic.
+pub(super) async fn start_bid_service(
+    bench: &Bench,
+    topic: &str,
+    shutdown: CancellationToken,
+) -> Outcome<auction_bid_service::RunningBidService> {
+    let mut settings = Settings::new(&bench.bootstrap, &bench.registry_url);
+    for (name, value) in &bench.args.kafka_properties {
+        settings.kafka.set(name, value);
+    }
+    settings.grpc_listen = ([127, 0, 0, 1], 0).into();
+    settings.metrics_listen = ([127, 0, 0, 1], 0).into();
+    settings.topic = topic.to_owned();
+    settings.topic_partitions = bench.sizes.partitions;
+    let mut service = auction_bid_service::spawn(settings, shutdown)
+        .await
+        .map_err(|e| format!("cannot start a bid service on {topic}: {e}"))?;
+    if !service.wait_caught_up(Duration::from_secs(120)).await {
+        return Err(format!(
+            "the bid service on {topic} did not catch up within 120 s"
+        ));
+    }
+    Ok(service)
+}
+
+/// What a closed loop measured.
+#[derive(Debug)]
+struct LoadResult {
+    accepted: u64,
+    rejected: u64,
+    errors: u64,
+    first_error: Option<String>,
+    seconds: f64,
+    latency: Histogram<u64>,
+}
+
+impl LoadResult {
+    fn json(&self, callers: u64) -> Value {
+        json!({
+            "callers": callers,
+            "accepted": self.accepted,
+            "rejected_too_low": self.rejected,
+            "errors": self.errors,
+            "first_error": self.first_error,
+            "seconds": self.seconds,
+            "bids_per_s": self.accepted as f64 / self.seconds.max(1e-9),
+            "latency": latency_json(&self.latency),
+        })
+    }
+}
+
+/// Closed loop: `callers` tasks each place bids one after another. With `hot`, every bid goes to
+/// one auction at the next price (a caller whose price was overtaken bids again, higher) until
+/// `total` bids were accepted; otherwise each caller bids on its own 8 auctions.
+async fn closed_loop(
+    addr: std::net::SocketAddr,
+    callers: u64,
+    total: u64,
+    hot: bool,
+    progress: &Progress,
+    label: &str,
+) -> Outcome<LoadResult> {
+    let clients = clients(addr, callers).await?;
+    let accepted = Arc::new(AtomicU64::new(0));
+    let next_price = Arc::new(AtomicU64::new(1));
+    let failures = Arc::new(AtomicU64::new(0));
+    let ticker = progress.ticker(label, Arc::clone(&accepted), total);
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for caller in 0..callers {
+        let mut client = clients[(caller as usize) % clients.len()].clone();
+        let accepted = Arc::clone(&accepted);
+        let next_price = Arc::clone(&next_price);
+        let failures = Arc::clone(&failures);
+        let share = total / callers + u64::from(caller < total % callers);
+        tasks.spawn(async move {
+            let mut latency = histogram();
+            let (mut ok, mut rejected, mut errors, mut first_error) = (0u64, 0u64, 0u64, None);
+            let mut k = 0u64;
+            loop {
+                if hot {
+                    if accepted.load(Ordering::Relaxed) >= total {
+                        break;
+                    }
+                } else if k >= share {
+                    break;
+                }
+                if failures.load(Ordering::Relaxed) > 1000 {
+                    break;
+                }
+                let (auction, price) = if hot {
+                    ("hot".to_owned(), next_price.fetch_add(1, Ordering::Relaxed))
+                } else {
+                    (format!("p{caller}-{}", k % 8), k / 8 + 1)
+                };
+                k += 1;
+                let request = PlaceBidRequest {
+                    auction_id: auction,
+                    name: format!("Bidder {}", k % 997),
+                    price: i64::try_from(price).unwrap_or(i64::MAX),
+                    request_id: String::new(),
+                };
+                let sent = Instant::now();
+                match client.place_bid(request).await {
+                    Ok(_) => {
+                        record(&mut latency, sent.elapsed());
+                        ok += 1;
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                        rejected += 1;
+                    }
+                    Err(status) => {
+                        errors += 1;
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        first_error.get_or_insert_with(|| status.to_string());
+                    }
+                }
+            }
+            (ok, rejected, errors, first_error, latency)
+        });
+    }
+    let mut result = LoadResult {
+        accepted: 0,
+        rejected: 0,
+        errors: 0,
+        first_error: None,
+        seconds: 0.0,
+        latency: histogram(),
+    };
+    while let Some(joined) = tasks.join_next().await {
+        let (ok, rejected, errors, first_error, latency) =
+            joined.map_err(|e| format!("a caller failed: {e}"))?;
+        result.accepted += ok;
+        result.rejected += rejected;
+        result.errors += errors;
+        if result.first_error.is_none() {
+            result.first_error = first_error;
+        }
+        let _ = result.latency.add(&latency);
+    }
+    result.seconds = started.elapsed().as_secs_f64();
+    ticker.cancel();
+    if result.accepted == 0 {
+        return Err(format!(
+            "{label}: no bid was accepted ({} errors; first: {})",
+            result.errors,
+            result.first_error.as_deref().unwrap_or("none")
+        ));
+    }
+    Ok(result)
+}

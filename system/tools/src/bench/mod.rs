@@ -1,0 +1,372 @@
+//! `auction bench`: every path of the product measured in one run, each beside the limit of what
+//! it stands on, measured in the same run on the same machine.
+//!
+//! 1. `PlaceBid` over gRPC with N concurrent callers (closed loop) against Apache Kafka: bids/s and
+//!    p50/p99/p999.
+//! 2. A bare idempotent rdkafka producer into the same Apache Kafka broker with the same records (this also
+//!    fills the topic that 5 and 6 read), and the ratio 1/2.
+//! 3. One hot auction: every bid on one auction.
+//! 4. Open loop at a fixed offered rate: `PlaceBid` latency, `PlaceBid` OK → `WatchAuction` update
+//!    on a second replica, and → the row in MariaDB (the MySQL sink running).
+//! 5. Each sink's rows/s from the pre-filled topic, beside its target's own limit (multi-row
+//!    inserts through one MariaDB connection, psqlODBC array inserts, plain buffered file
+//!    writes) and a bare consumer's rate from Apache Kafka.
+//! 6. Replay: a bid service in a child process rebuilds its state from the pre-filled topic; its
+//!    time and RSS (from `/proc/self/status`). Also against librdkafka's mock cluster.
+//!
+//! Progress goes to stderr; the table to stdout; every number to a JSON file.
+//!
+//! Layout, a module a measurement:
+//! - `closed_loop`: 1 and 3, `PlaceBid` in a closed loop and on one hot auction.
+//! - `kafka_baseline`: 2, the bare producer and consumer (also on the mock cluster), the
+//!   pre-filled topic, and the original demo's produce path.
+//! - `open_loop`: 4, latency at a fixed offered rate to the second replica and to MariaDB.
+//! - `sinks`: 5, each sink over the pre-filled topic.
+//! - `limits`: 5's limits, each target's own, and the original demo's MySQL writer.
+//! - `replay`: 6, replay in a child process.
+//! - `report`: latency histograms, `/proc` readings, the JSON report and the table.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use auction_process::parse_property;
+use auction_schema_registry::{self as registry, RunningRegistry, ServerSettings};
+use auction_testkit::Kafka;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+mod closed_loop;
+mod kafka_baseline;
+mod limits;
+mod open_loop;
+mod replay;
+mod report;
+mod sinks;
+
+pub use report::table;
+
+type Outcome<T> = Result<T, String>;
+
+/// Sizes and targets of the benchmark run. Every size has a full default (the issue's) and a
+/// `--quick` default.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Small sizes (20,000 bids, short runs) that finish in a couple of minutes.
+    #[arg(long)]
+    pub quick: bool,
+    /// Bids in the pre-filled topic (bare producer, sinks, replay) [default: 1000000, 20000 with --quick].
+    #[arg(long)]
+    pub bids: Option<u64>,
+    /// Auctions the pre-filled bids spread over [default: bids / 10].
+    #[arg(long)]
+    pub auctions: Option<u64>,
+    /// PlaceBid calls of the closed-loop run [default: 200000, 20000 with --quick].
+    #[arg(long)]
+    pub place_bids: Option<u64>,
+    /// Concurrent PlaceBid callers of the closed-loop run.
+    #[arg(long, default_value_t = 256)]
+    pub callers: u64,
+    /// Accepted bids of the hot-auction run [default: 50000, 5000 with --quick].
+    #[arg(long)]
+    pub hot_bids: Option<u64>,
+    /// Concurrent callers on the hot auction.
+    #[arg(long, default_value_t = 64)]
+    pub hot_callers: u64,
+    /// Offered PlaceBid rate of the open-loop latency run, bids/s.
+    #[arg(long, default_value_t = 5000)]
+    pub rate: u64,
+    /// Seconds of the open-loop latency run [default: 20, 5 with --quick].
+    #[arg(long)]
+    pub latency_seconds: Option<u64>,
+    /// Auctions the open-loop bids go to, each watched on the second replica.
+    #[arg(long, default_value_t = 200)]
+    pub watched_auctions: u64,
+    /// Partitions of each benchmark topic.
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+    /// MariaDB/MySQL; tables named `bench_*` are created there and dropped at the end.
+    #[arg(
+        long,
+        env = "BENCH_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "mysql://root@127.0.0.1:3306/test"
+    )]
+    pub database_url: String,
+    /// ODBC data source (PostgreSQL through psqlODBC); tables named `bench_*` are created and
+    /// dropped.
+    #[arg(
+        long,
+        env = "BENCH_ODBC_CONNECTION_STRING",
+        hide_env_values = true,
+        default_value = "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;"
+    )]
+    pub odbc_connection_string: String,
+    /// A librdkafka property for the bid services' producer and log tailer, as `name=value`
+    /// (repeatable), e.g. `fetch.wait.max.ms=10` to see what the tailer's fetch wait costs.
+    #[arg(long = "kafka-property", value_name = "NAME=VALUE", value_parser = parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
+    /// Where the JSON results are written.
+    #[arg(long, default_value = "target/bench/results.json")]
+    pub out: PathBuf,
+    /// Internal: replay the topic on these bootstrap servers in this process and print the time
+    /// and memory as JSON.
+    #[arg(long, hide = true, requires_all = ["replay_registry", "replay_topic", "replay_bids", "replay_auctions"])]
+    pub replay_child: Option<String>,
+    /// Internal (with --replay-child).
+    #[arg(long, hide = true)]
+    pub replay_registry: Option<String>,
+    /// Internal (with --replay-child).
+    #[arg(long, hide = true)]
+    pub replay_topic: Option<String>,
+    /// Internal (with --replay-child).
+    #[arg(long, hide = true)]
+    pub replay_bids: Option<u64>,
+    /// Internal (with --replay-child).
+    #[arg(long, hide = true)]
+    pub replay_auctions: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    bids: u64,
+    auctions: u64,
+    place_bids: u64,
+    callers: u64,
+    hot_bids: u64,
+    hot_callers: u64,
+    rate: u64,
+    latency_seconds: u64,
+    watched: u64,
+    partitions: i32,
+}
+
+impl Sizes {
+    fn of(args: &BenchArgs) -> Outcome<Self> {
+        let pick = |value: Option<u64>, full: u64, quick: u64| {
+            value.unwrap_or(if args.quick { quick } else { full })
+        };
+        let bids = pick(args.bids, 1_000_000, 20_000);
+        let sizes = Self {
+            bids,
+            auctions: args.auctions.unwrap_or((bids / 10).max(1)),
+            place_bids: pick(args.place_bids, 200_000, 20_000),
+            callers: args.callers,
+            hot_bids: pick(args.hot_bids, 50_000, 5_000),
+            hot_callers: args.hot_callers,
+            rate: args.rate,
+            latency_seconds: pick(args.latency_seconds, 20, 5),
+            watched: args.watched_auctions,
+            partitions: args.partitions,
+        };
+        let problems: Vec<&str> = [
+            (sizes.bids == 0, "--bids must be at least 1"),
+            (sizes.auctions == 0, "--auctions must be at least 1"),
+            (
+                sizes.auctions > sizes.bids,
+                "--auctions must not exceed --bids",
+            ),
+            (sizes.place_bids == 0, "--place-bids must be at least 1"),
+            (sizes.callers == 0, "--callers must be at least 1"),
+            (sizes.hot_bids == 0, "--hot-bids must be at least 1"),
+            (sizes.hot_callers == 0, "--hot-callers must be at least 1"),
+            (sizes.rate == 0, "--rate must be at least 1"),
+            (
+                sizes.latency_seconds == 0,
+                "--latency-seconds must be at least 1",
+            ),
+            (sizes.watched == 0, "--watched-auctions must be at least 1"),
+            (sizes.partitions < 1, "--partitions must be at least 1"),
+        ]
+        .into_iter()
+        .filter_map(|(bad, why)| bad.then_some(why))
+        .collect();
+        if problems.is_empty() {
+            Ok(sizes)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+/// Runs `auction bench` (or, with the hidden `--replay-child`, one replay measurement).
+pub async fn main(args: BenchArgs) -> ExitCode {
+    auction_process::logging::init_with_default_filter(false, "warn,odbc_api=error");
+    let outcome = if args.replay_child.is_some() {
+        replay::replay_child(&args).await
+    } else {
+        run(args).await
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("auction bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Progress lines on stderr, stamped with the time since the start.
+#[derive(Debug, Clone)]
+struct Progress(Instant);
+
+impl Progress {
+    fn say(&self, message: impl AsRef<str>) {
+        eprintln!(
+            "[{:>7.1}s] {}",
+            self.0.elapsed().as_secs_f64(),
+            message.as_ref()
+        );
+    }
+
+    /// Prints `label: done/total` every two seconds until the returned token is cancelled.
+    fn ticker(&self, label: &str, done: Arc<AtomicU64>, total: u64) -> CancellationToken {
+        let stop = CancellationToken::new();
+        let progress = self.clone();
+        let label = label.to_owned();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut last = 0;
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+                let now = done.load(Ordering::Relaxed);
+                progress.say(format!(
+                    "  {label}: {now}/{total} ({:.0}/s now, {:.0}/s average)",
+                    (now - last.min(now)) as f64 / 2.0,
+                    now as f64 / started.elapsed().as_secs_f64()
+                ));
+                last = now;
+            }
+        });
+        stop
+    }
+}
+
+/// What the steps of one run share: its sizes and arguments, the broker's and the registry's
+/// addresses, and the token that stops the bid services still running when the run ends.
+#[derive(Debug)]
+struct Bench {
+    args: BenchArgs,
+    sizes: Sizes,
+    progress: Progress,
+    /// Milliseconds since the epoch: tells this run's tables, consumer groups and files apart.
+    stamp: u128,
+    /// Apache Kafka's `bootstrap.servers`.
+    bootstrap: String,
+    registry_url: String,
+    shutdown: CancellationToken,
+    _registry: RunningRegistry,
+    _stop_on_exit: DropGuard,
+}
+
+impl Bench {
+    /// Checks the sizes, says what the run will do and starts Apache Kafka and the schema
+    /// registry.
+    async fn start(args: BenchArgs) -> Outcome<(Kafka, Self)> {
+        let sizes = Sizes::of(&args)?;
+        // Installs the metrics recorder before anything records (the services' and sinks'
+        // metrics are read from it).
+        let _ = auction_process::metrics_handle();
+        let progress = Progress(Instant::now());
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        if let Some(dir) = args.out.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        progress.say(format!(
+            "auction bench{}: {} pre-filled bids over {} auctions, {} PlaceBid calls by {} callers, {} hot bids, {} bids/s for {} s",
+            if args.quick { " --quick" } else { "" },
+            sizes.bids,
+            sizes.auctions,
+            sizes.place_bids,
+            sizes.callers,
+            sizes.hot_bids,
+            sizes.rate,
+            sizes.latency_seconds
+        ));
+        let kafka = Kafka::try_start()?;
+        progress.say(format!(
+            "Apache Kafka {} on {}",
+            kafka.version, kafka.bootstrap
+        ));
+        let shutdown = CancellationToken::new();
+        let stop_on_exit = shutdown.clone().drop_guard();
+        let registry = registry::start(
+            ServerSettings::in_memory(([127, 0, 0, 1], 0).into()),
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| format!("cannot start the schema registry: {e}"))?;
+        let bench = Self {
+            args,
+            sizes,
+            progress,
+            stamp,
+            bootstrap: kafka.bootstrap.clone(),
+            registry_url: registry.url(),
+            shutdown,
+            _registry: registry,
+            _stop_on_exit: stop_on_exit,
+        };
+        Ok((kafka, bench))
+    }
+
+    /// The name of this run's table for `what` (`bench_WHAT_STAMP`).
+    fn table_name(&self, what: &str) -> String {
+        format!("bench_{what}_{}", self.stamp)
+    }
+}
+
+/// The whole run, step by step as in the list above.
+async fn run(args: BenchArgs) -> Outcome<()> {
+    let (kafka, bench) = Bench::start(args).await?;
+    let sizes = &bench.sizes;
+    // 1 and 3: PlaceBid, closed loop, then one hot auction.
+    let closed = closed_loop::measure(&bench).await?;
+    // 2: the bare producer, which also fills the topic for 5 and 6, and the bare consumer; the
+    // same against librdkafka's mock cluster.
+    let prefill = kafka_baseline::fill_topic(&bench, &kafka).await?;
+    let mock = kafka_baseline::on_mock_cluster(&bench, &prefill).await?;
+    let mut results = serde_json::Map::new();
+    results.insert("place_bid".into(), closed.place_bid);
+    results.insert(
+        "bare_producer".into(),
+        prefill.producer_json(sizes, closed.bids_per_s),
+    );
+    results.insert("hot_auction".into(), closed.hot_auction);
+    // 4: open loop on a fresh topic, to a second replica and to MariaDB.
+    let db = limits::mysql_connect(&bench.args.database_url).await?;
+    let latency = open_loop::measure(&bench, &db).await?;
+    results.insert("open_loop_latency".into(), latency);
+    let kafka_rss_after_bids = report::rss_mb(kafka.pid());
+    // 5: each sink from the pre-filled topic, beside its target's own limit.
+    let sinks = sinks::measure(&bench, &db, &prefill).await?;
+    results.insert("sinks".into(), sinks);
+    results.insert("bare_consumer".into(), prefill.consumer_json(sizes));
+    // 6: replay, in a child process, from Apache Kafka and from the mock cluster.
+    let (replay, replay_mock) = replay::measure(&bench, mock.served()).await?;
+    results.insert("replay".into(), replay);
+    // The original demo's I/O patterns, for comparison with 1 and 5.
+    let demo =
+        kafka_baseline::original_demo(&bench, &kafka, &db, &prefill, closed.bids_per_s).await?;
+    results.insert("original_demo".into(), demo);
+    results.insert("mock_cluster".into(), mock.json(sizes, replay_mock));
+    drop(mock);
+    results.insert(
+        "kafka_rss_mb".into(),
+        serde_json::json!(kafka_rss_after_bids),
+    );
+    report::write(&bench, &kafka.version, results)?;
+    drop(kafka);
+    Ok(())
+}

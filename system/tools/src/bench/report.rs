@@ -1,0 +1,364 @@
+//! The numbers and the report: latency histograms, readings from `/proc`, the JSON report and
+//! the readable table.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use super::{Bench, Outcome};
+
+/// An empty latency histogram (microseconds).
+pub(super) fn histogram() -> Histogram<u64> {
+    // Microseconds from 1 µs to 10 minutes, 3 significant digits: constant bounds that
+    // hdrhistogram always accepts.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant, valid histogram bounds")
+}
+
+/// Records `elapsed` (at least 1 µs).
+pub(super) fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
+    let micros = u64::try_from(elapsed.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    histogram.saturating_record(micros);
+}
+
+/// The `quantile` of `histogram` in milliseconds (0 when empty).
+pub(super) fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    if histogram.is_empty() {
+        return 0.0;
+    }
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+/// The count, p50, p99, p999 and max (ms) of `histogram`.
+pub(super) fn latency_json(histogram: &Histogram<u64>) -> Value {
+    json!({
+        "count": histogram.len(),
+        "p50_ms": ms(histogram, 0.5),
+        "p99_ms": ms(histogram, 0.99),
+        "p999_ms": ms(histogram, 0.999),
+        "max_ms": histogram.max() as f64 / 1000.0,
+    })
+}
+
+/// The resident memory of process `pid`, from /proc.
+pub(super) fn rss_mb(pid: u32) -> f64 {
+    proc_status_kb(&format!("/proc/{pid}/status"), "VmRSS:") as f64 / 1024.0
+}
+
+/// The number (kB) after `field` in the `/proc` file at `path`, 0 when there is none.
+pub(super) fn proc_status_kb(path: &str, field: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The p50/p99 (ms) of a bid-service latency summary (`name`, in seconds) from the process's
+/// metrics: where a PlaceBid call spends its time.
+pub(super) fn service_quantiles_ms(name: &str) -> Value {
+    let rendered = auction_process::metrics_handle().render();
+    let quantile = |q: &str| {
+        let prefix = format!("{name}{{quantile=\"{q}\"}} ");
+        rendered
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .map(|seconds| seconds * 1000.0)
+    };
+    json!({ "p50_ms": quantile("0.5"), "p99_ms": quantile("0.99") })
+}
+
+/// This machine: processors, CPU model, memory and kernel.
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        .unwrap_or_default();
+    let memory_kb = proc_status_kb("/proc/meminfo", "MemTotal:");
+    json!({
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": model,
+        "memory_gb": memory_kb as f64 / 1024.0 / 1024.0,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+    })
+}
+
+/// `count` a second over `seconds`.
+pub(super) fn rate(count: u64, seconds: f64) -> f64 {
+    count as f64 / seconds.max(1e-9)
+}
+
+/// Writes every number of the run to the JSON file, then prints the table and where the JSON is.
+pub(super) fn write(
+    bench: &Bench,
+    kafka_version: &str,
+    results: serde_json::Map<String, Value>,
+) -> Outcome<()> {
+    let (args, sizes) = (&bench.args, &bench.sizes);
+    let report = json!({
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "quick": args.quick,
+        "machine": machine(),
+        "broker": format!("Apache Kafka {kafka_version} (one KRaft node, JVM heap up to 512 MiB), same machine; mock cluster where marked"),
+        "sizes": {
+            "bids": sizes.bids, "auctions": sizes.auctions, "place_bids": sizes.place_bids,
+            "callers": sizes.callers, "hot_bids": sizes.hot_bids, "hot_callers": sizes.hot_callers,
+            "rate": sizes.rate, "latency_seconds": sizes.latency_seconds,
+            "watched_auctions": sizes.watched, "partitions": sizes.partitions,
+        },
+        "measurements": Value::Object(results),
+        "elapsed_seconds": bench.progress.0.elapsed().as_secs_f64(),
+    });
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&args.out, text + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    println!("{}", table(&report));
+    println!("JSON: {}", args.out.display());
+    Ok(())
+}
+
+fn num(value: &Value) -> f64 {
+    value.as_f64().unwrap_or(0.0)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0} %", x * 100.0)
+}
+
+/// `p50 / p99 / p999` of a latency result.
+fn quantiles(latency: &Value) -> String {
+    format!(
+        "{:.2} / {:.2} / {:.2}",
+        num(&latency["p50_ms"]),
+        num(&latency["p99_ms"]),
+        num(&latency["p999_ms"])
+    )
+}
+
+/// The table's rows: each the measurement, its value, its limit or target, and the ratio.
+#[derive(Debug, Default)]
+struct Rows(Vec<[String; 4]>);
+
+impl Rows {
+    fn row(&mut self, what: String, value: String, against: String, ratio: String) {
+        self.0.push([what, value, against, ratio]);
+    }
+}
+
+/// The readable table: each measurement, its limit or target, and the ratio.
+pub fn table(report: &Value) -> String {
+    let m = &report["measurements"];
+    let mut rows = Rows::default();
+    place_bid_rows(m, &mut rows);
+    open_loop_rows(m, &mut rows);
+    sink_rows(m, &mut rows);
+    replay_rows(m, &mut rows);
+    render(&rows.0)
+}
+
+/// 1, 2 and 3, and the original demo's produce path.
+fn place_bid_rows(m: &Value, rows: &mut Rows) {
+    let place = &m["place_bid"];
+    let producer = &m["bare_producer"];
+    rows.row(
+        format!(
+            "1. PlaceBid, {} callers, closed loop (bids/s)",
+            place["callers"]
+        ),
+        format!("{:.0}", num(&place["bids_per_s"])),
+        "target 20000".into(),
+        pct(num(&place["bids_per_s"]) / 20000.0),
+    );
+    rows.row(
+        "   its latency p50 / p99 / p999 (ms)".into(),
+        quantiles(&place["latency"]),
+        String::new(),
+        String::new(),
+    );
+    rows.row(
+        format!(
+            "2. bare idempotent producer, {:.0}-byte records (rec/s)",
+            num(&producer["record_bytes"])
+        ),
+        format!("{:.0}", num(&producer["records_per_s"])),
+        "limit of 1".into(),
+        format!("1/2 = {}", pct(num(&producer["place_bid_ratio"]))),
+    );
+    let hot = &m["hot_auction"];
+    rows.row(
+        format!("3. one hot auction, {} callers (bids/s)", hot["callers"]),
+        format!("{:.0}", num(&hot["bids_per_s"])),
+        "target 5000".into(),
+        pct(num(&hot["bids_per_s"]) / 5000.0),
+    );
+    let demo = &m["original_demo"];
+    if demo.is_object() {
+        rows.row(
+            "   the demo's path, one caller: produce + flush per bid (bids/s)".into(),
+            format!("{:.0}", num(&demo["produce_flush_per_bid_per_s"])),
+            "1 / demo".into(),
+            format!("{:.0} ×", num(&demo["place_bid_ratio"])),
+        );
+    }
+}
+
+/// 4.
+fn open_loop_rows(m: &Value, rows: &mut Rows) {
+    let open = &m["open_loop_latency"];
+    rows.row(
+        format!(
+            "4. open loop {} bids/s offered: PlaceBid p50/p99/p999 (ms)",
+            open["offered_per_s"]
+        ),
+        quantiles(&open["place_bid"]),
+        "target p99 ≤ 10".into(),
+        pct(num(&open["place_bid"]["p99_ms"]) / 10.0),
+    );
+    rows.row(
+        "   OK → WatchAuction on 2nd replica (ms)".into(),
+        quantiles(&open["watch_on_second_replica"]),
+        "target p99 ≤ 50".into(),
+        pct(num(&open["watch_on_second_replica"]["p99_ms"]) / 50.0),
+    );
+    rows.row(
+        "   OK → row in MariaDB (ms)".into(),
+        quantiles(&open["mysql_row"]),
+        "target p99 ≤ 1000".into(),
+        pct(num(&open["mysql_row"]["p99_ms"]) / 1000.0),
+    );
+}
+
+/// 5: each sink beside its limit (MySQL also beside the original demo's writer), and the bare
+/// consumer.
+fn sink_rows(m: &Value, rows: &mut Rows) {
+    let demo = &m["original_demo"];
+    for (kind, label, target) in [
+        ("mysql", "MySQL (MariaDB)", 30_000.0),
+        ("csv", "CSV", 100_000.0),
+        ("odbc", "ODBC (PostgreSQL)", 10_000.0),
+    ] {
+        let sink = &m["sinks"][kind];
+        rows.row(
+            format!("5. {label} sink (rows/s)"),
+            format!("{:.0}", num(&sink["rows_per_s"])),
+            format!("target {target:.0}"),
+            pct(num(&sink["rows_per_s"]) / target),
+        );
+        rows.row(
+            format!("   its limit: {}", sink["limit"].as_str().unwrap_or("")),
+            format!("{:.0}", num(&sink["limit_rows_per_s"])),
+            "sink / limit".into(),
+            pct(num(&sink["ratio"])),
+        );
+        if kind == "mysql" && demo.is_object() {
+            let writer = num(&demo["insert_commit_per_row_per_s"]);
+            rows.row(
+                "   the demo's writer: one INSERT + COMMIT per row (rows/s)".into(),
+                format!("{writer:.0}"),
+                "sink / demo".into(),
+                format!("{:.0} ×", num(&sink["rows_per_s"]) / writer.max(1e-9)),
+            );
+        }
+    }
+    rows.row(
+        "   bare consumer from Apache Kafka (rec/s)".into(),
+        format!("{:.0}", num(&m["bare_consumer"]["records_per_s"])),
+        String::new(),
+        String::new(),
+    );
+}
+
+/// 6, and the mock cluster's numbers.
+fn replay_rows(m: &Value, rows: &mut Rows) {
+    let replay = &m["replay"];
+    rows.row(
+        format!(
+            "6. replay {} bids / {} auctions from Apache Kafka (s)",
+            replay["bids"], replay["auctions"]
+        ),
+        format!("{:.2}", num(&replay["seconds"])),
+        "target ≤ 10 (1M bids)".into(),
+        pct(num(&replay["seconds"]) / 10.0),
+    );
+    rows.row(
+        "   RSS after replay (MB)".into(),
+        format!(
+            "{:.0} (peak {:.0})",
+            num(&replay["rss_mb"]),
+            num(&replay["peak_rss_mb"])
+        ),
+        "target ≤ 200".into(),
+        pct(num(&replay["rss_mb"]) / 200.0),
+    );
+    let mock = &m["mock_cluster"];
+    let shown = |v: &Value| match v.as_f64() {
+        Some(x) => format!("{x:.0}"),
+        None => "not measured".to_owned(),
+    };
+    rows.row(
+        "mock cluster: bare producer / consumer (rec/s)".into(),
+        format!(
+            "{} / {}",
+            shown(&mock["bare_producer_records_per_s"]),
+            shown(&mock["bare_consumer_records_per_s"])
+        ),
+        String::new(),
+        String::new(),
+    );
+    rows.row(
+        "mock cluster: replay (s) / RSS (MB)".into(),
+        if mock["replay"]["seconds"].is_f64() {
+            format!(
+                "{:.2} / {:.0}",
+                num(&mock["replay"]["seconds"]),
+                num(&mock["replay"]["rss_mb"])
+            )
+        } else {
+            "not measured".to_owned()
+        },
+        String::new(),
+        String::new(),
+    );
+}
+
+/// The rows as a Markdown table, each column as wide as its widest cell.
+fn render(rows: &[[String; 4]]) -> String {
+    let widths: Vec<usize> = (0..4)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(["measurement", "value", "limit / target", "ratio"][c].len())
+        })
+        .collect();
+    let line = |cells: [&str; 4]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.chars().count())))
+            .collect();
+        format!("| {} |", padded.join(" | "))
+    };
+    let mut out = vec![
+        line(["measurement", "value", "limit / target", "ratio"]),
+        format!(
+            "|{}|",
+            widths
+                .iter()
+                .map(|w| "-".repeat(w + 2))
+                .collect::<Vec<_>>()
+                .join("|")
+        ),
+    ];
+    for r in rows {
+        out.push(line([&r[0], &r[1], &r[2], &r[3]]));
+    }
+    out.join("\n")
+}
