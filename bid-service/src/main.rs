@@ -23,23 +23,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    service::exit_with("bid-service", run(settings).await)
+}
+
+async fn run(settings: auction_bid_service::Settings) -> Result<(), String> {
     let shutdown = service::shutdown_on_signal();
-    let running = match auction_bid_service::spawn(settings, shutdown).await {
-        Ok(running) => running,
-        Err(e) => {
-            eprintln!("bid-service: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let running = auction_bid_service::spawn(settings, shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
     println!(
         "bid service: gRPC and gRPC-Web on {}, metrics on http://{}/metrics",
         running.grpc_addr, running.metrics_addr
     );
-    match running.stopped().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bid-service: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    running.stopped().await
 }

@@ -19,23 +19,17 @@ async fn main() -> ExitCode {
     }
     // Installs the Prometheus recorder before the first metric is recorded.
     let _ = service::metrics_handle();
+    service::exit_with("gateway", run(settings).await)
+}
+
+async fn run(settings: auction_gateway::Settings) -> Result<(), String> {
     let shutdown = service::shutdown_on_signal();
-    let running = match auction_gateway::spawn(settings, shutdown).await {
-        Ok(running) => running,
-        Err(e) => {
-            eprintln!("gateway: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let running = auction_gateway::spawn(settings, shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
     println!(
         "gateway: pages on http://{addr}/, metrics on http://{addr}/metrics",
         addr = running.addr
     );
-    match running.stopped().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gateway: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    running.stopped().await
 }

@@ -18,13 +18,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     auction_process::init_logging(cli.common.log_json);
     let shutdown = auction_process::shutdown_on_signal();
-    match run(cli, shutdown).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("auction-sink: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    auction_process::exit_with("auction-sink", run(cli, shutdown).await)
 }
 
 async fn run(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> Result<(), String> {

@@ -162,10 +162,18 @@ impl AuditedSink {
         Ok(())
     }
 
-    fn crash(&mut self) {
+    /// Crashes it, then starts it again a moment later; the fault's name.
+    async fn crash_and_restart(&mut self) -> Result<&'static str, String> {
         if let Some(running) = self.running.take() {
             running.abort();
         }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.start().await?;
+        Ok(if self.kind == "csv" {
+            "csv sink crash"
+        } else {
+            "sql sink crash"
+        })
     }
 
     /// Stops it as SIGTERM would; what went wrong, if anything.
@@ -465,12 +473,7 @@ pub async fn run(args: AuditArgs) -> Result<AuditReport, String> {
             break;
         }
         let kind = match round % 8 {
-            0 => {
-                sinks[0].crash();
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                sinks[0].start().await?;
-                "csv sink crash"
-            }
+            0 => sinks[0].crash_and_restart().await?,
             1 => {
                 cluster.request_errors(
                     RDKafkaApiKey::Produce,
@@ -482,12 +485,7 @@ pub async fn run(args: AuditArgs) -> Result<AuditReport, String> {
                 );
                 "produce request errors"
             }
-            2 => {
-                sinks[1].crash();
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                sinks[1].start().await?;
-                "sql sink crash"
-            }
+            2 => sinks[1].crash_and_restart().await?,
             3 => {
                 let _ = cluster.broker_round_trip_time(1, Duration::from_millis(200));
                 tokio::time::sleep(Duration::from_millis(1_000)).await;

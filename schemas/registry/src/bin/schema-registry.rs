@@ -48,13 +48,7 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     service::init_logging(args.log_json);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("schema-registry: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    service::exit_with("schema-registry", run(args).await)
 }
 
 impl Args {
