@@ -11,9 +11,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use auction_schemas::{BidDecoder, BidId, LogPosition};
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -128,6 +129,27 @@ impl AppliedOffsets {
     }
 }
 
+/// The tailer's Kafka consumer.
+type LogConsumer = StreamConsumer<TailerContext>;
+
+/// The tailer's client context. Reaching the end of a partition is how the tailer sees that the
+/// replay is done (`enable.partition.eof`), not an error: librdkafka's report of it is logged at
+/// debug level instead of as an error once per partition and catch-up.
+#[derive(Debug)]
+struct TailerContext;
+
+impl ClientContext for TailerContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::debug!(reason, "end of a partition of the bid log");
+        } else {
+            tracing::error!(error = %error, reason, "librdkafka reported an error");
+        }
+    }
+}
+
+impl ConsumerContext for TailerContext {}
+
 /// What the tailer needs.
 #[derive(Debug)]
 pub(crate) struct Tailer {
@@ -153,9 +175,9 @@ impl Tailer {
         caught_up: watch::Sender<bool>,
         shutdown: CancellationToken,
     ) -> Result<tokio::task::JoinHandle<()>, KafkaSetupError> {
-        let consumer: StreamConsumer = self
+        let consumer: LogConsumer = self
             .config
-            .create()
+            .create_with_context(TailerContext)
             .map_err(|e| KafkaSetupError(format!("cannot create the log consumer: {e}")))?;
         let mut assignment = TopicPartitionList::new();
         for partition in 0..self.partitions {
@@ -185,7 +207,7 @@ impl Tailer {
 
     async fn run(
         self,
-        consumer: Arc<StreamConsumer>,
+        consumer: Arc<LogConsumer>,
         targets: Vec<i64>,
         caught_up: watch::Sender<bool>,
         shutdown: CancellationToken,
@@ -286,7 +308,7 @@ impl Tailer {
 impl Tailer {
     /// Follows the partitions added to the topic since the tailer started (from their start),
     /// so that their bids are applied without a restart.
-    async fn pick_up_new_partitions(&self, consumer: &Arc<StreamConsumer>) {
+    async fn pick_up_new_partitions(&self, consumer: &Arc<LogConsumer>) {
         let known = self.applied.len();
         let (reader, topic) = (Arc::clone(consumer), self.topic.clone());
         let count = tokio::task::spawn_blocking(move || {
@@ -324,7 +346,7 @@ const PARTITION_CHECK: Duration = Duration::from_secs(5);
 
 /// (log start, end) of every partition.
 async fn watermarks(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<LogConsumer>,
     topic: &str,
     partitions: i32,
 ) -> Result<Vec<(i64, i64)>, KafkaSetupError> {
