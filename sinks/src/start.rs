@@ -60,7 +60,6 @@ pub struct RunningSink {
     /// True while the sink consumes and writes.
     pub readiness: Readiness,
     progress: Progress,
-    stop: CancellationToken,
     task: JoinHandle<Result<RunSummary, runtime::SinkError>>,
 }
 
@@ -73,14 +72,6 @@ impl RunningSink {
     /// Whether it has stopped (by shutdown or by an error).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
-    }
-
-    /// Stops it at once, as a crash would: no orderly shutdown, the batch in hand abandoned
-    /// wherever it was (the fault audit's "kill"). What it wrote stays; its next run resumes
-    /// from the committed offsets.
-    pub fn abort(self) {
-        self.task.abort();
-        self.stop.cancel();
     }
 
     /// Waits until the sink has stopped (after shutdown, or by itself on an error) and returns
@@ -101,9 +92,6 @@ pub async fn spawn(
     shutdown: CancellationToken,
 ) -> Result<RunningSink, StartError> {
     let kind = settings.destination.kind()?;
-    // Its own token, so that `abort` can stop the helpers (ops server, Kafka reader) too.
-    let shutdown = shutdown.child_token();
-    let stop = shutdown.clone();
     let readiness = Readiness::default();
     let listen = settings.metrics_listen;
     let metrics_addr = spawn_ops_server(listen, readiness.clone(), shutdown.clone())
@@ -141,7 +129,6 @@ pub async fn spawn(
         metrics_addr,
         readiness,
         progress,
-        stop,
         task,
     })
 }

@@ -438,4 +438,10 @@ impl KafkaCluster {
     pub fn log(&mut self, id: i32) -> String {
         self.node(id).log()
     }
+
+    /// Creates a topic with three replicas of each partition (and the cluster's
+    /// `min.insync.replicas=2`); a topic that exists already is fine.
+    pub async fn try_create_topic(&self, name: &str, partitions: i32) -> Result<(), String> {
+        super::try_create_replicated_topic(&self.bootstrap, name, partitions, 3).await
+    }
 }

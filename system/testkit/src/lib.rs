@@ -70,11 +70,23 @@ pub fn locate_tool(env_var: &str, name: &str, home_fallback: &str) -> PathBuf {
 /// Creates `name` with `partitions` partitions (replication factor 1) on the cluster at
 /// `bootstrap`; a topic that exists already is fine.
 pub async fn try_create_topic(bootstrap: &str, name: &str, partitions: i32) -> Result<(), String> {
+    try_create_replicated_topic(bootstrap, name, partitions, 1).await
+}
+
+/// Creates `name` with `partitions` partitions of `replication` replicas each (the cluster's
+/// defaults for everything else, such as `min.insync.replicas`); a topic that exists already is
+/// fine.
+pub async fn try_create_replicated_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication: i32,
+) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics([&topic], &options)
@@ -88,6 +100,53 @@ pub async fn try_create_topic(bootstrap: &str, name: &str, partitions: i32) -> R
         }
     }
     Ok(())
+}
+
+/// The partitions of `topic` as the cluster's metadata says now: for each, its id, its leader
+/// (-1: none) and how many replicas are in sync. Empty when the metadata cannot be read.
+pub fn partition_states(bootstrap: &str, topic: &str) -> Vec<PartitionState> {
+    let Ok(consumer) = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create::<BaseConsumer>()
+    else {
+        return Vec::new();
+    };
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+        return Vec::new();
+    };
+    metadata
+        .topics()
+        .first()
+        .map(|t| {
+            t.partitions()
+                .iter()
+                .map(|p| PartitionState {
+                    id: p.id(),
+                    leader: p.leader(),
+                    in_sync: p.isr().len(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The leader of `partition` of `topic`, as the cluster's metadata says (-1: none).
+pub fn partition_leader(bootstrap: &str, topic: &str, partition: i32) -> i32 {
+    partition_states(bootstrap, topic)
+        .iter()
+        .find(|p| p.id == partition)
+        .map_or(-1, |p| p.leader)
+}
+
+/// One partition in the cluster's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionState {
+    /// The partition.
+    pub id: i32,
+    /// The broker leading it (-1: none).
+    pub leader: i32,
+    /// How many replicas are in sync.
+    pub in_sync: usize,
 }
 
 /// A schema registry on a free loopback port, stopped when the token is cancelled or dropped.

@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 use auction_process::kafka_startup::read_topic_settings;
 use auction_proto::v1::PlaceBidRequest;
 use auction_proto::v1::bid_service_client::BidServiceClient;
-use auction_testkit::{KafkaCluster, TestRegistry, read_bids};
+use auction_testkit::{KafkaCluster, TestRegistry, partition_leader, read_bids};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{Process, binary, eventually, mysql_query, postgres_query, unique};
@@ -28,26 +27,6 @@ const CALLERS: usize = 8;
 const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 const ODBC_POSTGRES: &str =
     "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;";
-
-/// The leader of `partition` of `topic`, as the cluster's metadata says (-1: none).
-fn leader(bootstrap: &str, topic: &str, partition: i32) -> i32 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("metadata client");
-    consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .ok()
-        .and_then(|metadata| {
-            metadata.topics().first().and_then(|t| {
-                t.partitions()
-                    .iter()
-                    .find(|p| p.id() == partition)
-                    .map(|p| p.leader())
-            })
-        })
-        .unwrap_or(-1)
-}
 
 /// How often each bid id is in the topic.
 async fn bids_in_topic(bootstrap: &str, registry_url: &str, topic: &str) -> HashMap<String, usize> {
@@ -228,7 +207,7 @@ async fn leader_fault_mid_stream(fault: LeaderFault) {
     while placed.load(Ordering::SeqCst) < BIDS / 3 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let old_leader = leader(&bootstrap, &topic, 0);
+    let old_leader = partition_leader(&bootstrap, &topic, 0);
     assert!(old_leader > 0, "partition 0 has no leader");
     let placed_at_kill = placed.load(Ordering::SeqCst);
     match fault {
@@ -237,7 +216,7 @@ async fn leader_fault_mid_stream(fault: LeaderFault) {
     }
     let mut new_leader = -1;
     let moved = eventually(|| {
-        new_leader = leader(&bootstrap, &topic, 0);
+        new_leader = partition_leader(&bootstrap, &topic, 0);
         new_leader > 0 && new_leader != old_leader
     })
     .await;

@@ -26,6 +26,9 @@ enum Command {
     /// replica restarts and the broker fails; then checks that every acknowledged bid is in
     /// every sink exactly once. Exits 1 when the books do not balance.
     Audit(auction_tools::audit::AuditArgs),
+    /// One sink of the fault audit, in a process of its own (started by `audit`).
+    #[command(hide = true)]
+    AuditSink(auction_tools::audit::AuditSinkArgs),
 }
 
 #[tokio::main]
@@ -33,6 +36,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench(args) => auction_tools::bench::main(*args).await,
+        Command::AuditSink(args) => {
+            auction_process::init_logging(false);
+            auction_process::exit_with(
+                "auction-tools audit-sink",
+                auction_tools::audit::run_sink(args).await,
+            )
+        }
         Command::Audit(args) => {
             auction_process::init_logging(false);
             match auction_tools::audit::run(args).await {

@@ -1,28 +1,67 @@
-//! The short ledger check (the long one is `auction ledger`, see the README): bids through two
-//! replicas while the sinks are killed and restarted, a replica restarts and the mock broker
-//! fails, slows down and goes away; afterwards the books must balance.
+//! The short fault audits (the long one is `auction-tools audit --bids 100000`, see
+//! system/RELIABILITY.md): bids through two replicas while the sink processes are SIGKILLed and
+//! restarted, a replica restarts and the registry goes away; on the mock cluster the broker also
+//! fails requests, slows down and goes away, on three Apache Kafka nodes the partition leaders'
+//! brokers are SIGKILLed and SIGSTOPped. Afterwards the books must balance.
 
-use auction_tools::audit::{self, AuditArgs};
+use std::path::PathBuf;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_acknowledged_bid_is_in_every_sink_exactly_once_despite_faults() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let args = AuditArgs {
-        bids: 4_000,
+use auction_tools::audit::{self, AuditArgs, BrokersKind};
+
+fn args(
+    brokers: BrokersKind,
+    bids: usize,
+    fault_every_ms: u64,
+    data: &tempfile::TempDir,
+) -> AuditArgs {
+    AuditArgs {
+        bids,
         concurrency: 16,
-        fault_every_ms: 500,
+        fault_every_ms,
+        brokers,
         data_dir: data.path().to_path_buf(),
         drain_timeout_secs: 120,
-    };
-    let report = audit::run(args).await.expect("the ledger check ran");
+        sink_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_auction-tools"))),
+    }
+}
+
+/// Runs the audit; checks that bids were acknowledged, that each of `faults` was injected, and
+/// that the books balance.
+async fn audit_holds(args: AuditArgs, faults: &[&str]) {
+    let report = audit::run(args).await.expect("the audit ran");
     println!("{report}");
     assert!(
         report.acknowledged > 0,
         "no bid was acknowledged:\n{report}"
     );
-    assert!(
-        report.faults.len() >= 3,
-        "too few kinds of faults were injected:\n{report}"
-    );
+    for fault in faults {
+        assert!(
+            report.faults.contains_key(fault),
+            "{fault:?} was not injected:\n{report}"
+        );
+    }
     assert!(report.holds(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_bid_is_in_every_sink_exactly_once_despite_faults() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let faults = [
+        "SIGKILL csv sink",
+        "produce request errors",
+        "SIGKILL sql sink",
+    ];
+    audit_holds(args(BrokersKind::Mock, 4_000, 500, &data), &faults).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_three_kafka_nodes_every_acknowledged_bid_is_in_every_sink_exactly_once_despite_broker_faults()
+ {
+    let data = tempfile::tempdir().expect("temp dir");
+    // Each broker fault checks that the leadership really moved, or the audit fails.
+    let faults = [
+        "SIGKILL csv sink",
+        "partition leader SIGKILLed (leadership moved), restarted",
+    ];
+    audit_holds(args(BrokersKind::ThreeNodes, 6_000, 1_000, &data), &faults).await;
 }
