@@ -238,32 +238,48 @@ where
 /// bid through the registry at `registry_url`, with its partition and offset. Panics when a
 /// record is not a valid bid or the log cannot be read within 60 s.
 pub async fn read_bids(bootstrap: &str, registry_url: &str, topic: &str) -> Vec<(Bid, i32, i64)> {
+    try_read_bids(bootstrap, registry_url, topic, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As [`read_bids`], with an error instead of a panic, and `within` to read it all.
+pub async fn try_read_bids(
+    bootstrap: &str,
+    registry_url: &str,
+    topic: &str,
+    within: Duration,
+) -> Result<Vec<(Bid, i32, i64)>, String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "testkit-log-reader")
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .create()
-        .expect("consumer");
+        .map_err(|e| format!("cannot create a consumer: {e}"))?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let partitions = metadata.topics()[0].partitions().len() as i32;
+        .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len()) as i32;
     let mut assignment = TopicPartitionList::new();
     let mut remaining = 0;
     for partition in 0..partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, Duration::from_secs(10))
-            .expect("watermarks");
+            .map_err(|e| format!("cannot read the watermarks of {topic}/{partition}: {e}"))?;
         remaining += high - low;
         assignment
             .add_partition_offset(topic, partition, Offset::Beginning)
-            .expect("assign");
+            .map_err(|e| e.to_string())?;
     }
-    consumer.assign(&assignment).expect("assign");
-    let decoder = BidDecoder::new(&RegistrySettings::new(registry_url)).expect("decoder");
+    consumer.assign(&assignment).map_err(|e| e.to_string())?;
+    let decoder =
+        BidDecoder::new(&RegistrySettings::new(registry_url)).map_err(|e| e.to_string())?;
     let mut bids = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + within;
     while remaining > 0 && Instant::now() < deadline {
         let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
             continue;
@@ -277,9 +293,18 @@ pub async fn read_bids(bootstrap: &str, registry_url: &str, topic: &str) -> Vec<
         let decoded = decoder
             .decode(message.payload(), position)
             .await
-            .expect("a valid bid in the log");
+            .map_err(|e| {
+                format!(
+                    "not a valid bid at {topic}/{}@{}: {e}",
+                    position.partition, position.offset
+                )
+            })?;
         bids.push((decoded.bid, message.partition(), message.offset()));
     }
-    assert_eq!(remaining, 0, "could not read the whole log of {topic}");
-    bids
+    if remaining > 0 {
+        return Err(format!(
+            "could not read the whole log of {topic} within {within:?}: {remaining} records left"
+        ));
+    }
+    Ok(bids)
 }

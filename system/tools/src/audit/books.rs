@@ -171,12 +171,11 @@ pub(super) fn watch_offsets(
 }
 
 /// How many bid ids the topic holds at two or more offsets (bids written twice to the log).
-pub(super) async fn written_twice(bootstrap: &str, registry_url: &str) -> usize {
-    let mut ids: HashMap<String, usize> = HashMap::new();
-    for (bid, _, _) in auction_testkit::read_bids(bootstrap, registry_url, TOPIC).await {
-        *ids.entry(bid.bid_id.to_string()).or_insert(0) += 1;
-    }
-    ids.values().filter(|count| **count > 1).count()
+pub(super) async fn written_twice(bootstrap: &str, registry_url: &str) -> Result<usize, String> {
+    let within = Duration::from_secs(600);
+    let bids = auction_testkit::try_read_bids(bootstrap, registry_url, TOPIC, within).await?;
+    let ids = count(bids.into_iter().map(|(bid, _, _)| bid.bid_id.to_string()));
+    Ok(ids.values().filter(|count| **count > 1).count())
 }
 
 /// How often each bid id is in the CSV file, read through the sinks crate.

@@ -221,7 +221,9 @@ pub async fn run(args: AuditArgs) -> Result<AuditReport, String> {
     report.refused = outcomes.refused.len();
     eprintln!("audit: every bid placed; waiting for the sinks to catch up");
 
-    report.written_twice = written_twice(&bootstrap, &registry_url).await;
+    report.written_twice = written_twice(&bootstrap, &registry_url)
+        .await
+        .map_err(|e| format!("cannot read the topic back: {e}"))?;
     let sqlite_settings = sqlite_settings(&sqlite);
     // Wait until every acknowledged bid is in both sinks (or the time is up).
     let deadline = Instant::now() + Duration::from_secs(args.drain_timeout_secs);
