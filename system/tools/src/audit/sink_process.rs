@@ -1,5 +1,5 @@
 //! The audit's sinks, each in a process of its own so that the audit can SIGKILL it: the parent
-//! side ([`SinkProcess`]) and the child side (`auction-tools audit-sink`, [`run_sink`]), which
+//! side (`SinkProcess`) and the child side (`auction-tools audit-sink`, [`run_sink`]), which
 //! builds the sink's settings and starts it through `auction_sinks::spawn`.
 
 use std::path::{Path, PathBuf};
