@@ -1,28 +1,14 @@
-//! ARCHITECTURE.md's code map has a section for every crate of the workspace (headed by its folder
-//! and package name) naming each of its modules of more than 150 lines, so that a new crate or a
-//! grown module cannot land without a line saying what it is.
+//! ARCHITECTURE.md's code map has a section for every crate of the repository (the workspace's
+//! members and the crates it excludes), headed by its folder and package name, naming each of its
+//! modules of more than 150 lines, so that a new crate or a grown module cannot land without a
+//! line saying what it is.
 
 use std::path::{Path, PathBuf};
 
+use crate::support::{repo, workspace_list};
+
 /// Modules longer than this must be named in the code map.
 const LONG_MODULE_LINES: usize = 150;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn members() -> Vec<String> {
-    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).expect("Cargo.toml");
-    let list = manifest
-        .split("members = [")
-        .nth(1)
-        .and_then(|rest| rest.split(']').next())
-        .expect("a members list");
-    list.split(',')
-        .map(|member| member.trim().trim_matches('"').to_owned())
-        .filter(|member| !member.is_empty())
-        .collect()
-}
 
 fn package_name(member: &str) -> String {
     let manifest =
@@ -54,8 +40,10 @@ fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
 fn the_code_map_names_every_crate_and_every_long_module() {
     let map = std::fs::read_to_string(repo().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
     let mut missing = Vec::new();
-    let members = members();
+    // The workspace's members and the crates kept outside it (the fuzz targets).
+    let mut members = workspace_list("members");
     assert!(members.len() >= 10, "too few members found: {members:?}");
+    members.extend(workspace_list("exclude"));
     for member in &members {
         let package = package_name(member);
         // The crate's section: from its heading to the next one.

@@ -2,10 +2,9 @@
 //! binary's own `--help` lists them (so flattened and shared flags count too), and no binary is
 //! left out of the check.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::binary;
+use crate::support::{binary, repo, workspace_list};
 
 /// Every binary of the workspace, with the subcommands whose `--help` lists their settings.
 const BINARIES: &[(&str, &[&str])] = &[
@@ -16,24 +15,6 @@ const BINARIES: &[(&str, &[&str])] = &[
     ("auction", &["dev"]),
     ("auction-tools", &["bench", "audit"]),
 ];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The workspace members, from the root manifest.
-fn members() -> Vec<String> {
-    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).expect("Cargo.toml");
-    let list = manifest
-        .split("members = [")
-        .nth(1)
-        .and_then(|rest| rest.split(']').next())
-        .expect("a members list");
-    list.split(',')
-        .map(|member| member.trim().trim_matches('"').to_owned())
-        .filter(|member| !member.is_empty())
-        .collect()
-}
 
 /// The `[[bin]]` names of a member's manifest.
 fn binaries_of(member: &str) -> Vec<String> {
@@ -80,7 +61,10 @@ fn help(binary_name: &str, subcommand: Option<&str>) -> String {
 
 #[test]
 fn every_binary_of_the_workspace_is_checked() {
-    let mut found: Vec<String> = members().iter().flat_map(|m| binaries_of(m)).collect();
+    let mut found: Vec<String> = workspace_list("members")
+        .iter()
+        .flat_map(|m| binaries_of(m))
+        .collect();
     found.sort();
     let mut checked: Vec<String> = BINARIES.iter().map(|(b, _)| (*b).to_owned()).collect();
     checked.sort();

@@ -142,3 +142,24 @@ pub(crate) fn postgres_query(sql: &str) -> String {
             .arg(sql),
     )
 }
+
+/// The repository's root.
+pub(crate) fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A folder list of the root manifest's `[workspace]`: `members` or `exclude`.
+pub(crate) fn workspace_list(key: &str) -> Vec<String> {
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).expect("Cargo.toml");
+    let Some(list) = manifest
+        .split(&format!("\n{key} = ["))
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+    else {
+        return Vec::new();
+    };
+    list.split(',')
+        .map(|folder| folder.trim().trim_matches('"').to_owned())
+        .filter(|folder| !folder.is_empty())
+        .collect()
+}
