@@ -20,7 +20,7 @@ fn args(
         fault_every_ms,
         brokers,
         data_dir: data.path().to_path_buf(),
-        drain_timeout_secs: 120,
+        drain_timeout_secs: 240,
         sink_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_auction-tools"))),
     }
 }
