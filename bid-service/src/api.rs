@@ -1,13 +1,18 @@
 //! The `auction.v1.BidService` gRPC API, and the one place where errors become gRPC statuses:
 //! INVALID_ARGUMENT (with `google.rpc.BadRequest`), FAILED_PRECONDITION (too low, with
-//! `google.rpc.ErrorInfo`), UNAVAILABLE (Kafka or the registry cannot take the bid; retry with the
-//! same `request_id`) and RESOURCE_EXHAUSTED (overloaded). Never INTERNAL for client input.
+//! `google.rpc.ErrorInfo`), UNAVAILABLE (Kafka, the registry or the auction's owner cannot take
+//! the bid; retry with the same `request_id`) and RESOURCE_EXHAUSTED (overloaded). Never INTERNAL
+//! for client input.
+//!
+//! `PlaceBid` goes to the owner of the auction's partition: the local one through
+//! [`Ownership`], another replica's through the [`Forwarder`]. Reads answer from the
+//! [`ReadCopy`].
 
 use auction_proto::error_details::{BID_TOO_LOW, CURRENT_HIGHEST, DOMAIN, MINIMUM_NEXT_BID};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use auction_proto::v1::bid_service_server::BidService;
 use auction_proto::v1::{
@@ -15,9 +20,9 @@ use auction_proto::v1::{
     ListAuctionsResponse, ListRecentBidsRequest, ListRecentBidsResponse, PlaceBidRequest,
     PlaceBidResponse, WatchAuctionRequest, WatchAuctionResponse,
 };
-use auction_schemas::{AuctionId, Bid, BidEncoder, BidId, BidInput, FieldViolation};
+use auction_schemas::{AuctionId, Bid, BidId, BidInput, FieldViolation};
 use futures::{Stream, StreamExt};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
@@ -25,46 +30,37 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::book::{AuctionBook, AuctionSnapshot, LoggedBid, ReserveError, TooLow};
-use crate::idempotency::{Entry, Outcome, RequestOutcomes};
-use crate::kafka::{EnqueueError, KafkaBidProducer};
+use crate::auction::LoggedBid;
+use crate::forward::{FORWARDED_HEADER, Forwarder};
+use crate::kafka::partition_for;
 use crate::metrics as m;
-use crate::tailer::AppliedOffsets;
+use crate::owner::{PlaceCommand, PlaceError, Placed};
+use crate::ownership::{self, Ownership, Submit};
+use crate::read_copy::{AuctionSnapshot, ReadCopy};
+
+/// How often a call for a partition without a known owner looks again.
+const OWNER_POLL: Duration = Duration::from_millis(20);
 
 /// Time kept back from the client's deadline to send the answer.
 const ANSWER_MARGIN: Duration = Duration::from_millis(20);
 
-/// How long a bid the broker acknowledged at an offset may take to be read back from the log
-/// before the call answers UNAVAILABLE instead of OK. The wait ends as soon as the tailer has
-/// applied that offset (found or not), so this bound only matters while the tailer is stalled:
-/// when the partition's leader fails, the new leader is elected only after the broker session
-/// timeout (9 s by default). Meanwhile the request id stays "in progress", so that a retry waits
-/// for this outcome instead of writing the bid a second time.
-const READ_BACK_WAIT: Duration = Duration::from_secs(30);
-
-/// The same bound for an acknowledgement without a position (librdkafka's implicit
-/// acknowledgement): only finding the bid can end the wait, so it is kept short.
-const UNPOSITIONED_READ_BACK_WAIT: Duration = Duration::from_secs(2);
-
 /// The parts the API works with.
 #[derive(Debug)]
 pub(crate) struct BidApi {
-    /// The auctions.
-    pub book: Arc<AuctionBook>,
-    /// Writes bids.
-    pub producer: KafkaBidProducer,
-    /// Encodes bids.
-    pub encoder: Arc<BidEncoder>,
-    /// Outcomes by request id.
-    pub requests: RequestOutcomes,
-    /// How far the log has been applied.
-    pub applied: Arc<AppliedOffsets>,
+    /// Every auction's state.
+    pub read_copy: Arc<ReadCopy>,
+    /// The partitions this replica owns.
+    pub ownership: Arc<Ownership>,
+    /// Reaches the other owners.
+    pub forwarder: Forwarder,
+    /// This replica's own address (as the owner records name it).
+    pub address: String,
+    /// Partitions of the bid topic.
+    pub partitions: i32,
     /// Limits `PlaceBid` calls in progress.
     pub in_flight: Arc<Semaphore>,
     /// The deadline of a call that sets none.
     pub default_deadline: Duration,
-    /// How long the producer tries to deliver a bid.
-    pub delivery_timeout: Duration,
     /// Ends `WatchAuction` streams at shutdown.
     pub shutdown: CancellationToken,
 }
@@ -88,23 +84,18 @@ fn invalid_argument(violations: &[FieldViolation]) -> Status {
     )
 }
 
-fn too_low(price: i32, too_low: &TooLow) -> Status {
-    let message = match too_low.current_highest {
+fn too_low(price: i32, current_highest: Option<i64>, minimum_next_bid: i64) -> Status {
+    let message = match current_highest {
         Some(highest) => format!(
-            "a bid of {price} is too low: the current highest bid is {highest}, so the minimum next bid is {}",
-            too_low.minimum_next_bid
+            "a bid of {price} is too low: the current highest bid is {highest}, so the minimum next bid is {minimum_next_bid}"
         ),
         None => format!(
-            "a bid of {price} is too low: the auction has no bid yet and starts at {}",
-            too_low.minimum_next_bid
+            "a bid of {price} is too low: the auction has no bid yet and starts at {minimum_next_bid}"
         ),
     };
     let mut metadata = HashMap::new();
-    metadata.insert(
-        MINIMUM_NEXT_BID.to_owned(),
-        too_low.minimum_next_bid.to_string(),
-    );
-    if let Some(highest) = too_low.current_highest {
+    metadata.insert(MINIMUM_NEXT_BID.to_owned(), minimum_next_bid.to_string());
+    if let Some(highest) = current_highest {
         metadata.insert(CURRENT_HIGHEST.to_owned(), highest.to_string());
     }
     Status::with_error_details(
@@ -161,175 +152,108 @@ pub(crate) fn proto_state(snapshot: &AuctionSnapshot) -> AuctionState {
     }
 }
 
+/// The status of a bid that was not placed.
+fn place_error(price: i32, error: PlaceError) -> Status {
+    match error {
+        PlaceError::TooLow {
+            current_highest,
+            minimum_next_bid,
+        } => too_low(price, current_highest, minimum_next_bid),
+        PlaceError::OutbidInLog {
+            offset,
+            minimum_next_bid,
+        } => {
+            let mut metadata = HashMap::new();
+            metadata.insert(MINIMUM_NEXT_BID.to_owned(), minimum_next_bid.to_string());
+            Status::with_error_details(
+                Code::FailedPrecondition,
+                format!(
+                    "a bid of {price} is too low: a bid written by another producer just before it \
+                     (it is at offset {offset}) raised the minimum next bid to {minimum_next_bid}"
+                ),
+                ErrorDetails::with_error_info(BID_TOO_LOW, DOMAIN, metadata),
+            )
+        }
+        PlaceError::Overloaded => Status::resource_exhausted(
+            "the service is overloaded; retry shortly with the same request_id",
+        ),
+        PlaceError::Unavailable(reason) => {
+            Status::unavailable(format!("{reason}; retry with the same request_id"))
+        }
+    }
+}
+
 impl BidApi {
+    fn accepted(&self, placed: &Placed) -> PlaceBidResponse {
+        PlaceBidResponse {
+            bid: Some(proto_bid(&placed.logged)),
+            auction: Some(proto_state(
+                &self.read_copy.snapshot(&placed.logged.bid.auction_id),
+            )),
+            replayed: placed.replayed,
+        }
+    }
+
+    /// Places the bid through the owner of its auction's partition, waiting within `deadline`
+    /// for one while the partition is being handed over.
     async fn place(
         self: Arc<Self>,
         request: PlaceBidRequest,
-        bid_id: BidId,
-        replayable: bool,
-    ) -> Outcome {
-        if replayable {
-            // Already in the log: placed before a restart, or through another replica.
-            if let Some(found) = self.book.find_bid(&bid_id) {
-                return Ok(self.accepted(&found, true));
-            }
-        }
+        request_id: Option<uuid::Uuid>,
+        forwarded: bool,
+        deadline: Duration,
+    ) -> Result<PlaceBidResponse, Status> {
         let input = BidInput {
             auction_id: Some(request.auction_id.as_str()),
             name: &request.name,
             price: request.price,
         };
+        let bid_id = request_id.map_or_else(BidId::new_random, BidId::from);
         let bid = Bid::new(&input, bid_id).map_err(|invalid| {
             metrics::counter!(m::BIDS_REJECTED, "reason" => "invalid").increment(1);
             invalid_argument(&invalid.violations)
         })?;
-        let payload = self.encoder.encode(&bid).await.map_err(|e| {
-            metrics::counter!(m::BIDS_REJECTED, "reason" => "registry_unavailable").increment(1);
-            tracing::warn!(error = %e, "cannot encode a bid");
-            Status::unavailable(format!(
-                "the bid cannot be written now ({e}); retry with the same request_id"
-            ))
-        })?;
-        let started = Instant::now();
-        let delivery = self
-            .book
-            .reserve(&bid, || self.producer.enqueue(&bid, &payload))
-            .map_err(|e| match e {
-                ReserveError::TooLow(low) => {
-                    metrics::counter!(m::BIDS_REJECTED, "reason" => "too_low").increment(1);
-                    too_low(bid.price.get(), &low)
-                }
-                ReserveError::Enqueue(EnqueueError::QueueFull) => {
-                    metrics::counter!(m::BIDS_REJECTED, "reason" => "overloaded").increment(1);
-                    Status::resource_exhausted(
-                        "the service is overloaded; retry shortly with the same request_id",
-                    )
-                }
-                ReserveError::Enqueue(EnqueueError::Refused(e)) => {
-                    metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable")
-                        .increment(1);
-                    Status::unavailable(format!(
-                        "Kafka cannot take the bid ({e}); retry with the same request_id"
-                    ))
-                }
-            })?;
-        let acknowledged = match KafkaBidProducer::acknowledged(delivery).await {
-            Ok(acknowledged) => acknowledged,
-            Err(undelivered) => {
-                // A delivery that timed out may have written the bid (its produce request was in
-                // flight, for example while a partition's leader failed over). Look for it in
-                // the log for as long again as the delivery timeout before saying it is not
-                // there; the request id stays in progress meanwhile, so a retry cannot write the
-                // bid a second time.
-                if let (true, Some(partition)) =
-                    (undelivered.possibly_written, undelivered.partition)
-                {
-                    let wait = READ_BACK_WAIT.min(self.delivery_timeout);
-                    if let Some(found) = self
-                        .applied
-                        .wait_for_bid(&self.book, &bid.bid_id, partition, -1, wait)
+        let price = bid.price.get();
+        let partition = partition_for(bid.auction_id.as_str(), self.partitions);
+        let (reply, outcome) = oneshot::channel();
+        let command = PlaceCommand {
+            bid,
+            request: request_id.is_some(),
+            reply,
+        };
+        let mut command = command;
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.ownership.submit(partition, command) {
+                Ok(()) => {
+                    let placed = ownership::outcome(outcome)
                         .await
-                    {
-                        tracing::info!(bid_id = %bid.bid_id, partition = found.partition, offset = found.offset,
-                            "a bid whose delivery timed out is in the log");
-                        metrics::counter!(m::BIDS_ACCEPTED).increment(1);
-                        return Ok(self.accepted(&found, false));
-                    }
+                        .map_err(|e| place_error(price, e))?;
+                    return Ok(self.accepted(&placed));
                 }
-                self.book.release(&bid);
-                metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable").increment(1);
-                tracing::warn!(error = %undelivered.reason, "a bid was not acknowledged by Kafka");
-                return Err(Status::unavailable(format!(
-                    "Kafka did not acknowledge the bid ({}) and it is not in the log; retry with the same request_id",
-                    undelivered.reason
-                )));
-            }
-        };
-        metrics::histogram!(m::PRODUCE_SECONDS).record(started.elapsed().as_secs_f64());
-        let acknowledged_at = Instant::now();
-        let read_back_wait = if acknowledged.offset >= 0 {
-            READ_BACK_WAIT
-        } else {
-            UNPOSITIONED_READ_BACK_WAIT
-        };
-        let read_back = self
-            .applied
-            .wait_for_bid(
-                &self.book,
-                &bid.bid_id,
-                acknowledged.partition,
-                acknowledged.offset,
-                read_back_wait,
-            )
-            .await;
-        metrics::histogram!(m::APPLY_WAIT_SECONDS).record(acknowledged_at.elapsed().as_secs_f64());
-        let Some(logged) = read_back else {
-            // The broker acknowledged a bid that the log does not hold where it said (or at all,
-            // within the bound): answering OK could acknowledge a bid that is not in Kafka.
-            self.book.release(&bid);
-            metrics::counter!(m::BIDS_REJECTED, "reason" => "not_readable").increment(1);
-            tracing::warn!(
-                bid_id = %bid.bid_id,
-                partition = acknowledged.partition,
-                offset = acknowledged.offset,
-                "Kafka acknowledged a bid that the log does not hold where it said"
-            );
-            return Err(Status::unavailable(format!(
-                "Kafka acknowledged the bid (partition {}, offset {}) but it could not be read back \
-                 from the log within {} s, so it may not have been placed; retry with the same request_id",
-                acknowledged.partition,
-                acknowledged.offset,
-                read_back_wait.as_secs()
-            )));
-        };
-        if (logged.partition, logged.offset) != (acknowledged.partition, acknowledged.offset) {
-            tracing::warn!(
-                bid_id = %bid.bid_id,
-                acknowledged_partition = acknowledged.partition,
-                acknowledged_offset = acknowledged.offset,
-                partition = logged.partition,
-                offset = logged.offset,
-                "a bid was read back at another position than Kafka acknowledged; answering with where it is"
-            );
-        }
-        metrics::counter!(m::BIDS_ACCEPTED).increment(1);
-        Ok(self.accepted(&logged, false))
-    }
-
-    fn accepted(&self, logged: &LoggedBid, replayed: bool) -> PlaceBidResponse {
-        PlaceBidResponse {
-            bid: Some(proto_bid(logged)),
-            auction: Some(proto_state(&self.book.snapshot(&logged.bid.auction_id))),
-            replayed,
-        }
-    }
-
-    async fn place_once(
-        self: Arc<Self>,
-        request: PlaceBidRequest,
-        request_id: Option<uuid::Uuid>,
-    ) -> Outcome {
-        let Some(id) = request_id else {
-            return self.place(request, BidId::new_random(), false).await;
-        };
-        match self.requests.begin(id) {
-            Entry::Owner(owner) => {
-                let outcome = self.place(request, BidId::from(id), true).await;
-                owner.finish(&outcome);
-                outcome
-            }
-            Entry::Follower(mut first) => {
-                let outcome = first
-                    .wait_for(Option::is_some)
-                    .await
-                    .map(|o| o.clone())
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| Err(Status::unavailable("retry with the same request_id")));
-                outcome.map(|mut response| {
-                    response.replayed = true;
-                    response
-                })
+                Err(Submit::Overloaded) => {
+                    metrics::counter!(m::BIDS_REJECTED, "reason" => "overloaded").increment(1);
+                    return Err(place_error(price, PlaceError::Overloaded));
+                }
+                Err(Submit::NotOwner(returned)) => {
+                    let owner = self.read_copy.owner(partition).filter(|_| !forwarded);
+                    if let Some(owner) = owner.filter(|o| o.address != self.address) {
+                        let left = deadline.saturating_sub(started.elapsed());
+                        return self.forwarder.place(&owner.address, request, left).await;
+                    }
+                    // No owner known yet (the group is handing the partition over): wait for
+                    // one within the deadline.
+                    if forwarded || started.elapsed() + OWNER_POLL >= deadline {
+                        metrics::counter!(m::BIDS_REJECTED, "reason" => "no_owner").increment(1);
+                        return Err(Status::unavailable(format!(
+                            "partition {partition}, which holds auction {}, has no owner that can take \
+                             the bid right now (its ownership is moving); retry with the same request_id",
+                            request.auction_id
+                        )));
+                    }
+                    tokio::time::sleep(OWNER_POLL).await;
+                    command = returned;
+                }
             }
         }
     }
@@ -348,17 +272,23 @@ impl BidService for BidGrpc {
         request: Request<PlaceBidRequest>,
     ) -> Result<Response<PlaceBidResponse>, Status> {
         let deadline = client_deadline(request.metadata()).unwrap_or(self.0.default_deadline);
+        let forwarded = request.metadata().contains_key(FORWARDED_HEADER);
         let request = request.into_inner();
         let request_id = match request.request_id.trim() {
             "" => None,
-            raw => Some(uuid::Uuid::parse_str(raw).map_err(|_| {
-                invalid_argument(&[FieldViolation {
-                    field: "request_id",
-                    description:
-                        "must be a UUID such as 0b7c3a2e-5d1f-4c7e-9a8b-2f6d4e1c0a95, or empty"
-                            .to_owned(),
-                }])
-            })?),
+            raw => Some(
+                uuid::Uuid::parse_str(raw)
+                    .ok()
+                    .filter(|id| !id.is_nil())
+                    .ok_or_else(|| {
+                        invalid_argument(&[FieldViolation {
+                            field: "request_id",
+                            description: "must be a UUID other than the nil UUID, such as \
+                                 0b7c3a2e-5d1f-4c7e-9a8b-2f6d4e1c0a95, or empty"
+                                .to_owned(),
+                        }])
+                    })?,
+            ),
         };
         let Ok(permit) = Arc::clone(&self.0.in_flight).try_acquire_owned() else {
             metrics::counter!(m::BIDS_REJECTED, "reason" => "overloaded").increment(1);
@@ -366,10 +296,11 @@ impl BidService for BidGrpc {
                 "too many bids are in progress; retry shortly with the same request_id",
             ));
         };
+        let wait = deadline.saturating_sub(ANSWER_MARGIN);
         // The work runs in its own task, so that a client that goes away cannot leave a bid
-        // half-placed: its outcome is recorded for a retry either way.
-        let task = tokio::spawn(Arc::clone(&self.0).place_once(request, request_id));
-        let answer = tokio::time::timeout(deadline.saturating_sub(ANSWER_MARGIN), task).await;
+        // half-placed: a retry with the same request id learns its outcome either way.
+        let task = tokio::spawn(Arc::clone(&self.0).place(request, request_id, forwarded, wait));
+        let answer = tokio::time::timeout(wait, task).await;
         drop(permit);
         match answer {
             Ok(Ok(outcome)) => outcome.map(Response::new),
@@ -388,7 +319,7 @@ impl BidService for BidGrpc {
     ) -> Result<Response<HighestBidResponse>, Status> {
         let id = parse_auction_id(&request.get_ref().auction_id)?;
         Ok(Response::new(HighestBidResponse {
-            auction: Some(proto_state(&self.0.book.snapshot(&id))),
+            auction: Some(proto_state(&self.0.read_copy.snapshot(&id))),
         }))
     }
 
@@ -399,13 +330,13 @@ impl BidService for BidGrpc {
         request: Request<WatchAuctionRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let id = parse_auction_id(&request.get_ref().auction_id)?;
-        let (current, updates) = self.0.book.watch(&id);
-        let book = Arc::clone(&self.0.book);
+        let (current, updates) = self.0.read_copy.watch(&id);
+        let read_copy = Arc::clone(&self.0.read_copy);
         let first = futures::stream::once(async move { current });
         let later = BroadcastStream::new(updates).map(move |update| match update {
             Ok(snapshot) => snapshot,
             // A slow watcher skips to the current state rather than falling further behind.
-            Err(BroadcastStreamRecvError::Lagged(_)) => book.snapshot(&id),
+            Err(BroadcastStreamRecvError::Lagged(_)) => read_copy.snapshot(&id),
         });
         let stream = first
             .chain(later)
@@ -430,7 +361,7 @@ impl BidService for BidGrpc {
         };
         let bids = self
             .0
-            .book
+            .read_copy
             .recent(&id, limit)
             .iter()
             .map(|b| proto_bid(b))
@@ -448,7 +379,7 @@ impl BidService for BidGrpc {
         };
         let auctions = self
             .0
-            .book
+            .read_copy
             .auctions(limit)
             .iter()
             .map(proto_state)
@@ -479,13 +410,7 @@ mod tests {
 
     #[test]
     fn too_low_says_the_current_highest_and_the_minimum_next_bid() {
-        let status = too_low(
-            10,
-            &TooLow {
-                current_highest: Some(12),
-                minimum_next_bid: 13,
-            },
-        );
+        let status = too_low(10, Some(12), 13);
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert!(
             status.message().contains("current highest bid is 12"),

@@ -31,7 +31,19 @@ pub struct Settings {
     pub kafka: KafkaProperties,
     /// The bid topic.
     pub topic: String,
-    /// Create the topic at start when it is missing.
+    /// The compacted state topic, co-partitioned with the bid topic.
+    pub state_topic: String,
+    /// The consumer group of the replicas (it hands out partition ownership); also the prefix
+    /// of the owners' `transactional.id`s.
+    pub group_id: String,
+    /// Where other replicas reach this one to forward calls (`http://host:port`); when unset,
+    /// the gRPC listen address, which must then not be a wildcard.
+    pub advertised_address: Option<String>,
+    /// How long a `request_id` is remembered (from its bid's timestamp) for idempotent retries.
+    pub idempotency_window: Duration,
+    /// How long an owner gathers calls into one Kafka transaction.
+    pub commit_interval: Duration,
+    /// Create the topics at start when they are missing.
     pub create_topic: bool,
     /// Partitions of a topic created at start.
     pub topic_partitions: i32,
@@ -52,9 +64,8 @@ pub struct Settings {
     pub starting_price: i32,
     /// How many recent bids each auction keeps for `ListRecentBids`.
     pub recent_bids_per_auction: usize,
-    /// How many `request_id` outcomes are remembered for retries.
-    pub remembered_requests: usize,
-    /// How long the producer tries to deliver a bid before the call fails with UNAVAILABLE.
+    /// Kafka's `transaction.timeout.ms` for the owners' transactions (and so the longest a bid
+    /// may take to be delivered).
     pub delivery_timeout: Duration,
     /// The deadline of a call that sets none.
     pub default_deadline: Duration,
@@ -75,6 +86,11 @@ impl Settings {
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9101)),
             kafka: KafkaProperties::bootstrap(bootstrap),
             topic: "auction".to_owned(),
+            state_topic: "auction.state".to_owned(),
+            group_id: "auction-bid-service".to_owned(),
+            advertised_address: None,
+            idempotency_window: Duration::from_secs(24 * 3600),
+            commit_interval: Duration::from_millis(2),
             create_topic: true,
             topic_partitions: 6,
             topic_replication: 0,
@@ -83,8 +99,7 @@ impl Settings {
             register_schemas: true,
             min_increment: 1,
             starting_price: 1,
-            recent_bids_per_auction: 20,
-            remembered_requests: 100_000,
+            recent_bids_per_auction: 10,
             delivery_timeout: Duration::from_secs(30),
             default_deadline: Duration::from_secs(10),
             max_bids_in_flight: 10_000,
@@ -94,8 +109,10 @@ impl Settings {
     }
 }
 
-/// Takes bids over gRPC (and gRPC-Web, with health and reflection on the same port), writes each
-/// accepted bid to Kafka with the idempotent producer, and answers from the state the log implies.
+/// Takes bids over gRPC (and gRPC-Web, with health and reflection on the same port). Replicas form
+/// one Kafka consumer group: the owner of an auction's partition decides its bids and writes them
+/// in Kafka transactions; the others forward to it. Every replica answers reads from the state
+/// topic.
 ///
 /// Kafka is configured by librdkafka properties: every environment variable `KAFKA_<NAME>` becomes
 /// the property `<name>` with `_` read as `.`, e.g. `KAFKA_BOOTSTRAP_SERVERS`,
@@ -121,7 +138,26 @@ pub struct Args {
     /// The bid topic.
     #[arg(long, env = "AUCTION_TOPIC", default_value = "auction")]
     pub topic: String,
-    /// Do not create the topic at start (it must exist).
+    /// The compacted state topic (co-partitioned with the bid topic); default: the bid topic's
+    /// name followed by `.state`.
+    #[arg(long, env = "AUCTION_STATE_TOPIC")]
+    pub state_topic: Option<String>,
+    /// The consumer group of the replicas (and the prefix of their transactional ids).
+    #[arg(long, env = "BID_SERVICE_GROUP", default_value = "auction-bid-service")]
+    pub group: String,
+    /// Where the other replicas reach this one (http://host:port); default: the listen
+    /// address, which must then not be 0.0.0.0 or [::].
+    #[arg(long, env = "BID_SERVICE_ADVERTISED_ADDRESS")]
+    pub advertised_address: Option<String>,
+    /// How long a request_id is remembered for idempotent retries, in seconds (from the bid's
+    /// time).
+    #[arg(long, env = "BID_SERVICE_IDEMPOTENCY_WINDOW_SECS", default_value_t = 86_400)]
+    pub idempotency_window_secs: u64,
+    /// How long the owner of a partition gathers bids into one Kafka transaction, in
+    /// milliseconds.
+    #[arg(long, env = "BID_SERVICE_COMMIT_INTERVAL_MS", default_value_t = 2)]
+    pub commit_interval_ms: u64,
+    /// Do not create the topics at start (they must exist).
     #[arg(long, env = "AUCTION_TOPIC_NO_CREATE")]
     pub no_create_topic: bool,
     /// Partitions of the topic when the service creates it.
@@ -158,8 +194,9 @@ pub struct Args {
     /// The lowest first bid of an auction.
     #[arg(long, env = "AUCTION_STARTING_PRICE", default_value_t = 1)]
     pub starting_price: i32,
-    /// How long Kafka may take to acknowledge a bid (longer than a partition leader's failover,
-    /// about 10 s with Kafka's defaults). The call itself answers by the client's deadline.
+    /// Kafka's transaction timeout: how long a bid may take to be committed (longer than a
+    /// partition leader's failover, about 10 s with Kafka's defaults). The call itself answers
+    /// by the client's deadline.
     #[arg(
         long,
         env = "BID_SERVICE_DELIVERY_TIMEOUT_MS",
@@ -205,7 +242,14 @@ impl Args {
         settings.grpc_listen = self.listen;
         settings.metrics_listen = self.metrics_listen;
         settings.kafka = kafka;
+        settings.state_topic = self
+            .state_topic
+            .unwrap_or_else(|| format!("{}.state", self.topic));
         settings.topic = self.topic;
+        settings.group_id = self.group;
+        settings.advertised_address = self.advertised_address;
+        settings.idempotency_window = Duration::from_secs(self.idempotency_window_secs);
+        settings.commit_interval = Duration::from_millis(self.commit_interval_ms);
         settings.create_topic = !self.no_create_topic;
         settings.topic_partitions = self.topic_partitions;
         settings.topic_replication = self.topic_replication;

@@ -1,17 +1,16 @@
-//! Kafka clients of the bid service: the idempotent producer that writes bids, the topic set-up at
-//! start, and the consumer configuration the log tailer uses.
+//! Kafka set-up of the bid service: the topics (checked, or created with safe settings), the
+//! partition of an auction, and the configuration of each client: the transactional producers of
+//! the partition owners, the group consumer that hands out ownership, and the plain consumers
+//! that read the state topic.
 
 use std::time::Duration;
 
 use auction_process::kafka_startup::{
-    ErrorRecordingContext, check_connection, check_topic, wait_for_metadata,
+    ErrorRecordingContext, check_connection, check_state_topic, check_topic, wait_for_metadata,
 };
-use auction_schemas::Bid;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::error::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaProperties;
@@ -21,7 +20,8 @@ use crate::config::KafkaProperties;
 #[error("{0}")]
 pub(crate) struct KafkaSetupError(pub String);
 
-fn client_config(properties: &KafkaProperties) -> ClientConfig {
+/// The client configuration the user's properties describe.
+pub(crate) fn client_config(properties: &KafkaProperties) -> ClientConfig {
     let mut config = ClientConfig::new();
     // rdkafka takes librdkafka's log level from the `log` crate, which is silent under `tracing`;
     // warnings carry the reasons of connection failures, so they must come through.
@@ -39,225 +39,127 @@ fn set_default(config: &mut ClientConfig, name: &str, value: &str) {
     }
 }
 
-/// Where an acknowledged record is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Acknowledged {
-    /// Its partition.
-    pub partition: i32,
-    /// Its offset.
-    pub offset: i64,
+/// The partition of the bid topic that holds `auction_id`'s bids: librdkafka's default
+/// partitioner for a keyed record (CRC-32 of the key, modulo the partition count), so that the
+/// product and any librdkafka-based producer keying by auction id agree.
+pub(crate) fn partition_for(auction_id: &str, partitions: i32) -> i32 {
+    let partitions = u32::try_from(partitions.max(1)).unwrap_or(1);
+    i32::try_from(crc32fast::hash(auction_id.as_bytes()) % partitions).unwrap_or(0)
 }
 
-/// A record whose delivery failed.
-#[derive(Debug)]
-pub(crate) struct Undelivered {
-    /// librdkafka's reason.
-    pub reason: String,
-    /// The partition it was for, when known.
-    pub partition: Option<i32>,
-    /// The delivery timed out: a produce request may have been in flight, so the record may be
-    /// in the log although it was not acknowledged.
-    pub possibly_written: bool,
+/// A topic the service needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TopicSpec<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Partitions when the service creates it.
+    pub partitions: i32,
+    /// Replication when the service creates it (0: 3 on three or more brokers, else one per
+    /// broker).
+    pub replication: i32,
+    /// The compacted state topic rather than a topic of bids.
+    pub compacted: bool,
 }
 
-/// Why a bid could not be handed to the producer.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum EnqueueError {
-    /// The producer's queue is full: the service is overloaded.
-    #[error("the producer queue is full")]
-    QueueFull,
-    /// Any other refusal.
-    #[error("the producer refused the bid: {0}")]
-    Refused(KafkaError),
-}
-
-/// Writes bid events with the idempotent producer (`enable.idempotence=true`, `acks=all`).
-#[derive(Clone)]
-pub(crate) struct KafkaBidProducer {
-    producer: FutureProducer,
-    topic: String,
-}
-
-impl std::fmt::Debug for KafkaBidProducer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaBidProducer")
-            .field("topic", &self.topic)
-            .finish_non_exhaustive()
-    }
-}
-
-impl KafkaBidProducer {
-    /// A producer for `topic`. `delivery_timeout` bounds how long a record may wait for an
-    /// acknowledgement before its delivery fails.
-    pub(crate) fn new(
-        properties: &KafkaProperties,
-        topic: &str,
-        delivery_timeout: Duration,
-    ) -> Result<Self, KafkaSetupError> {
-        let mut config = client_config(properties);
-        config
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set(
-                "message.timeout.ms",
-                delivery_timeout.as_millis().to_string(),
-            );
-        set_default(&mut config, "linger.ms", "1");
-        // Partitions added to the topic are written to within seconds, not librdkafka's 5 min.
-        set_default(&mut config, "topic.metadata.refresh.interval.ms", "10000");
-        set_default(&mut config, "queue.buffering.max.messages", "100000");
-        let producer = config
-            .create()
-            .map_err(|e| KafkaSetupError(format!("cannot create the Kafka producer: {e}")))?;
-        Ok(Self {
-            producer,
-            topic: topic.to_owned(),
-        })
-    }
-
-    /// Hands the record to the producer without waiting; the future resolves on acknowledgement.
-    /// The key is the auction id, so that the bids of one auction keep their order in one partition.
-    pub(crate) fn enqueue(
-        &self,
-        bid: &Bid,
-        payload: &[u8],
-    ) -> Result<DeliveryFuture, EnqueueError> {
-        let record = FutureRecord::to(&self.topic)
-            .key(bid.auction_id.as_str())
-            .payload(payload);
-        self.producer
-            .send_result(record)
-            .map_err(|(error, _)| match error {
-                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
-                    EnqueueError::QueueFull
-                }
-                other => EnqueueError::Refused(other),
-            })
-    }
-
-    /// Waits for an enqueued record's acknowledgement.
-    pub(crate) async fn acknowledged(
-        delivery: DeliveryFuture,
-    ) -> Result<Acknowledged, Undelivered> {
-        match delivery.await {
-            Ok(Ok(delivered)) => Ok(Acknowledged {
-                partition: delivered.partition,
-                offset: delivered.offset,
-            }),
-            Ok(Err((error, message))) => Err(Undelivered {
-                possibly_written: matches!(
-                    error,
-                    KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
-                ),
-                partition: Some(message.partition()),
-                reason: error.to_string(),
-            }),
-            Err(_) => Err(Undelivered {
-                reason: "the producer was shut down before the record was acknowledged".to_owned(),
-                partition: None,
-                possibly_written: true,
-            }),
-        }
-    }
-
-    /// The producer's fatal error, if it has had one: it can then deliver nothing more, and the
-    /// service must be restarted with a new producer.
-    pub(crate) fn fatal_error(&self) -> Option<String> {
-        self.producer
-            .client()
-            .fatal_error()
-            .map(|(code, reason)| format!("{reason} ({code})"))
-    }
-
-    /// Sends everything queued, waiting at most `timeout`.
-    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), String> {
-        self.producer.flush(timeout).map_err(|e| e.to_string())
-    }
-}
-
-/// Creates the topic if it does not exist yet (replication `0`: 3 on three or more brokers, else
-/// one per broker; `min.insync.replicas` 2 from replication 3; unclean leader election off),
-/// checks that its settings keep the guarantees (refusing it otherwise, unless `allow_unsafe`),
-/// and returns its partition count.
+/// Creates the topic if it does not exist yet and `create` (replication `0`: 3 on three or more
+/// brokers, else one per broker; `min.insync.replicas` 2 from replication 3; unclean leader
+/// election off; the bid topic deletes, the state topic compacts and never deletes), checks that
+/// its settings keep the guarantees (refusing it otherwise, unless `allow_unsafe`), and returns
+/// its partition count.
 pub(crate) async fn ensure_topic(
     properties: &KafkaProperties,
-    topic: &str,
+    spec: TopicSpec<'_>,
     create: bool,
-    partitions: i32,
-    replication: i32,
     allow_unsafe: bool,
 ) -> Result<i32, KafkaSetupError> {
+    let topic = spec.name;
     // Start-up is not cancelled by a signal (it is bounded by the connect timeout).
     check_connection(&client_config(properties), &CancellationToken::new())
         .await
         .map_err(KafkaSetupError)?;
     if create {
-        let admin: AdminClient<ErrorRecordingContext> = client_config(properties)
-            .create_with_context(ErrorRecordingContext::default())
-            .map_err(|e| KafkaSetupError(format!("cannot create the Kafka admin client: {e}")))?;
-        let context = std::sync::Arc::clone(admin.inner().context());
-        // Replication 0 means as the cluster allows: 3 on three or more brokers.
-        let replication = if replication > 0 {
-            replication
-        } else {
-            let brokers = wait_for_metadata(
-                &client_config(properties),
-                &CancellationToken::new(),
-                None,
-                |metadata| Some(metadata.brokers().len()),
-                "the cluster lists no broker".to_owned(),
-            )
-            .await
-            .map_err(KafkaSetupError)?;
-            i32::try_from(brokers.clamp(1, 3)).unwrap_or(1)
-        };
-        let min_insync = if replication >= 3 { "2" } else { "1" };
-        let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication))
-            .set("min.insync.replicas", min_insync)
-            .set("unclean.leader.election.enable", "false")
-            .set("cleanup.policy", "delete");
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let create_topics = admin.create_topics([&new_topic], &options);
-        tokio::pin!(create_topics);
-        let deadline = tokio::time::sleep(Duration::from_secs(30));
-        tokio::pin!(deadline);
-        let results = loop {
-            tokio::select! {
-                results = &mut create_topics => break results,
-                () = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if let Some(error) = context.fatal_error() {
-                        return Err(KafkaSetupError(format!("cannot connect to Kafka: {error}")));
-                    }
-                }
-                () = &mut deadline => {
-                    return Err(KafkaSetupError(context.explain(&format!(
-                        "creating topic {topic} took more than 30 s (create the topic yourself and set \
-                         AUCTION_TOPIC_NO_CREATE=true if this Kafka does not allow creating topics)"
-                    ))));
-                }
-            }
-        }
-        .map_err(|e| KafkaSetupError(format!("cannot create topic {topic}: {e}")))?;
-        for result in results {
-            match result {
-                Ok(_) => tracing::info!(topic, partitions, replication, "topic created"),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => {
-                    return Err(KafkaSetupError(format!(
-                        "cannot create topic {topic}: {code}"
-                    )));
-                }
-            }
-        }
+        create_topic(properties, spec).await?;
     }
     let partitions = partition_count(properties, topic).await?;
-    check_topic(&client_config(properties), topic, allow_unsafe)
-        .await
-        .map_err(KafkaSetupError)?;
+    if spec.compacted {
+        check_state_topic(&client_config(properties), topic, allow_unsafe).await
+    } else {
+        check_topic(&client_config(properties), topic, allow_unsafe).await
+    }
+    .map_err(KafkaSetupError)?;
     Ok(partitions)
 }
 
-async fn partition_count(
+async fn create_topic(properties: &KafkaProperties, spec: TopicSpec<'_>) -> Result<(), KafkaSetupError> {
+    let topic = spec.name;
+    let admin: AdminClient<ErrorRecordingContext> = client_config(properties)
+        .create_with_context(ErrorRecordingContext::default())
+        .map_err(|e| KafkaSetupError(format!("cannot create the Kafka admin client: {e}")))?;
+    let context = std::sync::Arc::clone(admin.inner().context());
+    let replication = if spec.replication > 0 {
+        spec.replication
+    } else {
+        let brokers = wait_for_metadata(
+            &client_config(properties),
+            &CancellationToken::new(),
+            None,
+            |metadata| Some(metadata.brokers().len()),
+            "the cluster lists no broker".to_owned(),
+        )
+        .await
+        .map_err(KafkaSetupError)?;
+        i32::try_from(brokers.clamp(1, 3)).unwrap_or(1)
+    };
+    let min_insync = if replication >= 3 { "2" } else { "1" };
+    let mut new_topic = NewTopic::new(topic, spec.partitions, TopicReplication::Fixed(replication))
+        .set("min.insync.replicas", min_insync)
+        .set("unclean.leader.election.enable", "false");
+    new_topic = if spec.compacted {
+        // Segments roll every 10 minutes and are cleaned once a fifth of them is superseded, so
+        // that a restore reads about one record per auction, not one per bid.
+        new_topic
+            .set("cleanup.policy", "compact")
+            .set("segment.ms", "600000")
+            .set("min.cleanable.dirty.ratio", "0.2")
+    } else {
+        new_topic.set("cleanup.policy", "delete")
+    };
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let create_topics = admin.create_topics([&new_topic], &options);
+    tokio::pin!(create_topics);
+    let deadline = tokio::time::sleep(Duration::from_secs(30));
+    tokio::pin!(deadline);
+    let results = loop {
+        tokio::select! {
+            results = &mut create_topics => break results,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {
+                if let Some(error) = context.fatal_error() {
+                    return Err(KafkaSetupError(format!("cannot connect to Kafka: {error}")));
+                }
+            }
+            () = &mut deadline => {
+                return Err(KafkaSetupError(context.explain(&format!(
+                    "creating topic {topic} took more than 30 s (create the topic yourself and set \
+                     AUCTION_TOPIC_NO_CREATE=true if this Kafka does not allow creating topics)"
+                ))));
+            }
+        }
+    }
+    .map_err(|e| KafkaSetupError(format!("cannot create topic {topic}: {e}")))?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!(topic, partitions = spec.partitions, replication, "topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(KafkaSetupError(format!("cannot create topic {topic}: {code}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The partition count of `topic`, waiting for it to appear in the metadata.
+pub(crate) async fn partition_count(
     properties: &KafkaProperties,
     topic: &str,
 ) -> Result<i32, KafkaSetupError> {
@@ -281,23 +183,82 @@ async fn partition_count(
     .map_err(KafkaSetupError)
 }
 
-/// The consumer configuration of the log tailer: no group membership and no commits (every
-/// replica reads the whole log itself), short fetch waits for low latency.
-pub(crate) fn tailer_config(properties: &KafkaProperties) -> ClientConfig {
+/// The producer of the owner of one partition: transactional (`transactional.id` per partition,
+/// so that a new owner's `init_transactions` fences every earlier one), idempotent, `acks=all`.
+pub(crate) fn producer_config(
+    properties: &KafkaProperties,
+    transactional_id: &str,
+    transaction_timeout: Duration,
+) -> ClientConfig {
+    let mut config = client_config(properties);
+    config
+        .set("transactional.id", transactional_id)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set(
+            "transaction.timeout.ms",
+            transaction_timeout.as_millis().to_string(),
+        );
+    set_default(&mut config, "linger.ms", "1");
+    set_default(&mut config, "queue.buffering.max.messages", "100000");
+    config
+}
+
+/// The group consumer that gives each replica its partitions of the bid topic and feeds their
+/// owners the committed records. Offsets are committed only inside the owners' transactions.
+pub(crate) fn group_consumer_config(
+    properties: &KafkaProperties,
+    group_id: &str,
+    client_id: &str,
+) -> ClientConfig {
+    let mut config = client_config(properties);
+    config
+        .set("group.id", group_id)
+        .set("client.id", client_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        // A group without committed offsets (the first owner ever) starts with the first bid.
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky");
+    set_default(&mut config, "session.timeout.ms", "10000");
+    set_default(&mut config, "heartbeat.interval.ms", "1000");
+    set_default(&mut config, "fetch.wait.max.ms", "1");
+    set_default(&mut config, "fetch.min.bytes", "1");
+    set_default(&mut config, "topic.metadata.refresh.interval.ms", "10000");
+    config
+}
+
+/// A consumer without group membership or commits (the read copy, a restore, a read-back):
+/// `read_committed`, end-of-partition events on.
+pub(crate) fn reader_config(properties: &KafkaProperties) -> ClientConfig {
     let mut config = client_config(properties);
     config
         .set(
             "group.id",
-            format!("bid-service-tailer-{}", uuid::Uuid::new_v4()),
+            format!("bid-service-reader-{}", uuid::Uuid::new_v4()),
         )
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        // The tailer learns that it has caught up from the end-of-partition events.
+        .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        // Records deleted under a reading tailer are an error it reports, never a silent jump
-        // to the end of the log.
-        .set("auto.offset.reset", "error");
+        // Records removed under a reader (compaction) are skipped by the broker, never an error.
+        .set("auto.offset.reset", "earliest");
     set_default(&mut config, "fetch.wait.max.ms", "1");
     set_default(&mut config, "fetch.min.bytes", "1");
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partition_of_an_auction_is_librdkafkas_crc32_of_the_key() {
+        // CRC-32 (IEEE, as zlib and librdkafka compute it) of "default" is 0xe35e00df.
+        assert_eq!(crc32fast::hash(b"default"), 0xe35e_00df);
+        assert_eq!(partition_for("default", 6), (0xe35e_00df_u32 % 6) as i32);
+        assert!((0..6).contains(&partition_for("anything", 6)));
+        assert_eq!(partition_for("x", 1), 0);
+    }
 }

@@ -1,39 +1,46 @@
 //! The bid service: the front door for bids.
 //!
-//! It validates each bid (the bid rules: README.md, "Bid events"; the ones that depend on the
-//! auction's state in `book.rs`), writes it to the Kafka topic with the idempotent producer,
-//! answers OK only once its own tailer has read the bid back from the log, and answers questions
-//! about auctions from the state that the log implies. On start it replays the topic from the
-//! beginning (gRPC health is NOT_SERVING until it has caught up), then follows it, so that
-//! replicas, restarts and other producers (such as the original Python demo) all converge on the
-//! same state.
+//! Replicas form one Kafka consumer group over the bid topic; each partition has one owner at a
+//! time, which alone decides for the auctions of that partition: it validates their bids one after
+//! another, writes them in Kafka transactions (fenced by a `transactional.id` per partition, so a
+//! replica that lost ownership can never commit), answers OK once the bid is committed and read
+//! back valid at its position, and writes each changed auction's state to the compacted state
+//! topic in the same transaction. Other replicas forward `PlaceBid` to the owner. Every replica
+//! keeps a read copy of all auctions from the state topic for the read calls. ARCHITECTURE.md
+//! tells the whole story, failure cases included.
 //!
 //! Layout (modules private; [`spawn`], [`Settings`] and [`config`] are the interface):
 //! - [`config`] - settings, and the binary's command line.
-//! - `book` - auction state; the bid rules that depend on it.
-//! - `tailer` - replays and follows the log into the book; reads acknowledged bids back.
-//! - `kafka` - the producer, topic set-up, consumer configuration.
-//! - `idempotency` - outcomes by `request_id` for idempotent retries.
+//! - `auction` - one auction's state as a fold of its bids; the bid rules that depend on it.
+//! - `ownership` - the consumer group: which partitions this replica owns; feeds their owners.
+//! - `owner` - the owner of one partition: fencing, restore, decisions, transactions.
+//! - `read_copy` - every auction's state for reads, and each partition's owner.
+//! - `state_log` - reading the state topic (the read copy's follower, restores).
+//! - `forward` - forwarding calls to the owner on another replica.
+//! - `kafka` - topics, partitioning, client configurations.
 //! - `api` - the gRPC service and the mapping of errors to statuses.
 //! - [`metrics`] - metric names.
 //!
 //! [`spawn`] starts everything on the configured ports (port 0 picks free ones, for tests).
 
 mod api;
-mod book;
+mod auction;
 pub mod config;
-mod idempotency;
+mod forward;
 mod kafka;
 pub mod metrics;
-mod tailer;
+mod owner;
+mod ownership;
+mod read_copy;
+mod state_log;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use auction_process::{self as service, Readiness};
 use auction_proto::v1::bid_service_server::BidServiceServer;
-use auction_schemas::{BidDecoder, BidEncoder};
+use auction_schemas::{BidDecoder, BidEncoder, StateCodec};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -43,11 +50,12 @@ use tonic_health::ServingStatus;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::{BidApi, BidGrpc};
-use crate::book::{AuctionBook, BidRules};
+use crate::auction::BidRules;
 pub use crate::config::{GrpcTls, KafkaProperties, Settings};
-use crate::idempotency::RequestOutcomes;
-use crate::kafka::KafkaBidProducer;
-use crate::tailer::{AppliedOffsets, Tailer};
+use crate::kafka::TopicSpec;
+use crate::owner::OwnerContext;
+use crate::read_copy::ReadCopy;
+use crate::state_log::StateFollower;
 pub use auction_process::StartError;
 
 /// Largest gRPC request accepted; a bid is a few hundred bytes.
@@ -60,13 +68,14 @@ pub struct RunningBidService {
     pub grpc_addr: SocketAddr,
     /// `/metrics`, `/healthz`, `/readyz`.
     pub metrics_addr: SocketAddr,
-    /// True once the log has been replayed.
+    /// True once the service is SERVING: the state topic has been read and every partition has
+    /// an owner.
     pub caught_up: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<Result<(), String>>,
 }
 
 impl RunningBidService {
-    /// Waits until the service has replayed the log, at most `timeout`.
+    /// Waits until the service is SERVING, at most `timeout`.
     pub async fn wait_caught_up(&mut self, timeout: Duration) -> bool {
         tokio::time::timeout(timeout, self.caught_up.wait_for(|ready| *ready))
             .await
@@ -89,6 +98,9 @@ fn check(settings: &Settings) -> Result<(), StartError> {
             .is_none_or(str::is_empty))
         .then(|| "the Kafka bootstrap servers are not set (KAFKA_BOOTSTRAP_SERVERS)".to_owned()),
         (settings.topic.is_empty()).then(|| "the topic name is empty".to_owned()),
+        (settings.state_topic.is_empty() || settings.state_topic == settings.topic)
+            .then(|| "the state topic needs a name of its own".to_owned()),
+        (settings.group_id.is_empty()).then(|| "the consumer group name is empty".to_owned()),
         (settings.topic_partitions < 1).then(|| "the topic needs at least 1 partition".to_owned()),
         (settings.min_increment < 1).then(|| "the minimum increment must be at least 1".to_owned()),
         (settings.starting_price < 1).then(|| "the starting price must be at least 1".to_owned()),
@@ -144,62 +156,135 @@ pub async fn spawn(
     shutdown: CancellationToken,
 ) -> Result<RunningBidService, StartError> {
     check(&settings)?;
-    tracing::info!(kafka = ?settings.kafka, topic = %settings.topic, registry = %settings.registry.url, "starting the bid service");
+    tracing::info!(kafka = ?settings.kafka, topic = %settings.topic, state_topic = %settings.state_topic,
+        registry = %settings.registry.url, "starting the bid service");
     let partitions = kafka::ensure_topic(
         &settings.kafka,
-        &settings.topic,
+        TopicSpec {
+            name: &settings.topic,
+            partitions: settings.topic_partitions,
+            replication: settings.topic_replication,
+            compacted: false,
+        },
         settings.create_topic,
-        settings.topic_partitions,
-        settings.topic_replication,
         settings.allow_unsafe_topic,
     )
     .await
     .map_err(|e| StartError::new(e.0))?;
-    let producer =
-        KafkaBidProducer::new(&settings.kafka, &settings.topic, settings.delivery_timeout)
-            .map_err(|e| StartError::new(e.0))?;
+    // The state topic has as many partitions as the bid topic: an auction's state lives in the
+    // partition of the same number as its bids.
+    let state_partitions = kafka::ensure_topic(
+        &settings.kafka,
+        TopicSpec {
+            name: &settings.state_topic,
+            partitions,
+            replication: settings.topic_replication,
+            compacted: true,
+        },
+        settings.create_topic,
+        settings.allow_unsafe_topic,
+    )
+    .await
+    .map_err(|e| StartError::new(e.0))?;
+    if state_partitions != partitions {
+        return Err(StartError::new(format!(
+            "the state topic {} has {state_partitions} partitions and the bid topic {} has {partitions}: \
+             they must have the same number (add partitions to the smaller one)",
+            settings.state_topic, settings.topic
+        )));
+    }
     let encoder = BidEncoder::new(&settings.registry, &settings.topic)
         .map_err(|e| StartError::new(e.to_string()))?;
     let decoder =
         BidDecoder::new(&settings.registry).map_err(|e| StartError::new(e.to_string()))?;
+    let state_codec = StateCodec::new(&settings.registry, &settings.state_topic)
+        .map_err(|e| StartError::new(e.to_string()))?;
+    let registry_error = |e: auction_schemas::EncodeError| {
+        StartError::new(format!(
+            "cannot use the schemas at {}: {e}",
+            settings.registry.url
+        ))
+    };
     let schema_id = if settings.register_schemas {
         encoder.register_schemas().await
     } else {
         encoder.verify_schema().await
     }
-    .map_err(|e| {
-        StartError::new(format!(
-            "cannot use the bid schemas at {}: {e}",
-            settings.registry.url
-        ))
-    })?;
+    .map_err(registry_error)?;
+    let state_schema_id = state_codec
+        .prepare(settings.register_schemas)
+        .await
+        .map_err(registry_error)?;
     tracing::info!(
         schema_id,
+        state_schema_id,
         registered = settings.register_schemas,
-        "bid schema ready"
+        "schemas ready"
     );
-    let book = Arc::new(AuctionBook::new(
-        BidRules {
-            min_increment: settings.min_increment,
-            starting_price: settings.starting_price,
-        },
-        settings.recent_bids_per_auction,
-        settings.remembered_requests,
-    ));
-    let applied = Arc::new(AppliedOffsets::new(partitions));
-    let (caught_up_sender, caught_up) = watch::channel(false);
-    let tailer = Tailer {
-        config: kafka::tailer_config(&settings.kafka),
-        topic: settings.topic.clone(),
-        partitions,
-        decoder: Arc::new(decoder),
-        book: Arc::clone(&book),
-        applied: Arc::clone(&applied),
+
+    let listener = TcpListener::bind(settings.grpc_listen).await.map_err(|e| {
+        StartError::new(format!(
+            "cannot listen for gRPC on {}: {e}",
+            settings.grpc_listen
+        ))
+    })?;
+    let grpc_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::new(format!("cannot read the gRPC address: {e}")))?;
+    let address = match &settings.advertised_address {
+        Some(address) => address.clone(),
+        None if grpc_addr.ip().is_unspecified() => {
+            return Err(StartError::new(format!(
+                "the service listens on {grpc_addr}, so the other replicas cannot know where to \
+                 reach it: set BID_SERVICE_ADVERTISED_ADDRESS (for example http://10.0.0.5:50051)"
+            )));
+        }
+        None => format!(
+            "{}://{grpc_addr}",
+            if settings.tls.is_some() { "https" } else { "http" }
+        ),
     };
-    let tailer_task = tailer
-        .spawn(caught_up_sender, shutdown.clone())
-        .await
-        .map_err(|e| StartError::new(e.0))?;
+
+    let rules = BidRules {
+        min_increment: settings.min_increment,
+        starting_price: settings.starting_price,
+        recent_limit: settings.recent_bids_per_auction,
+    };
+    let read_copy = Arc::new(ReadCopy::new(rules));
+    let (read_sender, mut state_read) = watch::channel(false);
+    let (serving_sender, caught_up) = watch::channel(false);
+    let follower_task = StateFollower {
+        config: kafka::reader_config(&settings.kafka),
+        topic: settings.state_topic.clone(),
+        partitions,
+        read_copy: Arc::clone(&read_copy),
+    }
+    .spawn(read_sender, shutdown.clone())
+    .map_err(|e| StartError::new(e.0))?;
+
+    let context = Arc::new(OwnerContext {
+        kafka: settings.kafka.clone(),
+        topic: settings.topic.clone(),
+        state_topic: settings.state_topic.clone(),
+        transactional_id_prefix: settings.group_id.clone(),
+        rules,
+        idempotency_window: settings.idempotency_window,
+        commit_interval: settings.commit_interval,
+        transaction_timeout: settings.delivery_timeout,
+        encoder: Arc::new(encoder),
+        decoder: Arc::new(decoder),
+        state_codec: Arc::new(state_codec),
+        read_copy: Arc::clone(&read_copy),
+        address: address.clone(),
+        group: OnceLock::new(),
+    });
+    let (ownership, group_ended) = ownership::start(
+        context,
+        &settings.group_id,
+        tokio::runtime::Handle::current(),
+        shutdown.clone(),
+    )
+    .map_err(|e| StartError::new(e.0))?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -208,17 +293,31 @@ pub async fn spawn(
     health.set_not_serving::<BidServiceServer<BidGrpc>>().await;
     let readiness = Readiness::default();
     {
+        // SERVING once the state topic has been read and every partition has an owner (this
+        // replica or one named by the state topic), so that the first calls need not wait.
         let health = health.clone();
         let readiness = readiness.clone();
-        let mut caught_up = caught_up.clone();
         let shutdown = shutdown.clone();
+        let read_copy = Arc::clone(&read_copy);
         tokio::spawn(async move {
+            let ready = async {
+                if state_read.wait_for(|read| *read).await.is_err() {
+                    return false;
+                }
+                let started = std::time::Instant::now();
+                while !(0..partitions).all(|p| read_copy.owner(p).is_some()) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                tracing::info!(seconds = started.elapsed().as_secs_f64(), "every partition has an owner; serving");
+                true
+            };
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                ready = async { caught_up.wait_for(|ready| *ready).await.is_ok() } => if ready {
+                ready = ready => if ready {
                     health.set_service_status("", ServingStatus::Serving).await;
                     health.set_serving::<BidServiceServer<BidGrpc>>().await;
                     readiness.set(true);
+                    serving_sender.send_replace(true);
                 }
             }
         });
@@ -237,28 +336,18 @@ pub async fn spawn(
         .map_err(|e| StartError::new(format!("cannot build server reflection: {e}")))?;
 
     let api = Arc::new(BidApi {
-        book,
-        producer: producer.clone(),
-        encoder: Arc::new(encoder),
-        requests: RequestOutcomes::new(settings.remembered_requests),
-        applied,
+        read_copy,
+        ownership,
+        forwarder: forward::Forwarder::default(),
+        address,
+        partitions,
         in_flight: Arc::new(Semaphore::new(settings.max_bids_in_flight)),
         default_deadline: settings.default_deadline,
-        delivery_timeout: settings.delivery_timeout,
         shutdown: shutdown.clone(),
     });
     let bid_service =
         BidServiceServer::new(BidGrpc(api)).max_decoding_message_size(MAX_REQUEST_BYTES);
 
-    let listener = TcpListener::bind(settings.grpc_listen).await.map_err(|e| {
-        StartError::new(format!(
-            "cannot listen for gRPC on {}: {e}",
-            settings.grpc_listen
-        ))
-    })?;
-    let grpc_addr = listener
-        .local_addr()
-        .map_err(|e| StartError::new(format!("cannot read the gRPC address: {e}")))?;
     let metrics_addr =
         service::spawn_ops_server(settings.metrics_listen, readiness.clone(), shutdown.clone())
             .await
@@ -290,30 +379,6 @@ pub async fn spawn(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(bid_service);
-    // A producer that failed fatally can deliver nothing more: stop serving and exit with an
-    // error, so that the supervisor restarts the service with a new producer.
-    let fatal = Arc::new(std::sync::Mutex::new(None::<String>));
-    {
-        let producer = producer.clone();
-        let fatal = Arc::clone(&fatal);
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                }
-                if let Some(error) = producer.fatal_error() {
-                    tracing::error!(%error, "the Kafka producer failed fatally; stopping");
-                    *fatal
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
-                    shutdown.cancel();
-                    return;
-                }
-            }
-        });
-    }
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         let served = router
@@ -325,24 +390,11 @@ pub async fn spawn(
                     .await;
             })
             .await;
-        let flushed =
-            tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await;
-        let _ = tailer_task.await;
-        served.map_err(|e| format!("the gRPC server failed: {e}"))?;
-        if let Some(error) = fatal
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-        {
-            return Err(format!(
-                "the Kafka producer failed fatally and can deliver no more bids: {error}"
-            ));
-        }
-        match flushed {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("the producer could not flush its queue: {e}")),
-            Err(e) => Err(format!("the flush task failed: {e}")),
-        }
+        // The group consumer's thread stops the owners (their open transactions aborted) and
+        // leaves the group, so that the other replicas take over at once.
+        let _ = group_ended.await;
+        let _ = follower_task.await;
+        served.map_err(|e| format!("the gRPC server failed: {e}"))
     });
     tracing::info!(%grpc_addr, %metrics_addr, "bid service listening");
     Ok(RunningBidService {

@@ -1,13 +1,22 @@
 //! Metric names of the bid service, served at `/metrics`.
 
-/// Counter: bids answered OK (read back from the log).
+/// Counter: bids answered OK (committed and read back from the log).
 pub const BIDS_ACCEPTED: &str = "bid_service_bids_accepted_total";
-/// Counter: bids not accepted, by `reason` (`invalid`, `too_low`, `overloaded`,
-/// `kafka_unavailable`, `registry_unavailable`, `not_readable`).
+/// Counter: bids not accepted, by `reason` (`invalid`, `too_low`, `outbid_in_log`, `overloaded`,
+/// `kafka_unavailable`, `registry_unavailable`, `no_owner`).
 pub const BIDS_REJECTED: &str = "bid_service_bids_rejected_total";
-/// Histogram: seconds from handing a bid to the producer to Kafka's acknowledgement.
-pub const PRODUCE_SECONDS: &str = "bid_service_produce_seconds";
-/// Histogram: seconds from Kafka's acknowledgement to the tailer reading the bid back.
-pub const APPLY_WAIT_SECONDS: &str = "bid_service_apply_wait_seconds";
-/// Counter: records the tailer read from the log, by `outcome` (`applied`, or why it was skipped).
+/// Counter: `PlaceBid` calls forwarded to the owner of the auction's partition, by `outcome`.
+pub const BIDS_FORWARDED: &str = "bid_service_bids_forwarded_total";
+/// Histogram: seconds one transaction's commit took (offsets and `EndTxn`).
+pub const COMMIT_SECONDS: &str = "bid_service_commit_seconds";
+/// Histogram: bids written per transaction.
+pub const BIDS_PER_TRANSACTION: &str = "bid_service_bids_per_transaction";
+/// Counter: transactions that did not commit, by `outcome` (`aborted`, `fenced`, `replaced`).
+pub const TRANSACTIONS_FAILED: &str = "bid_service_transactions_failed_total";
+/// Gauge: partitions of the bid topic this replica owns.
+pub const OWNED_PARTITIONS: &str = "bid_service_owned_partitions";
+/// Histogram: seconds a takeover took, from assignment to deciding (fencing and restore).
+pub const TAKEOVER_SECONDS: &str = "bid_service_takeover_seconds";
+/// Counter: records the owners read from the bid log, by `outcome` (`applied`, or why it was
+/// skipped).
 pub const LOG_RECORDS: &str = "bid_service_log_records_total";

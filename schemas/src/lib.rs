@@ -4,6 +4,8 @@
 //!   `Bid`). A value of these types satisfies the bid rules; nothing downstream checks again.
 //! - [`event`] - the JSON body of subject `auction-value` (v1 = the original demo's schema byte for
 //!   byte, v2 = v1 plus optional `auction_id` and `bid_id`).
+//! - [`state`] - the records of the compacted topic `auction.state` (the bid service's internal
+//!   state, subject `<state topic>-value`).
 //! - [`wire`] - the Confluent framing (`0x00`, 4-byte big-endian schema id, payload).
 //! - `codec` (feature `codec`, on by default) - encode and decode through a schema registry,
 //!   validating both ways.
@@ -15,10 +17,13 @@
 pub mod codec;
 pub mod domain;
 pub mod event;
+pub mod state;
 pub mod wire;
 
 #[cfg(feature = "codec")]
-pub use codec::{BidDecoder, BidEncoder, DecodeError, DecodedBid, EncodeError, RegistrySettings};
+pub use codec::{
+    BidDecoder, BidEncoder, DecodeError, DecodedBid, EncodeError, RegistrySettings, StateCodec,
+};
 pub use domain::{
     AuctionId, Bid, BidId, BidInput, BidTimestamp, BidderName, FieldViolation, InvalidBid, Price,
 };

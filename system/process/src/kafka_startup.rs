@@ -167,6 +167,36 @@ impl TopicSettings {
     /// Each setting that breaks a guarantee of a topic of bids, as a sentence saying which and
     /// why. Empty when the topic is fit.
     pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.durability_problems();
+        if self
+            .cleanup_policy
+            .as_deref()
+            .is_some_and(|policy| policy.contains("compact"))
+        {
+            problems.push(
+                "cleanup.policy includes compact (want delete): compaction keeps only the last bid of each auction"
+                    .to_owned(),
+            );
+        }
+        problems
+    }
+
+    /// The same for the compacted state topic (`auction.state`): durable like the bid topic, and
+    /// compacted without deletion, since its records are the only copy of an auction's state once
+    /// old bids have been deleted.
+    pub fn state_problems(&self) -> Vec<String> {
+        let mut problems = self.durability_problems();
+        if let Some(policy) = self.cleanup_policy.as_deref()
+            && policy.trim() != "compact"
+        {
+            problems.push(format!(
+                "cleanup.policy is {policy:?} (want compact): deleting old state records forgets auctions whose bids are gone"
+            ));
+        }
+        problems
+    }
+
+    fn durability_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let wanted = self.brokers.min(3);
         if self.replication < wanted {
@@ -186,16 +216,6 @@ impl TopicSettings {
         if self.unclean_leader_election == Some(true) {
             problems.push(
                 "unclean.leader.election.enable is true (want false): a replica that missed acknowledged bids could become leader and drop them"
-                    .to_owned(),
-            );
-        }
-        if self
-            .cleanup_policy
-            .as_deref()
-            .is_some_and(|policy| policy.contains("compact"))
-        {
-            problems.push(
-                "cleanup.policy includes compact (want delete): compaction keeps only the last bid of each auction"
                     .to_owned(),
             );
         }
@@ -282,12 +302,31 @@ pub async fn check_topic(
     allow_unsafe: bool,
 ) -> Result<(), String> {
     let settings = read_topic_settings(config, topic).await?;
-    let problems = settings.problems();
+    refuse_unless_fit(topic, "bids", settings.problems(), allow_unsafe)
+}
+
+/// Refuses the state topic `topic` when its settings break the guarantees (see
+/// [`TopicSettings::state_problems`]), as [`check_topic`] does for the bid topic.
+pub async fn check_state_topic(
+    config: &ClientConfig,
+    topic: &str,
+    allow_unsafe: bool,
+) -> Result<(), String> {
+    let settings = read_topic_settings(config, topic).await?;
+    refuse_unless_fit(topic, "auction state", settings.state_problems(), allow_unsafe)
+}
+
+fn refuse_unless_fit(
+    topic: &str,
+    what: &str,
+    problems: Vec<String>,
+    allow_unsafe: bool,
+) -> Result<(), String> {
     if problems.is_empty() {
         return Ok(());
     }
     let sentence = format!(
-        "topic {topic} is not safe for bids: {}",
+        "topic {topic} is not safe for {what}: {}",
         problems.join("; ")
     );
     if allow_unsafe {

@@ -1,0 +1,243 @@
+//! One auction's state and the bid rules that depend on it, as a pure fold of the bid log: every
+//! owner, every read copy and every restore computes the same state from the same records.
+//!
+//! A record becomes the highest bid only with a strictly greater price, so on equal prices the
+//! earlier one in the log keeps the lead. A bid is *valid at its position* when it offers at least
+//! the minimum next bid of the state before it (the starting price, or the highest plus the
+//! increment): that is what an owner checks before it writes a bid, and again when it reads the
+//! bid back, before it answers OK.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use auction_schemas::state::{AuctionRecord, RecordedBid};
+use auction_schemas::{AuctionId, Bid, BidId, BidTimestamp, BidderName, Price};
+
+/// A bid as it is in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LoggedBid {
+    /// The bid.
+    pub bid: Bid,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+/// The bid rules that depend on configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BidRules {
+    /// How much a bid must add to the current highest.
+    pub min_increment: i32,
+    /// The lowest first bid.
+    pub starting_price: i32,
+    /// How many recent bids an auction keeps.
+    pub recent_limit: usize,
+}
+
+impl BidRules {
+    /// The lowest acceptable price after `highest`.
+    pub(crate) fn minimum_next(&self, highest: Option<i64>) -> i64 {
+        match highest {
+            Some(price) => price + i64::from(self.min_increment),
+            None => i64::from(self.starting_price),
+        }
+    }
+}
+
+/// What applying a record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// The record was at or before the offset the state already reflects: nothing changed.
+    AlreadyReflected,
+    /// Applied; `valid` says whether it offered at least the minimum next bid at its position.
+    Bid {
+        /// It beat the state before it by the increment (or met the starting price).
+        valid: bool,
+    },
+}
+
+/// One auction's state, in one partition of the bid topic.
+#[derive(Debug, Clone)]
+pub(crate) struct AuctionState {
+    /// The auction.
+    pub id: AuctionId,
+    /// The partition whose bids it folds.
+    pub partition: i32,
+    /// The offset of the last bid applied (-1: none).
+    pub offset: i64,
+    /// Bids applied.
+    pub bid_count: u64,
+    /// The highest bid.
+    pub highest: Option<Arc<LoggedBid>>,
+    /// The most recent bids, newest first.
+    pub recent: VecDeque<Arc<LoggedBid>>,
+}
+
+impl AuctionState {
+    /// An auction without bids.
+    pub(crate) fn new(id: AuctionId, partition: i32) -> Self {
+        Self {
+            id,
+            partition,
+            offset: -1,
+            bid_count: 0,
+            highest: None,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// The highest price.
+    pub(crate) fn highest_price(&self) -> Option<i64> {
+        self.highest.as_ref().map(|h| i64::from(h.bid.price.get()))
+    }
+
+    /// Applies the record `logged` of this auction's partition.
+    pub(crate) fn apply(&mut self, logged: &Arc<LoggedBid>, rules: &BidRules) -> Applied {
+        if logged.offset <= self.offset {
+            return Applied::AlreadyReflected;
+        }
+        let price = i64::from(logged.bid.price.get());
+        let valid = price >= rules.minimum_next(self.highest_price());
+        if self.highest.as_ref().is_none_or(|h| logged.bid.price > h.bid.price) {
+            self.highest = Some(Arc::clone(logged));
+        }
+        self.offset = logged.offset;
+        self.bid_count += 1;
+        self.recent.push_front(Arc::clone(logged));
+        self.recent.truncate(rules.recent_limit.max(1));
+        Applied::Bid { valid }
+    }
+
+    /// The record that stores this state.
+    pub(crate) fn to_record(&self) -> AuctionRecord {
+        AuctionRecord {
+            auction_id: self.id.to_string(),
+            partition: self.partition,
+            offset: self.offset,
+            bid_count: self.bid_count,
+            highest: self.highest.as_deref().map(recorded),
+            recent: self.recent.iter().map(|b| recorded(b)).collect(),
+        }
+    }
+
+    /// The state a record stores; `None` when the record is not a valid state.
+    pub(crate) fn from_record(record: &AuctionRecord) -> Option<Self> {
+        let id = AuctionId::parse(&record.auction_id).ok()?;
+        let read = |bid: &RecordedBid| logged_from(&id, record.partition, bid).map(Arc::new);
+        let recent: VecDeque<Arc<LoggedBid>> = record.recent.iter().map(read).collect::<Option<_>>()?;
+        // The highest is usually among the recent bids: share it.
+        let highest = match &record.highest {
+            Some(h) => Some(
+                recent
+                    .iter()
+                    .find(|b| b.offset == h.offset)
+                    .cloned()
+                    .map_or_else(|| read(h), Some)?,
+            ),
+            None => None,
+        };
+        Some(Self {
+            id: id.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            bid_count: record.bid_count,
+            highest,
+            recent,
+        })
+    }
+}
+
+/// The stored form of a bid.
+pub(crate) fn recorded(logged: &LoggedBid) -> RecordedBid {
+    RecordedBid {
+        bid_id: logged.bid.bid_id.as_uuid(),
+        name: logged.bid.name.to_string(),
+        price: logged.bid.price.get(),
+        bid_ts: logged.bid.bid_ts.to_rfc3339(),
+        offset: logged.offset,
+    }
+}
+
+/// The bid a stored form describes, in `auction` and `partition`.
+pub(crate) fn logged_from(auction: &AuctionId, partition: i32, bid: &RecordedBid) -> Option<LoggedBid> {
+    Some(LoggedBid {
+        bid: Bid {
+            bid_id: BidId::from(bid.bid_id),
+            auction_id: auction.clone(),
+            name: BidderName::parse(&bid.name).ok()?,
+            price: Price::parse(i64::from(bid.price)).ok()?,
+            bid_ts: BidTimestamp::parse(&bid.bid_ts).ok()?,
+        },
+        partition,
+        offset: bid.offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auction_schemas::BidInput;
+
+    const RULES: BidRules = BidRules {
+        min_increment: 5,
+        starting_price: 10,
+        recent_limit: 3,
+    };
+
+    fn logged(name: &str, price: i64, offset: i64) -> Arc<LoggedBid> {
+        let bid = Bid::new(
+            &BidInput {
+                auction_id: Some("a"),
+                name,
+                price,
+            },
+            BidId::new_random(),
+        )
+        .unwrap();
+        Arc::new(LoggedBid {
+            bid,
+            partition: 0,
+            offset,
+        })
+    }
+
+    fn state() -> AuctionState {
+        AuctionState::new(AuctionId::parse("a").unwrap(), 0)
+    }
+
+    #[test]
+    fn validity_needs_the_starting_price_then_the_increment() {
+        let mut s = state();
+        assert_eq!(s.apply(&logged("x", 9, 0), &RULES), Applied::Bid { valid: false });
+        assert_eq!(s.apply(&logged("x", 10, 1), &RULES), Applied::Bid { valid: true });
+        assert_eq!(s.apply(&logged("y", 14, 2), &RULES), Applied::Bid { valid: false });
+        assert_eq!(s.apply(&logged("y", 15, 3), &RULES), Applied::Bid { valid: true });
+        assert_eq!(s.highest_price(), Some(15));
+        assert_eq!(s.bid_count, 4);
+        assert_eq!(RULES.minimum_next(s.highest_price()), 20);
+    }
+
+    #[test]
+    fn equal_prices_keep_the_earlier_bid_and_replayed_records_count_once() {
+        let mut s = state();
+        let first = logged("first", 20, 4);
+        s.apply(&first, &RULES);
+        s.apply(&logged("second", 20, 5), &RULES);
+        assert_eq!(s.highest.as_ref().unwrap().bid.name.as_str(), "first");
+        assert_eq!(s.apply(&first, &RULES), Applied::AlreadyReflected);
+        assert_eq!(s.bid_count, 2);
+    }
+
+    #[test]
+    fn the_record_restores_the_same_state() {
+        let mut s = state();
+        for (offset, price) in [10, 15, 20, 25, 30].into_iter().enumerate() {
+            s.apply(&logged("x", price, offset as i64), &RULES);
+        }
+        assert_eq!(s.recent.len(), 3);
+        let restored = AuctionState::from_record(&s.to_record()).unwrap();
+        assert_eq!(restored.to_record(), s.to_record());
+        assert_eq!(restored.highest_price(), Some(30));
+    }
+}

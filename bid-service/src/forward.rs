@@ -1,0 +1,80 @@
+//! Forwarding `PlaceBid` to the replica that owns the auction's partition, transparently to the
+//! client. The owner is the one the state topic's `#owner` record names (written by the owner
+//! in its first transaction, so a fenced replica cannot claim a partition). A forwarded call
+//! carries [`FORWARDED_HEADER`]; a replica that receives one for a partition it does not own
+//! answers UNAVAILABLE instead of forwarding again, so calls never loop.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use auction_proto::v1::bid_service_client::BidServiceClient;
+use auction_proto::v1::{PlaceBidRequest, PlaceBidResponse};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// Marks a call forwarded by another replica.
+pub(crate) const FORWARDED_HEADER: &str = "x-auction-forwarded";
+
+/// gRPC clients of the other replicas, by address.
+#[derive(Debug, Default)]
+pub(crate) struct Forwarder {
+    clients: Mutex<HashMap<String, BidServiceClient<Channel>>>,
+}
+
+impl Forwarder {
+    fn client(&self, address: &str) -> Result<BidServiceClient<Channel>, Status> {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = clients.get(address) {
+            return Ok(client.clone());
+        }
+        let endpoint = Endpoint::from_shared(address.to_owned())
+            .map_err(|e| {
+                Status::unavailable(format!(
+                    "the owner's address {address:?} cannot be used ({e}); retry with the same request_id"
+                ))
+            })?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true);
+        let client = BidServiceClient::new(endpoint.connect_lazy());
+        clients.insert(address.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    /// Places `request` through the owner at `address`, within `deadline`.
+    pub(crate) async fn place(
+        &self,
+        address: &str,
+        request: PlaceBidRequest,
+        deadline: Duration,
+    ) -> Result<PlaceBidResponse, Status> {
+        let mut client = self.client(address)?;
+        let mut call = tonic::Request::new(request);
+        call.set_timeout(deadline);
+        call.metadata_mut()
+            .insert(FORWARDED_HEADER, tonic::metadata::MetadataValue::from_static("1"));
+        match client.place_bid(call).await {
+            Ok(response) => {
+                metrics::counter!(crate::metrics::BIDS_FORWARDED, "outcome" => "ok").increment(1);
+                Ok(response.into_inner())
+            }
+            Err(status) => {
+                metrics::counter!(crate::metrics::BIDS_FORWARDED, "outcome" => format!("{:?}", status.code()))
+                    .increment(1);
+                // A transport failure reaches here as UNKNOWN or CANCELLED: to the client it
+                // is the owner being unreachable.
+                if matches!(status.code(), Code::Unknown | Code::Cancelled | Code::DeadlineExceeded) {
+                    Err(Status::unavailable(format!(
+                        "the owner of the auction's partition ({address}) did not answer ({}); retry with the same request_id",
+                        status.message()
+                    )))
+                } else {
+                    Err(status)
+                }
+            }
+        }
+    }
+}

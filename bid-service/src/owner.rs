@@ -1,0 +1,891 @@
+//! The owner of one partition of the bid topic: the only place that decides for the auctions of
+//! that partition.
+//!
+//! A replica runs one [`PartitionOwner`] for each partition the consumer group gives it. The
+//! owner:
+//! 1. creates a transactional producer with the partition's `transactional.id` and calls
+//!    `init_transactions`: Kafka fences every earlier producer of that id (a previous owner that is
+//!    paused, cut off or slow can never commit again) and aborts its open transaction;
+//! 2. restores the partition's state from `auction.state` (read to its end, now final), then
+//!    lets the group consumer feed it the bid records after the group's committed offset;
+//! 3. decides `PlaceBid` calls one after another against the state plus the bids it has written
+//!    but not yet read back, and writes the accepted ones inside a transaction that groups the
+//!    calls of a few milliseconds;
+//! 4. applies every committed record of its partition in log order (its own and other
+//!    producers'), and answers each call once its bid is applied: OK if the bid is valid at its
+//!    position, never before the commit;
+//! 5. writes, in each transaction, the state of the auctions changed by the records it applied,
+//!    the request ids within the idempotency window, and the group offset after them
+//!    (`send_offsets_to_transaction`), so that the state and the offset move together.
+//!
+//! A commit that fails with an abortable error is aborted and its calls answer UNAVAILABLE (the
+//! bids are not in the log). A fenced owner stops. A commit whose outcome is unknown (a timeout)
+//! replaces the producer: the new instance's `init_transactions` bumps the epoch, which settles the
+//! old transaction and fences any request of the old instance still in flight (librdkafka does
+//! not implement the client side of KIP-890, so a timed-out request could otherwise land in a
+//! later transaction); the owner then reads its partition to the end to learn which of the
+//! doubtful bids are in the log.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use auction_process::Backoff;
+use auction_schemas::state::{OwnerRecord, RequestRecord, StateRecord, request_key};
+use auction_schemas::{AuctionId, Bid, BidDecoder, BidEncoder, BidId, LogPosition, StateCodec};
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::auction::{Applied, AuctionState, BidRules, LoggedBid};
+use crate::config::KafkaProperties;
+use crate::kafka::{self, KafkaSetupError};
+use crate::metrics as m;
+use crate::ownership::GroupContext;
+use crate::read_copy::ReadCopy;
+use crate::state_log;
+
+/// The header that marks a bid placed with a client's `request_id` (its bid id): such bids are
+/// remembered for the idempotency window.
+pub(crate) const REQUEST_HEADER: &str = "auction-request-id";
+
+/// Time limit of a transactional operation (init, offsets, commit, abort).
+const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Calls waiting for a partition owner at most.
+pub(crate) const COMMAND_QUEUE: usize = 4096;
+
+/// Records handed to a partition owner ahead of it.
+pub(crate) const RECORD_QUEUE: usize = 4096;
+
+/// Why a bid was not placed.
+#[derive(Debug, Clone)]
+pub(crate) enum PlaceError {
+    /// The price does not beat the current state.
+    TooLow {
+        /// The highest price, counting bids written and not yet read back.
+        current_highest: Option<i64>,
+        /// The lowest acceptable price.
+        minimum_next_bid: i64,
+    },
+    /// The bid was written, but a record of another producer before it in the log beat it.
+    OutbidInLog {
+        /// Where the bid is.
+        offset: i64,
+        /// The price it needed there.
+        minimum_next_bid: i64,
+    },
+    /// Too much work queued.
+    Overloaded,
+    /// Kafka, the registry or the owner cannot take the bid now; the bid is not placed.
+    Unavailable(String),
+}
+
+/// A placed bid.
+#[derive(Debug, Clone)]
+pub(crate) struct Placed {
+    /// The bid, where the log holds it.
+    pub logged: Arc<LoggedBid>,
+    /// An earlier call with the same request id placed it.
+    pub replayed: bool,
+}
+
+/// The outcome of one call.
+pub(crate) type PlaceOutcome = Result<Placed, PlaceError>;
+
+/// A call for the owner.
+#[derive(Debug)]
+pub(crate) struct PlaceCommand {
+    /// The validated bid (its id is the request id when `request` is set).
+    pub bid: Bid,
+    /// The client gave a request id: remember the outcome for retries.
+    pub request: bool,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<PlaceOutcome>,
+}
+
+/// What every partition owner of a replica shares.
+pub(crate) struct OwnerContext {
+    /// Kafka client properties.
+    pub kafka: KafkaProperties,
+    /// The bid topic.
+    pub topic: String,
+    /// The state topic.
+    pub state_topic: String,
+    /// `transactional.id` prefix; the partition number is appended.
+    pub transactional_id_prefix: String,
+    /// The bid rules.
+    pub rules: BidRules,
+    /// How long a request id is remembered after its bid's timestamp.
+    pub idempotency_window: Duration,
+    /// How long calls are gathered into one transaction.
+    pub commit_interval: Duration,
+    /// `transaction.timeout.ms`.
+    pub transaction_timeout: Duration,
+    /// Writes bids.
+    pub encoder: Arc<BidEncoder>,
+    /// Reads bids.
+    pub decoder: Arc<BidDecoder>,
+    /// Writes state records.
+    pub state_codec: Arc<StateCodec>,
+    /// This replica's view, which owners update as they apply bids.
+    pub read_copy: Arc<ReadCopy>,
+    /// Where this replica takes forwarded calls.
+    pub address: String,
+    /// The group consumer, for the group metadata that fences offset commits (KIP-447).
+    pub group: OnceLock<Arc<BaseConsumer<GroupContext>>>,
+}
+
+impl std::fmt::Debug for OwnerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnerContext")
+            .field("topic", &self.topic)
+            .field("state_topic", &self.state_topic)
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The running owner of one partition, as the group consumer's thread sees it.
+#[derive(Debug)]
+pub(crate) struct OwnerHandle {
+    /// Calls for the owner.
+    pub commands: mpsc::Sender<PlaceCommand>,
+    /// Committed records of the partition, in order.
+    pub records: mpsc::Sender<OwnedMessage>,
+    stop: CancellationToken,
+    stopped: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl OwnerHandle {
+    /// Stops the owner (its open transaction is aborted, its waiting calls answer UNAVAILABLE)
+    /// and waits, at most `timeout`, until it has stopped. For the group consumer's thread.
+    pub(crate) fn stop_and_wait(self, timeout: Duration) {
+        self.stop.cancel();
+        drop(self.records);
+        let stopped = self
+            .stopped
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = stopped.recv_timeout(timeout);
+    }
+}
+
+/// Sends on drop, so that the handle learns the owner stopped however it ended.
+struct StoppedSignal(std::sync::mpsc::SyncSender<()>);
+
+impl Drop for StoppedSignal {
+    fn drop(&mut self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+/// Starts the owner of `partition` on `runtime`; `ready` is called once it has restored and
+/// takes records.
+pub(crate) fn start(
+    context: Arc<OwnerContext>,
+    partition: i32,
+    runtime: &tokio::runtime::Handle,
+    ready: impl FnOnce() + Send + 'static,
+) -> OwnerHandle {
+    let (commands, command_receiver) = mpsc::channel(COMMAND_QUEUE);
+    let (records, record_receiver) = mpsc::channel(RECORD_QUEUE);
+    let stop = CancellationToken::new();
+    let (stopped_sender, stopped) = std::sync::mpsc::sync_channel(1);
+    let token = stop.clone();
+    runtime.spawn(async move {
+        let _signal = StoppedSignal(stopped_sender);
+        let started = Instant::now();
+        let owner = match PartitionOwner::take_over(context, partition, &token).await {
+            Ok(owner) => owner,
+            Err(e) => {
+                tracing::error!(partition, error = %e, "cannot take over the partition");
+                return;
+            }
+        };
+        metrics::histogram!(m::TAKEOVER_SECONDS).record(started.elapsed().as_secs_f64());
+        ready();
+        owner.run(command_receiver, record_receiver, token).await;
+    });
+    OwnerHandle {
+        commands,
+        records,
+        stop,
+        stopped: std::sync::Mutex::new(stopped),
+    }
+}
+
+/// A call waiting for its bid to be read back.
+#[derive(Debug)]
+struct Waiter {
+    replies: Vec<(oneshot::Sender<PlaceOutcome>, bool)>,
+    auction: AuctionId,
+    price: i32,
+    committed: bool,
+}
+
+/// A request id within the window.
+#[derive(Debug)]
+struct Remembered {
+    logged: Arc<LoggedBid>,
+}
+
+/// The transaction being filled.
+#[derive(Debug, Default)]
+struct Transaction {
+    open: bool,
+    bids: Vec<BidId>,
+    due: Option<tokio::time::Instant>,
+}
+
+/// How an owner's run ends early.
+#[derive(Debug)]
+enum Ended {
+    /// Another owner fenced this one.
+    Fenced,
+    /// Shutting down.
+    Stopped,
+}
+
+/// The owner of one partition.
+struct PartitionOwner {
+    context: Arc<OwnerContext>,
+    partition: i32,
+    owner_id: Uuid,
+    producer: FutureProducer,
+    auctions: HashMap<AuctionId, AuctionState>,
+    requests: HashMap<Uuid, Remembered>,
+    request_expiry: VecDeque<(DateTime<Utc>, Uuid)>,
+    position: Option<i64>,
+    committed_position: Option<i64>,
+    waiting: HashMap<BidId, Waiter>,
+    pending: HashMap<AuctionId, Vec<i32>>,
+    transaction: Transaction,
+    dirty_auctions: HashSet<AuctionId>,
+    dirty_requests: Vec<Uuid>,
+    announce: bool,
+}
+
+fn transactional_id(context: &OwnerContext, partition: i32) -> String {
+    format!("{}-{partition}", context.transactional_id_prefix)
+}
+
+/// A transactional producer for `partition`, initialised: every earlier producer of the
+/// partition is fenced when this returns.
+async fn fenced_producer(
+    context: &OwnerContext,
+    partition: i32,
+    stop: &CancellationToken,
+) -> Result<FutureProducer, KafkaSetupError> {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        let producer: FutureProducer = kafka::producer_config(
+            &context.kafka,
+            &transactional_id(context, partition),
+            context.transaction_timeout,
+        )
+        .create()
+        .map_err(|e| KafkaSetupError(format!("cannot create the transactional producer: {e}")))?;
+        let init = producer.clone();
+        match tokio::task::spawn_blocking(move || init.init_transactions(TRANSACTION_CALL_TIMEOUT))
+            .await
+        {
+            Ok(Ok(())) => return Ok(producer),
+            Ok(Err(e)) => tracing::warn!(partition, error = %e, "cannot initialise transactions yet; retrying"),
+            Err(e) => return Err(KafkaSetupError(format!("the init task failed: {e}"))),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Err(KafkaSetupError("stopped while taking over".to_owned())),
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+    }
+}
+
+impl PartitionOwner {
+    /// Fences the previous owner, then restores the partition's state from the state topic.
+    async fn take_over(
+        context: Arc<OwnerContext>,
+        partition: i32,
+        stop: &CancellationToken,
+    ) -> Result<Self, KafkaSetupError> {
+        let started = Instant::now();
+        let producer = fenced_producer(&context, partition, stop).await?;
+        let fenced_in = started.elapsed();
+        let mut auctions = HashMap::new();
+        let mut requests = HashMap::new();
+        let window = chrono::Duration::from_std(context.idempotency_window)
+            .unwrap_or(chrono::Duration::MAX);
+        let records = state_log::read_partition(
+            &kafka::reader_config(&context.kafka),
+            &context.state_topic,
+            partition,
+            stop,
+            |key, record| match record {
+                Some(StateRecord::Auction(record)) => {
+                    if let Some(state) = AuctionState::from_record(&record) {
+                        auctions.insert(state.id.clone(), state);
+                    }
+                }
+                Some(StateRecord::Request(record)) => {
+                    if let Some(logged) = AuctionId::parse(&record.auction_id)
+                        .ok()
+                        .and_then(|id| crate::auction::logged_from(&id, record.partition, &record.bid))
+                    {
+                        requests.insert(record.bid.bid_id, Arc::new(logged));
+                    }
+                }
+                Some(StateRecord::Owner(_)) => {}
+                None => {
+                    if let Some(id) = key.strip_prefix(auction_schemas::state::REQUEST_KEY_PREFIX)
+                        && let Ok(id) = id.parse::<Uuid>()
+                    {
+                        requests.remove(&id);
+                    }
+                }
+            },
+        )
+        .await?;
+        let mut request_expiry: Vec<(DateTime<Utc>, Uuid)> = requests
+            .iter()
+            .map(|(id, logged)| (logged.bid.bid_ts.get() + window, *id))
+            .collect();
+        request_expiry.sort();
+        for state in auctions.values() {
+            context.read_copy.update(Arc::new(state.clone()));
+        }
+        tracing::info!(
+            partition,
+            auctions = auctions.len(),
+            requests = requests.len(),
+            state_records = records,
+            fenced_ms = fenced_in.as_millis() as u64,
+            seconds = started.elapsed().as_secs_f64(),
+            "took over the partition"
+        );
+        metrics::gauge!(m::OWNED_PARTITIONS).increment(1.0);
+        Ok(Self {
+            partition,
+            owner_id: Uuid::new_v4(),
+            producer,
+            auctions,
+            requests: requests
+                .into_iter()
+                .map(|(id, logged)| (id, Remembered { logged }))
+                .collect(),
+            request_expiry: request_expiry.into(),
+            position: None,
+            committed_position: None,
+            waiting: HashMap::new(),
+            pending: HashMap::new(),
+            // The owner record goes out with the first transaction, right away.
+            transaction: Transaction {
+                due: Some(tokio::time::Instant::now()),
+                ..Transaction::default()
+            },
+            dirty_auctions: HashSet::new(),
+            dirty_requests: Vec::new(),
+            announce: true,
+            context,
+        })
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<PlaceCommand>,
+        mut records: mpsc::Receiver<OwnedMessage>,
+        stop: CancellationToken,
+    ) {
+        let ended = loop {
+            let due = self.transaction.due;
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break Ended::Stopped,
+                Some(record) = records.recv() => self.apply(record, &stop).await,
+                () = sleep_until(due), if due.is_some() => {
+                    if let Err(ended) = self.commit(&stop).await {
+                        break ended;
+                    }
+                }
+                Some(command) = commands.recv() => self.decide(command).await,
+                else => break Ended::Stopped,
+            }
+        };
+        metrics::gauge!(m::OWNED_PARTITIONS).decrement(1.0);
+        if self.transaction.open && !matches!(ended, Ended::Fenced) {
+            let producer = self.producer.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                producer.abort_transaction(Duration::from_secs(5))
+            })
+            .await;
+        }
+        let reason = match ended {
+            Ended::Fenced => "another replica took over the auction's partition",
+            Ended::Stopped => "the auction's partition moved to another replica",
+        };
+        self.fail_waiting(|_| true, reason);
+        commands.close();
+        while let Ok(command) = commands.try_recv() {
+            let _ = command.reply.send(Err(PlaceError::Unavailable(reason.to_owned())));
+        }
+        tracing::info!(partition = self.partition, ?ended, "no longer the owner of the partition");
+    }
+
+    /// Answers UNAVAILABLE to the waiting calls `which` selects.
+    fn fail_waiting(&mut self, which: impl Fn(&Waiter) -> bool, reason: &str) {
+        let failed: Vec<BidId> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| which(w))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            if let Some(waiter) = self.waiting.remove(&id) {
+                self.release(&waiter.auction, waiter.price);
+                metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable").increment(waiter.replies.len() as u64);
+                for (reply, _) in waiter.replies {
+                    let _ = reply.send(Err(PlaceError::Unavailable(format!(
+                        "{reason}; the bid was not placed"
+                    ))));
+                }
+            }
+        }
+    }
+
+    fn release(&mut self, auction: &AuctionId, price: i32) {
+        if let Some(prices) = self.pending.get_mut(auction) {
+            if let Some(at) = prices.iter().position(|p| *p == price) {
+                prices.swap_remove(at);
+            }
+            if prices.is_empty() {
+                self.pending.remove(auction);
+            }
+        }
+    }
+
+    fn schedule(&mut self) {
+        if self.transaction.due.is_none() {
+            self.transaction.due = Some(tokio::time::Instant::now() + self.context.commit_interval);
+        }
+    }
+
+    async fn decide(&mut self, command: PlaceCommand) {
+        let PlaceCommand {
+            bid,
+            request,
+            reply,
+        } = command;
+        if request {
+            if let Some(remembered) = self.requests.get(&bid.bid_id.as_uuid()) {
+                let _ = reply.send(Ok(Placed {
+                    logged: Arc::clone(&remembered.logged),
+                    replayed: true,
+                }));
+                return;
+            }
+            if let Some(waiter) = self.waiting.get_mut(&bid.bid_id) {
+                waiter.replies.push((reply, true));
+                return;
+            }
+        }
+        let applied = self.auctions.get(&bid.auction_id).and_then(AuctionState::highest_price);
+        let pending = self
+            .pending
+            .get(&bid.auction_id)
+            .and_then(|prices| prices.iter().max())
+            .map(|p| i64::from(*p));
+        let elsewhere = self
+            .context
+            .read_copy
+            .highest_elsewhere(&bid.auction_id, self.partition);
+        let current_highest = applied.max(pending).max(elsewhere);
+        let minimum_next_bid = self.context.rules.minimum_next(current_highest);
+        if i64::from(bid.price.get()) < minimum_next_bid {
+            metrics::counter!(m::BIDS_REJECTED, "reason" => "too_low").increment(1);
+            let _ = reply.send(Err(PlaceError::TooLow {
+                current_highest,
+                minimum_next_bid,
+            }));
+            return;
+        }
+        let payload = match self.context.encoder.encode(&bid).await {
+            Ok(payload) => payload,
+            Err(e) => {
+                metrics::counter!(m::BIDS_REJECTED, "reason" => "registry_unavailable").increment(1);
+                let _ = reply.send(Err(PlaceError::Unavailable(format!(
+                    "the bid cannot be written now ({e})"
+                ))));
+                return;
+            }
+        };
+        if !self.transaction.open {
+            if let Err(e) = self.producer.begin_transaction() {
+                metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable").increment(1);
+                let _ = reply.send(Err(PlaceError::Unavailable(format!(
+                    "cannot begin a Kafka transaction ({e})"
+                ))));
+                return;
+            }
+            self.transaction.open = true;
+        }
+        let id = bid.bid_id.to_string();
+        let mut record = FutureRecord::to(&self.context.topic)
+            .partition(self.partition)
+            .key(bid.auction_id.as_str())
+            .payload(&payload);
+        if request {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: REQUEST_HEADER,
+                value: Some(id.as_str()),
+            }));
+        }
+        if let Err((e, _)) = self.producer.send_result(record) {
+            let overloaded = matches!(e, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull));
+            metrics::counter!(m::BIDS_REJECTED, "reason" => if overloaded { "overloaded" } else { "kafka_unavailable" }).increment(1);
+            let _ = reply.send(Err(if overloaded {
+                PlaceError::Overloaded
+            } else {
+                PlaceError::Unavailable(format!("Kafka cannot take the bid ({e})"))
+            }));
+            return;
+        }
+        self.pending
+            .entry(bid.auction_id.clone())
+            .or_default()
+            .push(bid.price.get());
+        self.waiting.insert(
+            bid.bid_id,
+            Waiter {
+                replies: vec![(reply, false)],
+                auction: bid.auction_id.clone(),
+                price: bid.price.get(),
+                committed: false,
+            },
+        );
+        self.transaction.bids.push(bid.bid_id);
+        self.schedule();
+    }
+
+    async fn apply(&mut self, message: OwnedMessage, stop: &CancellationToken) {
+        let offset = message.offset();
+        self.position = Some(offset + 1);
+        self.schedule();
+        let position = LogPosition {
+            topic: &self.context.topic,
+            partition: self.partition,
+            offset,
+        };
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let bid = loop {
+            match self.context.decoder.decode(message.payload(), position).await {
+                Ok(decoded) => break decoded.bid,
+                Err(e) if e.is_retriable() => {
+                    tracing::warn!(error = %e, partition = self.partition, offset,
+                        "cannot decode a bid yet; retrying");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(backoff.next_delay()) => {}
+                    }
+                }
+                Err(e) => {
+                    // Not a bid (the sinks dead-letter it); it changes no auction.
+                    tracing::warn!(error = %e, partition = self.partition, offset,
+                        "skipping a record that is not a valid bid");
+                    metrics::counter!(m::LOG_RECORDS, "outcome" => e.kind()).increment(1);
+                    return;
+                }
+            }
+        };
+        let is_request = message
+            .headers()
+            .is_some_and(|headers| headers.iter().any(|h| h.key == REQUEST_HEADER));
+        let logged = Arc::new(LoggedBid {
+            bid,
+            partition: self.partition,
+            offset,
+        });
+        let id = logged.bid.auction_id.clone();
+        let state = self
+            .auctions
+            .entry(id.clone())
+            .or_insert_with(|| AuctionState::new(id.clone(), self.partition));
+        let minimum_before = self.context.rules.minimum_next(state.highest_price());
+        let Applied::Bid { valid } = state.apply(&logged, &self.context.rules) else {
+            metrics::counter!(m::LOG_RECORDS, "outcome" => "already_reflected").increment(1);
+            return;
+        };
+        metrics::counter!(m::LOG_RECORDS, "outcome" => "applied").increment(1);
+        self.context.read_copy.update(Arc::new(state.clone()));
+        self.dirty_auctions.insert(id);
+        let request_id = logged.bid.bid_id.as_uuid();
+        if is_request && !self.requests.contains_key(&request_id) {
+            let window = chrono::Duration::from_std(self.context.idempotency_window)
+                .unwrap_or(chrono::Duration::MAX);
+            self.request_expiry
+                .push_back((logged.bid.bid_ts.get() + window, request_id));
+            self.requests.insert(
+                request_id,
+                Remembered {
+                    logged: Arc::clone(&logged),
+                },
+            );
+            self.dirty_requests.push(request_id);
+        }
+        if let Some(waiter) = self.waiting.remove(&logged.bid.bid_id) {
+            self.release(&waiter.auction, waiter.price);
+            if valid {
+                metrics::counter!(m::BIDS_ACCEPTED).increment(1);
+            } else {
+                metrics::counter!(m::BIDS_REJECTED, "reason" => "outbid_in_log").increment(1);
+            }
+            for (reply, replayed) in waiter.replies {
+                let _ = reply.send(if valid {
+                    Ok(Placed {
+                        logged: Arc::clone(&logged),
+                        replayed,
+                    })
+                } else {
+                    Err(PlaceError::OutbidInLog {
+                        offset,
+                        minimum_next_bid: minimum_before,
+                    })
+                });
+            }
+        }
+    }
+
+    /// The records that carry the state changed since the last commit: expired requests'
+    /// tombstones, auctions, requests, and the owner record after a takeover.
+    fn state_records(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        let now = Utc::now();
+        let mut records = Vec::new();
+        while let Some((expiry, id)) = self.request_expiry.front().copied() {
+            if expiry > now {
+                break;
+            }
+            self.request_expiry.pop_front();
+            if self.requests.remove(&id).is_some() {
+                records.push((request_key(id), None));
+            }
+        }
+        let codec = &self.context.state_codec;
+        for id in &self.dirty_auctions {
+            if let Some(state) = self.auctions.get(id) {
+                let record = StateRecord::Auction(state.to_record());
+                records.push((record.key(), Some(codec.encode(&record))));
+            }
+        }
+        for id in &self.dirty_requests {
+            if let Some(remembered) = self.requests.get(id) {
+                let record = StateRecord::Request(RequestRecord {
+                    auction_id: remembered.logged.bid.auction_id.to_string(),
+                    partition: self.partition,
+                    bid: crate::auction::recorded(&remembered.logged),
+                });
+                records.push((record.key(), Some(codec.encode(&record))));
+            }
+        }
+        if self.announce {
+            let record = StateRecord::Owner(OwnerRecord {
+                partition: self.partition,
+                address: self.context.address.clone(),
+                owner_id: self.owner_id,
+            });
+            records.push((record.key(), Some(codec.encode(&record))));
+        }
+        records
+    }
+
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        self.context.group.get().and_then(|group| group.group_metadata())
+    }
+
+    async fn commit(&mut self, stop: &CancellationToken) -> Result<(), Ended> {
+        self.transaction.due = None;
+        let state = self.state_records();
+        let offsets_moved = self.position.is_some() && self.position != self.committed_position;
+        if !self.transaction.open && state.is_empty() && !offsets_moved {
+            return Ok(());
+        }
+        if !self.transaction.open {
+            if let Err(e) = self.producer.begin_transaction() {
+                return self.recover(e, stop).await;
+            }
+            self.transaction.open = true;
+        }
+        for (key, value) in &state {
+            let mut record = FutureRecord::<String, Vec<u8>>::to(&self.context.state_topic)
+                .partition(self.partition)
+                .key(key);
+            if let Some(value) = value {
+                record = record.payload(value);
+            }
+            if let Err((e, _)) = self.producer.send_result(record) {
+                tracing::warn!(partition = self.partition, error = %e, "cannot write a state record");
+                let abort = self.producer.clone();
+                let _ = tokio::task::spawn_blocking(move || abort.abort_transaction(TRANSACTION_CALL_TIMEOUT)).await;
+                self.transaction.open = false;
+                self.after_abort("Kafka could not take the auction's state");
+                return Ok(());
+            }
+        }
+        let offsets = match (self.position, self.group_metadata()) {
+            (Some(position), Some(group)) => {
+                let mut list = TopicPartitionList::new();
+                list.add_partition_offset(&self.context.topic, self.partition, Offset::Offset(position))
+                    .ok()
+                    .map(|()| (list, group))
+            }
+            _ => None,
+        };
+        let producer = self.producer.clone();
+        let bids = self.transaction.bids.len();
+        let started = Instant::now();
+        let committed = tokio::task::spawn_blocking(move || {
+            if let Some((list, group)) = offsets {
+                producer.send_offsets_to_transaction(&list, &group, TRANSACTION_CALL_TIMEOUT)?;
+            }
+            producer.commit_transaction(TRANSACTION_CALL_TIMEOUT)
+        })
+        .await
+        .unwrap_or(Err(KafkaError::Canceled));
+        match committed {
+            Ok(()) => {
+                metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+                metrics::histogram!(m::BIDS_PER_TRANSACTION).record(bids as f64);
+                self.transaction.open = false;
+                for id in self.transaction.bids.drain(..) {
+                    if let Some(waiter) = self.waiting.get_mut(&id) {
+                        waiter.committed = true;
+                    }
+                }
+                self.dirty_auctions.clear();
+                self.dirty_requests.clear();
+                self.announce = false;
+                self.committed_position = self.position;
+                Ok(())
+            }
+            Err(e) => self.recover(e, stop).await,
+        }
+    }
+
+    /// After an aborted transaction: its bids are not in the log; its state is written again.
+    fn after_abort(&mut self, reason: &str) {
+        self.transaction.bids.clear();
+        self.fail_waiting(|w| !w.committed, reason);
+        self.schedule();
+    }
+
+    /// Handles a failed transactional call.
+    async fn recover(&mut self, error: KafkaError, stop: &CancellationToken) -> Result<(), Ended> {
+        let details = match &error {
+            KafkaError::Transaction(e) => Some((e.code(), e.is_fatal(), e.txn_requires_abort())),
+            _ => None,
+        };
+        let fenced = details.is_some_and(|(code, _, _)| {
+            matches!(
+                code,
+                RDKafkaErrorCode::Fenced
+                    | RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+            )
+        });
+        if fenced {
+            metrics::counter!(m::TRANSACTIONS_FAILED, "outcome" => "fenced").increment(1);
+            tracing::warn!(partition = self.partition, error = %error, "fenced: another replica owns the partition now");
+            return Err(Ended::Fenced);
+        }
+        if let Some((_, false, true)) = details {
+            let producer = self.producer.clone();
+            let aborted = tokio::task::spawn_blocking(move || producer.abort_transaction(TRANSACTION_CALL_TIMEOUT)).await;
+            if matches!(aborted, Ok(Ok(()))) {
+                metrics::counter!(m::TRANSACTIONS_FAILED, "outcome" => "aborted").increment(1);
+                tracing::warn!(partition = self.partition, error = %error, "a transaction was aborted");
+                self.transaction.open = false;
+                self.after_abort(&format!("Kafka refused the transaction ({error})"));
+                return Ok(());
+            }
+        }
+        // The outcome is unknown (a timeout) or the producer is unusable: replace it. The new
+        // instance's init fences the old one and settles its transaction, committed or aborted;
+        // then the log says which of the doubtful bids it holds.
+        metrics::counter!(m::TRANSACTIONS_FAILED, "outcome" => "replaced").increment(1);
+        tracing::warn!(partition = self.partition, error = %error,
+            "a transaction's outcome is unknown; replacing the producer");
+        self.producer = match fenced_producer(&self.context, self.partition, stop).await {
+            Ok(producer) => producer,
+            Err(_) => return Err(Ended::Stopped),
+        };
+        self.transaction.open = false;
+        let doubtful: Vec<BidId> = self.transaction.bids.drain(..).collect();
+        let found = self.bids_in_log_after(self.committed_position, stop).await;
+        let lost: HashSet<BidId> = doubtful.into_iter().filter(|id| !found.contains(id)).collect();
+        for id in &found {
+            if let Some(waiter) = self.waiting.get_mut(id) {
+                waiter.committed = true;
+            }
+        }
+        let lost_ids = lost;
+        let failed: Vec<BidId> = self
+            .waiting
+            .keys()
+            .filter(|id| lost_ids.contains(id))
+            .copied()
+            .collect();
+        for id in failed {
+            if let Some(waiter) = self.waiting.remove(&id) {
+                self.release(&waiter.auction, waiter.price);
+                for (reply, _) in waiter.replies {
+                    let _ = reply.send(Err(PlaceError::Unavailable(
+                        "Kafka did not commit the bid; it was not placed".to_owned(),
+                    )));
+                }
+            }
+        }
+        self.announce = true;
+        self.schedule();
+        Ok(())
+    }
+
+    /// The ids of the bids in the partition from `from` (the start when unknown) to its end.
+    async fn bids_in_log_after(&self, from: Option<i64>, stop: &CancellationToken) -> HashSet<BidId> {
+        let mut found = HashSet::new();
+        let mut payloads = Vec::new();
+        let start = from.map_or(Offset::Beginning, Offset::Offset);
+        let read = state_log::read_raw(
+            &kafka::reader_config(&self.context.kafka),
+            &self.context.topic,
+            self.partition,
+            start,
+            stop,
+            |message| payloads.push((message.offset(), message.payload().map(<[u8]>::to_vec))),
+        )
+        .await;
+        if let Err(e) = read {
+            tracing::warn!(partition = self.partition, error = %e, "cannot read the partition back");
+        }
+        for (offset, payload) in payloads {
+            let position = LogPosition {
+                topic: &self.context.topic,
+                partition: self.partition,
+                offset,
+            };
+            if let Ok(decoded) = self.context.decoder.decode(payload.as_deref(), position).await {
+                found.insert(decoded.bid.bid_id);
+            }
+        }
+        found
+    }
+}
+
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}

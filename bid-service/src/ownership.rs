@@ -1,0 +1,243 @@
+//! Partition ownership through Kafka's consumer group protocol.
+//!
+//! Every replica joins one consumer group over the bid topic (`cooperative-sticky` assignment).
+//! The group gives each partition to exactly one member at a time; that member runs the
+//! partition's [`owner`](crate::owner) and feeds it the partition's committed records. The group
+//! consumer runs on a thread of its own, because librdkafka calls the rebalance callbacks from
+//! its poll, and a revocation must wait until the partition's owner has stopped (its open
+//! transaction aborted) before the partition goes to another member.
+//!
+//! A newly assigned partition is paused until its owner has fenced the previous one and restored
+//! the state; then the group consumer resumes it from the group's committed offset, which the
+//! owners commit inside their transactions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::TopicPartitionList;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::kafka::{self, KafkaSetupError};
+use crate::owner::{self, OwnerContext, OwnerHandle, PlaceCommand, PlaceError, PlaceOutcome};
+
+/// How long a revocation waits for a partition's owner to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// The partitions this replica owns.
+#[derive(Debug)]
+pub(crate) struct Ownership {
+    owners: RwLock<HashMap<i32, OwnerHandle>>,
+    context: Arc<OwnerContext>,
+    runtime: tokio::runtime::Handle,
+    ready: Arc<Mutex<Vec<i32>>>,
+}
+
+/// Why a call could not be handed to a local owner.
+#[derive(Debug)]
+pub(crate) enum Submit {
+    /// This replica does not own the partition; the command comes back.
+    NotOwner(PlaceCommand),
+    /// The owner's queue is full.
+    Overloaded,
+}
+
+impl Ownership {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<i32, OwnerHandle>> {
+        self.owners
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Hands `command` to the owner of `partition` if it runs here; the outcome arrives on the
+    /// command's reply channel.
+    pub(crate) fn submit(&self, partition: i32, command: PlaceCommand) -> Result<(), Submit> {
+        let sender = match self.read().get(&partition) {
+            Some(owner) => owner.commands.clone(),
+            None => return Err(Submit::NotOwner(command)),
+        };
+        match sender.try_send(command) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Submit::Overloaded),
+            Err(mpsc::error::TrySendError::Closed(command)) => {
+                let _ = command.reply.send(Err(PlaceError::Unavailable(
+                    "the owner of the auction's partition on this replica has stopped".to_owned(),
+                )));
+                Ok(())
+            }
+        }
+    }
+
+    fn start_owner(&self, partition: i32) {
+        let mut owners = self
+            .owners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if owners.contains_key(&partition) {
+            return;
+        }
+        let ready = Arc::clone(&self.ready);
+        let handle = owner::start(Arc::clone(&self.context), partition, &self.runtime, move || {
+            ready
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(partition);
+        });
+        owners.insert(partition, handle);
+        tracing::info!(partition, "assigned a partition; taking it over");
+    }
+
+    fn stop_owner(&self, partition: i32) {
+        let handle = self
+            .owners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&partition);
+        if let Some(handle) = handle {
+            tracing::info!(partition, "partition revoked; stopping its owner");
+            handle.stop_and_wait(STOP_TIMEOUT);
+        }
+    }
+
+    fn stop_all(&self) {
+        let partitions: Vec<i32> = self.read().keys().copied().collect();
+        for partition in partitions {
+            self.stop_owner(partition);
+        }
+    }
+
+    fn records_for(&self, partition: i32) -> Option<mpsc::Sender<rdkafka::message::OwnedMessage>> {
+        self.read().get(&partition).map(|owner| owner.records.clone())
+    }
+}
+
+/// The group consumer's context: starts and stops partition owners as the group assigns and
+/// revokes partitions.
+#[derive(Debug)]
+pub(crate) struct GroupContext {
+    ownership: Arc<Ownership>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            for element in list.elements() {
+                if element.topic() == self.ownership.context.topic {
+                    self.ownership.stop_owner(element.partition());
+                }
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                // Nothing is read from a new partition before its owner has restored.
+                if let Err(e) = consumer.pause(list) {
+                    tracing::error!(error = %e, "cannot pause newly assigned partitions");
+                }
+                for element in list.elements() {
+                    if element.topic() == self.ownership.context.topic {
+                        self.ownership.start_owner(element.partition());
+                    }
+                }
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "the consumer group's rebalance failed"),
+        }
+    }
+}
+
+/// Joins the group and runs the group consumer's thread until `shutdown`; on shutdown the
+/// owners stop and the consumer leaves the group, so that the others take over at once. The
+/// returned receiver completes when the thread has ended.
+pub(crate) fn start(
+    context: Arc<OwnerContext>,
+    group_id: &str,
+    runtime: tokio::runtime::Handle,
+    shutdown: CancellationToken,
+) -> Result<(Arc<Ownership>, oneshot::Receiver<()>), KafkaSetupError> {
+    let ownership = Arc::new(Ownership {
+        owners: RwLock::new(HashMap::new()),
+        context: Arc::clone(&context),
+        runtime,
+        ready: Arc::new(Mutex::new(Vec::new())),
+    });
+    let client_id = format!("bid-service@{}", context.address);
+    let consumer: BaseConsumer<GroupContext> =
+        kafka::group_consumer_config(&context.kafka, group_id, &client_id)
+            .create_with_context(GroupContext {
+                ownership: Arc::clone(&ownership),
+            })
+            .map_err(|e| KafkaSetupError(format!("cannot create the group consumer: {e}")))?;
+    consumer
+        .subscribe(&[context.topic.as_str()])
+        .map_err(|e| KafkaSetupError(format!("cannot join the group {group_id}: {e}")))?;
+    let consumer = Arc::new(consumer);
+    let _ = context.group.set(Arc::clone(&consumer));
+    let (ended, ended_receiver) = oneshot::channel();
+    let runner = Arc::clone(&ownership);
+    std::thread::Builder::new()
+        .name("bid-service-group".to_owned())
+        .spawn(move || {
+            poll(&consumer, &runner, &shutdown);
+            runner.stop_all();
+            consumer.unsubscribe();
+            // Dropping the last handle closes the consumer, which leaves the group.
+            drop(consumer);
+            let _ = ended.send(());
+        })
+        .map_err(|e| KafkaSetupError(format!("cannot start the group consumer's thread: {e}")))?;
+    Ok((ownership, ended_receiver))
+}
+
+fn poll(consumer: &BaseConsumer<GroupContext>, ownership: &Ownership, shutdown: &CancellationToken) {
+    let topic = ownership.context.topic.clone();
+    while !shutdown.is_cancelled() {
+        let ready: Vec<i32> = std::mem::take(
+            &mut *ownership
+                .ready
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if !ready.is_empty() {
+            let mut list = TopicPartitionList::new();
+            for partition in &ready {
+                list.add_partition(&topic, *partition);
+            }
+            match consumer.resume(&list) {
+                Ok(()) => tracing::info!(partitions = ?ready, "owners ready; reading their partitions"),
+                Err(e) => tracing::error!(error = %e, "cannot resume partitions"),
+            }
+        }
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(message)) => {
+                if let Some(records) = ownership.records_for(message.partition()) {
+                    // Waits while the owner is busy: back-pressure on the consumer.
+                    let _ = records.blocking_send(message.detach());
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "the group consumer reported an error");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Waits for a call's outcome.
+pub(crate) async fn outcome(reply: oneshot::Receiver<PlaceOutcome>) -> PlaceOutcome {
+    reply.await.unwrap_or_else(|_| {
+        Err(PlaceError::Unavailable(
+            "the owner of the auction's partition stopped".to_owned(),
+        ))
+    })
+}

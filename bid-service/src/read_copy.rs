@@ -1,0 +1,283 @@
+//! The read copy: every replica's view of every auction, built from the state topic
+//! (`read_committed`) and, for the partitions this replica owns, straight from their owners as
+//! they apply bids. It answers `HighestBid`, `WatchAuction`, `ListRecentBids` and `ListAuctions`,
+//! and knows which replica owns each partition (its `#owner` records), for forwarding.
+//!
+//! An auction normally lives in one partition (its bids are keyed by its id). Producers that key
+//! otherwise (the original demo keys by bidder name) spread one auction over several partitions;
+//! each partition's owner then folds its own share, and the view merges the shares: the highest
+//! bid of all (equal prices: the earlier timestamp), the sum of the counts, the newest recent bids.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use auction_schemas::AuctionId;
+use auction_schemas::state::OwnerRecord;
+use tokio::sync::broadcast;
+
+use crate::auction::{AuctionState, BidRules, LoggedBid};
+
+/// How many updates a slow watcher may fall behind before it skips to the current state.
+const WATCH_BUFFER: usize = 256;
+
+/// The state of one auction at one moment, as clients see it.
+#[derive(Debug, Clone)]
+pub(crate) struct AuctionSnapshot {
+    /// The auction.
+    pub auction_id: AuctionId,
+    /// The highest bid, if any.
+    pub highest: Option<Arc<LoggedBid>>,
+    /// The lowest price a new bid must offer.
+    pub minimum_next_bid: i64,
+    /// Bids applied.
+    pub bid_count: u64,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    /// One state per partition holding bids of the auction (usually one).
+    shares: Vec<Arc<AuctionState>>,
+    last_activity: u64,
+    watchers: Option<broadcast::Sender<AuctionSnapshot>>,
+}
+
+/// Every auction's state, as this replica knows it.
+#[derive(Debug)]
+pub(crate) struct ReadCopy {
+    auctions: RwLock<HashMap<AuctionId, Entry>>,
+    owners: RwLock<HashMap<i32, OwnerRecord>>,
+    rules: BidRules,
+    activity: AtomicU64,
+}
+
+fn earlier_or_higher(a: &LoggedBid, b: &LoggedBid) -> bool {
+    (a.bid.price, std::cmp::Reverse(a.bid.bid_ts.get())) > (b.bid.price, std::cmp::Reverse(b.bid.bid_ts.get()))
+}
+
+impl ReadCopy {
+    /// An empty copy.
+    pub(crate) fn new(rules: BidRules) -> Self {
+        Self {
+            auctions: RwLock::new(HashMap::new()),
+            owners: RwLock::new(HashMap::new()),
+            rules,
+            activity: AtomicU64::new(0),
+        }
+    }
+
+    fn snapshot_of(&self, id: &AuctionId, entry: Option<&Entry>) -> AuctionSnapshot {
+        let shares = entry.map_or(&[][..], |e| &e.shares[..]);
+        let highest = shares
+            .iter()
+            .filter_map(|s| s.highest.as_ref())
+            .fold(None::<&Arc<LoggedBid>>, |best, h| match best {
+                Some(b) if !earlier_or_higher(h, b) => Some(b),
+                _ => Some(h),
+            })
+            .cloned();
+        AuctionSnapshot {
+            auction_id: id.clone(),
+            minimum_next_bid: self
+                .rules
+                .minimum_next(highest.as_ref().map(|h| i64::from(h.bid.price.get()))),
+            highest,
+            bid_count: shares.iter().map(|s| s.bid_count).sum(),
+        }
+    }
+
+    /// Takes a newer state of one auction's share in one partition (an older one than known is
+    /// ignored: the owner's own update may arrive before the state record that carries it).
+    pub(crate) fn update(&self, state: Arc<AuctionState>) {
+        let mut auctions = self
+            .auctions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = auctions.entry(state.id.clone()).or_default();
+        match entry.shares.iter_mut().find(|s| s.partition == state.partition) {
+            Some(share) if share.offset > state.offset => return,
+            Some(share) => *share = state,
+            None => entry.shares.push(state),
+        }
+        entry.last_activity = self.activity.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = entry.shares[0].id.clone();
+        if let Some(watchers) = &entry.watchers {
+            if watchers.receiver_count() == 0 {
+                entry.watchers = None;
+            } else {
+                let snapshot = self.snapshot_of(&id, Some(entry));
+                let _ = watchers.send(snapshot);
+            }
+        }
+    }
+
+    /// The highest price of the auction's shares in partitions other than `partition`.
+    pub(crate) fn highest_elsewhere(&self, id: &AuctionId, partition: i32) -> Option<i64> {
+        let auctions = self
+            .auctions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        auctions.get(id)?.shares.iter().filter(|s| s.partition != partition).filter_map(|s| s.highest_price()).max()
+    }
+
+    /// The auction's current state (an auction without bids has an empty one).
+    pub(crate) fn snapshot(&self, id: &AuctionId) -> AuctionSnapshot {
+        let auctions = self
+            .auctions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.snapshot_of(id, auctions.get(id))
+    }
+
+    /// The current state and a stream of every later state.
+    pub(crate) fn watch(
+        &self,
+        id: &AuctionId,
+    ) -> (AuctionSnapshot, broadcast::Receiver<AuctionSnapshot>) {
+        let mut auctions = self
+            .auctions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = auctions.entry(id.clone()).or_default();
+        let receiver = match &entry.watchers {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = broadcast::channel(WATCH_BUFFER);
+                entry.watchers = Some(sender);
+                receiver
+            }
+        };
+        (self.snapshot_of(id, Some(entry)), receiver)
+    }
+
+    /// Up to `limit` most recent bids, newest first.
+    pub(crate) fn recent(&self, id: &AuctionId, limit: usize) -> Vec<Arc<LoggedBid>> {
+        let auctions = self
+            .auctions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(entry) = auctions.get(id) else {
+            return Vec::new();
+        };
+        let mut bids: Vec<Arc<LoggedBid>> = entry
+            .shares
+            .iter()
+            .flat_map(|s| s.recent.iter().cloned())
+            .collect();
+        if entry.shares.len() > 1 {
+            bids.sort_by_key(|b| std::cmp::Reverse(b.bid.bid_ts.get()));
+        }
+        bids.truncate(limit);
+        bids
+    }
+
+    /// Up to `limit` auctions with bids, the most recently active first.
+    pub(crate) fn auctions(&self, limit: usize) -> Vec<AuctionSnapshot> {
+        let auctions = self
+            .auctions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut active: Vec<(u64, &AuctionId, &Entry)> = auctions
+            .iter()
+            .filter(|(_, e)| e.shares.iter().any(|s| s.bid_count > 0))
+            .map(|(id, e)| (e.last_activity, id, e))
+            .collect();
+        active.sort_by_key(|(activity, _, _)| std::cmp::Reverse(*activity));
+        active
+            .into_iter()
+            .take(limit)
+            .map(|(_, id, e)| self.snapshot_of(id, Some(e)))
+            .collect()
+    }
+
+    /// How many auctions have bids.
+    pub(crate) fn len(&self) -> usize {
+        self.auctions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .filter(|e| !e.shares.is_empty())
+            .count()
+    }
+
+    /// Takes a partition's owner record.
+    pub(crate) fn set_owner(&self, owner: OwnerRecord) {
+        self.owners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(owner.partition, owner);
+    }
+
+    /// The last owner the state topic names for `partition`.
+    pub(crate) fn owner(&self, partition: i32) -> Option<OwnerRecord> {
+        self.owners
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&partition)
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auction_schemas::{Bid, BidId, BidInput};
+
+    const RULES: BidRules = BidRules {
+        min_increment: 1,
+        starting_price: 1,
+        recent_limit: 5,
+    };
+
+    fn share(partition: i32, prices: &[i64]) -> Arc<AuctionState> {
+        let mut state = AuctionState::new(AuctionId::parse("default").unwrap(), partition);
+        for (offset, price) in prices.iter().enumerate() {
+            let bid = Bid::new(
+                &BidInput {
+                    auction_id: Some("default"),
+                    name: "x",
+                    price: *price,
+                },
+                BidId::new_random(),
+            )
+            .unwrap();
+            state.apply(
+                &Arc::new(LoggedBid {
+                    bid,
+                    partition,
+                    offset: offset as i64,
+                }),
+                &RULES,
+            );
+        }
+        Arc::new(state)
+    }
+
+    #[test]
+    fn shares_of_one_auction_in_several_partitions_merge() {
+        let copy = ReadCopy::new(RULES);
+        let id = AuctionId::parse("default").unwrap();
+        copy.update(share(0, &[5, 9]));
+        copy.update(share(3, &[7]));
+        let snapshot = copy.snapshot(&id);
+        assert_eq!(snapshot.bid_count, 3);
+        assert_eq!(snapshot.highest.unwrap().bid.price.get(), 9);
+        assert_eq!(copy.highest_elsewhere(&id, 0), Some(7));
+        assert_eq!(copy.recent(&id, 10).len(), 3);
+        // An older state of a share than the one known is ignored.
+        copy.update(share(0, &[5]));
+        assert_eq!(copy.snapshot(&id).bid_count, 3);
+    }
+
+    #[test]
+    fn watchers_get_the_current_state_then_every_change() {
+        let copy = ReadCopy::new(RULES);
+        let id = AuctionId::parse("default").unwrap();
+        let (first, mut updates) = copy.watch(&id);
+        assert!(first.highest.is_none());
+        copy.update(share(0, &[10]));
+        copy.update(share(0, &[10, 30]));
+        assert_eq!(updates.try_recv().unwrap().highest.unwrap().bid.price.get(), 10);
+        assert_eq!(updates.try_recv().unwrap().highest.unwrap().bid.price.get(), 30);
+    }
+}

@@ -1,0 +1,165 @@
+//! The records of the compacted topic `auction.state` (subject `<state topic>-value`, schema
+//! `schemas/json/auction.state-value.v1.json`): what an owner of a bid-topic partition writes, in
+//! the same Kafka transaction as the bids, so that the next owner can resume deciding without
+//! reading the bid history.
+//!
+//! Three kinds of record share a partition with the bids they describe:
+//! - key = auction id: the auction's state as of the bid-topic offset it reflects;
+//! - key = `request:<uuid>`: a request id within the idempotency window and the bid it placed
+//!   (a tombstone once the window has passed); one record each, so that a hot auction's state
+//!   stays small however many retriable requests it took;
+//! - key = `#owner`: which replica owns the partition and where it takes forwarded calls.
+//!
+//! The keys cannot collide: `:` and `#` are not allowed in auction ids. The topic is internal: it
+//! is never exported by a sink.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The JSON Schema of the records, registered under `<state topic>-value`.
+pub const STATE_SCHEMA_V1: &str = include_str!("../json/auction.state-value.v1.json");
+
+/// The key of a partition's owner record.
+pub const OWNER_KEY: &str = "#owner";
+
+/// The key prefix of a remembered request.
+pub const REQUEST_KEY_PREFIX: &str = "request:";
+
+/// The key of the record remembering `request_id`.
+pub fn request_key(request_id: Uuid) -> String {
+    format!("{REQUEST_KEY_PREFIX}{request_id}")
+}
+
+/// A bid as the state remembers it (its auction and partition are the record's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedBid {
+    /// The bid id.
+    pub bid_id: Uuid,
+    /// The bidder.
+    pub name: String,
+    /// The amount.
+    pub price: i32,
+    /// When it was placed (RFC 3339).
+    pub bid_ts: String,
+    /// Its offset in the bid topic.
+    pub offset: i64,
+}
+
+/// One auction's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionRecord {
+    /// The auction.
+    pub auction_id: String,
+    /// The partition of the bid topic whose bids it reflects.
+    pub partition: i32,
+    /// The offset of the last bid it reflects (-1: none).
+    pub offset: i64,
+    /// Bids applied.
+    pub bid_count: u64,
+    /// The highest bid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highest: Option<RecordedBid>,
+    /// The most recent bids, newest first.
+    pub recent: Vec<RecordedBid>,
+}
+
+/// A request id within the idempotency window (the bid id is the request id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// The auction the request placed a bid on.
+    pub auction_id: String,
+    /// The partition of the bid topic.
+    pub partition: i32,
+    /// The bid it placed.
+    pub bid: RecordedBid,
+}
+
+/// Which replica owns a partition of the bid topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerRecord {
+    /// The partition.
+    pub partition: i32,
+    /// Where the owner takes forwarded calls (`http://host:port` or `https://...`).
+    pub address: String,
+    /// The owner's identity for this ownership (new at every takeover).
+    pub owner_id: Uuid,
+}
+
+/// A record of `auction.state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StateRecord {
+    /// An auction's state.
+    Auction(AuctionRecord),
+    /// A remembered request.
+    Request(RequestRecord),
+    /// A partition's owner.
+    Owner(OwnerRecord),
+}
+
+impl StateRecord {
+    /// The record's key.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Auction(auction) => auction.auction_id.clone(),
+            Self::Request(request) => request_key(request.bid.bid_id),
+            Self::Owner(_) => OWNER_KEY.to_owned(),
+        }
+    }
+
+    /// The JSON body.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain data to JSON cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a JSON body.
+    pub fn from_json(body: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_keys_cannot_be_auction_ids() {
+        let bid = RecordedBid {
+            bid_id: Uuid::new_v4(),
+            name: "ada".into(),
+            price: 10,
+            bid_ts: "2026-11-30T07:00:00Z".into(),
+            offset: 4,
+        };
+        let records = [
+            StateRecord::Auction(AuctionRecord {
+                auction_id: "a-1".into(),
+                partition: 2,
+                offset: 4,
+                bid_count: 1,
+                highest: Some(bid.clone()),
+                recent: vec![bid.clone()],
+            }),
+            StateRecord::Request(RequestRecord {
+                auction_id: "a-1".into(),
+                partition: 2,
+                bid,
+            }),
+            StateRecord::Owner(OwnerRecord {
+                partition: 2,
+                address: "http://127.0.0.1:50051".into(),
+                owner_id: Uuid::new_v4(),
+            }),
+        ];
+        for record in records {
+            assert_eq!(StateRecord::from_json(&record.to_json()).unwrap(), record);
+            let key = record.key();
+            assert!(
+                matches!(record, StateRecord::Auction(_))
+                    || crate::AuctionId::parse(&key).is_err(),
+                "{key}"
+            );
+        }
+    }
+}
