@@ -239,10 +239,16 @@ impl BidApi {
                     let owner = self.read_copy.owner(partition).filter(|_| !forwarded);
                     if let Some(owner) = owner.filter(|o| o.address != self.address) {
                         let left = deadline.saturating_sub(started.elapsed());
-                        return self.forwarder.place(&owner.address, request, left).await;
+                        match self.forwarder.place(&owner.address, request.clone(), left).await {
+                            Ok(response) => return Ok(response),
+                            Err(Some(status)) => return Err(status),
+                            // The named owner is gone (stopped or moved): a new one will
+                            // announce itself.
+                            Err(None) => {}
+                        }
                     }
-                    // No owner known yet (the group is handing the partition over): wait for
-                    // one within the deadline.
+                    // No reachable owner known yet (the group is handing the partition over):
+                    // wait for one within the deadline.
                     if forwarded || started.elapsed() + OWNER_POLL >= deadline {
                         metrics::counter!(m::BIDS_REJECTED, "reason" => "no_owner").increment(1);
                         return Err(Status::unavailable(format!(

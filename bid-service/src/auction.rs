@@ -1,11 +1,11 @@
 //! One auction's state and the bid rules that depend on it, as a pure fold of the bid log: every
 //! owner, every read copy and every restore computes the same state from the same records.
 //!
-//! A record becomes the highest bid only with a strictly greater price, so on equal prices the
-//! earlier one in the log keeps the lead. A bid is *valid at its position* when it offers at least
-//! the minimum next bid of the state before it (the starting price, or the highest plus the
-//! increment): that is what an owner checks before it writes a bid, and again when it reads the
-//! bid back, before it answers OK.
+//! A bid is *valid at its position* when it offers at least the minimum next bid of the state
+//! before it (the starting price, or the highest plus the increment); only a valid bid becomes
+//! the highest, so on equal prices the earlier one in the log keeps the lead, and a record that
+//! another producer wrote below the bar counts as a bid but never leads. Owners check validity
+//! before they write a bid, and again when they read it back, before they answer OK.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -99,7 +99,7 @@ impl AuctionState {
         }
         let price = i64::from(logged.bid.price.get());
         let valid = price >= rules.minimum_next(self.highest_price());
-        if self.highest.as_ref().is_none_or(|h| logged.bid.price > h.bid.price) {
+        if valid {
             self.highest = Some(Arc::clone(logged));
         }
         self.offset = logged.offset;
@@ -210,6 +210,7 @@ mod tests {
     fn validity_needs_the_starting_price_then_the_increment() {
         let mut s = state();
         assert_eq!(s.apply(&logged("x", 9, 0), &RULES), Applied::Bid { valid: false });
+        assert_eq!(s.highest_price(), None, "an invalid record never leads");
         assert_eq!(s.apply(&logged("x", 10, 1), &RULES), Applied::Bid { valid: true });
         assert_eq!(s.apply(&logged("y", 14, 2), &RULES), Applied::Bid { valid: false });
         assert_eq!(s.apply(&logged("y", 15, 3), &RULES), Applied::Bid { valid: true });

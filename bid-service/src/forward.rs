@@ -44,14 +44,16 @@ impl Forwarder {
         Ok(client)
     }
 
-    /// Places `request` through the owner at `address`, within `deadline`.
+    /// Places `request` through the owner at `address`, within `deadline`. `Err(None)`: the
+    /// owner could not be reached at all (nothing was sent), so the caller may look for the
+    /// owner again.
     pub(crate) async fn place(
         &self,
         address: &str,
         request: PlaceBidRequest,
         deadline: Duration,
-    ) -> Result<PlaceBidResponse, Status> {
-        let mut client = self.client(address)?;
+    ) -> Result<PlaceBidResponse, Option<Status>> {
+        let mut client = self.client(address).map_err(Some)?;
         let mut call = tonic::Request::new(request);
         call.set_timeout(deadline);
         call.metadata_mut()
@@ -61,20 +63,42 @@ impl Forwarder {
                 metrics::counter!(crate::metrics::BIDS_FORWARDED, "outcome" => "ok").increment(1);
                 Ok(response.into_inner())
             }
+            Err(status) if unreachable(&status) => {
+                metrics::counter!(crate::metrics::BIDS_FORWARDED, "outcome" => "unreachable").increment(1);
+                Err(None)
+            }
             Err(status) => {
                 metrics::counter!(crate::metrics::BIDS_FORWARDED, "outcome" => format!("{:?}", status.code()))
                     .increment(1);
                 // A transport failure reaches here as UNKNOWN or CANCELLED: to the client it
                 // is the owner being unreachable.
                 if matches!(status.code(), Code::Unknown | Code::Cancelled | Code::DeadlineExceeded) {
-                    Err(Status::unavailable(format!(
+                    Err(Some(Status::unavailable(format!(
                         "the owner of the auction's partition ({address}) did not answer ({}); retry with the same request_id",
                         status.message()
-                    )))
+                    ))))
                 } else {
-                    Err(status)
+                    Err(Some(status))
                 }
             }
         }
     }
+}
+
+/// Whether the call failed before reaching the owner: the connection could not be made.
+fn unreachable(status: &Status) -> bool {
+    use std::error::Error as _;
+    let mut source = status.source();
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+            )
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    status.code() == Code::Unavailable && status.message() == "tcp connect error"
 }

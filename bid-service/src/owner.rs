@@ -31,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use auction_process::Backoff;
-use auction_schemas::state::{OwnerRecord, RequestRecord, StateRecord, request_key};
+use auction_schemas::state::{OwnerRecord, Refusal, RequestRecord, StateRecord, request_key};
 use auction_schemas::{AuctionId, Bid, BidDecoder, BidEncoder, BidId, LogPosition, StateCodec};
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
@@ -230,10 +230,76 @@ struct Waiter {
     committed: bool,
 }
 
+/// The final outcome of a request id within the window.
+#[derive(Debug, Clone)]
+enum Outcome {
+    /// It placed this bid.
+    Placed(Arc<LoggedBid>),
+    /// It was refused.
+    Refused(Refusal),
+}
+
 /// A request id within the window.
 #[derive(Debug)]
 struct Remembered {
-    logged: Arc<LoggedBid>,
+    auction: AuctionId,
+    at: DateTime<Utc>,
+    outcome: Outcome,
+}
+
+impl Remembered {
+    fn record(&self, request_id: Uuid, partition: i32) -> RequestRecord {
+        let (bid, refused) = match &self.outcome {
+            Outcome::Placed(logged) => (Some(crate::auction::recorded(logged)), None),
+            Outcome::Refused(refusal) => (None, Some(refusal.clone())),
+        };
+        RequestRecord {
+            request_id,
+            auction_id: self.auction.to_string(),
+            partition,
+            at: self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            bid,
+            refused,
+        }
+    }
+
+    fn from_record(record: &RequestRecord) -> Option<Self> {
+        let auction = AuctionId::parse(&record.auction_id).ok()?;
+        let at = DateTime::parse_from_rfc3339(&record.at).ok()?.with_timezone(&Utc);
+        let outcome = match (&record.bid, &record.refused) {
+            (Some(bid), _) => Outcome::Placed(Arc::new(crate::auction::logged_from(
+                &auction,
+                record.partition,
+                bid,
+            )?)),
+            (None, Some(refusal)) => Outcome::Refused(refusal.clone()),
+            (None, None) => return None,
+        };
+        Some(Self {
+            auction,
+            at,
+            outcome,
+        })
+    }
+
+    fn answer(&self) -> PlaceOutcome {
+        match &self.outcome {
+            Outcome::Placed(logged) => Ok(Placed {
+                logged: Arc::clone(logged),
+                replayed: true,
+            }),
+            Outcome::Refused(refusal) => Err(match refusal.offset {
+                Some(offset) => PlaceError::OutbidInLog {
+                    offset,
+                    minimum_next_bid: refusal.minimum_next_bid,
+                },
+                None => PlaceError::TooLow {
+                    current_highest: refusal.current_highest,
+                    minimum_next_bid: refusal.minimum_next_bid,
+                },
+            }),
+        }
+    }
 }
 
 /// The transaction being filled.
@@ -333,11 +399,8 @@ impl PartitionOwner {
                     }
                 }
                 Some(StateRecord::Request(record)) => {
-                    if let Some(logged) = AuctionId::parse(&record.auction_id)
-                        .ok()
-                        .and_then(|id| crate::auction::logged_from(&id, record.partition, &record.bid))
-                    {
-                        requests.insert(record.bid.bid_id, Arc::new(logged));
+                    if let Some(remembered) = Remembered::from_record(&record) {
+                        requests.insert(record.request_id, remembered);
                     }
                 }
                 Some(StateRecord::Owner(_)) => {}
@@ -353,7 +416,7 @@ impl PartitionOwner {
         .await?;
         let mut request_expiry: Vec<(DateTime<Utc>, Uuid)> = requests
             .iter()
-            .map(|(id, logged)| (logged.bid.bid_ts.get() + window, *id))
+            .map(|(id, remembered)| (remembered.at + window, *id))
             .collect();
         request_expiry.sort();
         for state in auctions.values() {
@@ -374,10 +437,7 @@ impl PartitionOwner {
             owner_id: Uuid::new_v4(),
             producer,
             auctions,
-            requests: requests
-                .into_iter()
-                .map(|(id, logged)| (id, Remembered { logged }))
-                .collect(),
+            requests,
             request_expiry: request_expiry.into(),
             position: None,
             committed_position: None,
@@ -468,6 +528,24 @@ impl PartitionOwner {
         }
     }
 
+    /// Remembers a request's final outcome for the window (written with the next commit).
+    fn remember(&mut self, request_id: Uuid, auction: AuctionId, outcome: Outcome) {
+        let at = Utc::now();
+        let window =
+            chrono::Duration::from_std(self.context.idempotency_window).unwrap_or(chrono::Duration::MAX);
+        self.request_expiry.push_back((at + window, request_id));
+        self.requests.insert(
+            request_id,
+            Remembered {
+                auction,
+                at,
+                outcome,
+            },
+        );
+        self.dirty_requests.push(request_id);
+        self.schedule();
+    }
+
     fn schedule(&mut self) {
         if self.transaction.due.is_none() {
             self.transaction.due = Some(tokio::time::Instant::now() + self.context.commit_interval);
@@ -482,10 +560,7 @@ impl PartitionOwner {
         } = command;
         if request {
             if let Some(remembered) = self.requests.get(&bid.bid_id.as_uuid()) {
-                let _ = reply.send(Ok(Placed {
-                    logged: Arc::clone(&remembered.logged),
-                    replayed: true,
-                }));
+                let _ = reply.send(remembered.answer());
                 return;
             }
             if let Some(waiter) = self.waiting.get_mut(&bid.bid_id) {
@@ -507,6 +582,17 @@ impl PartitionOwner {
         let minimum_next_bid = self.context.rules.minimum_next(current_highest);
         if i64::from(bid.price.get()) < minimum_next_bid {
             metrics::counter!(m::BIDS_REJECTED, "reason" => "too_low").increment(1);
+            if request {
+                self.remember(
+                    bid.bid_id.as_uuid(),
+                    bid.auction_id.clone(),
+                    Outcome::Refused(Refusal {
+                        current_highest,
+                        minimum_next_bid,
+                        offset: None,
+                    }),
+                );
+            }
             let _ = reply.send(Err(PlaceError::TooLow {
                 current_highest,
                 minimum_next_bid,
@@ -624,17 +710,16 @@ impl PartitionOwner {
         self.dirty_auctions.insert(id);
         let request_id = logged.bid.bid_id.as_uuid();
         if is_request && !self.requests.contains_key(&request_id) {
-            let window = chrono::Duration::from_std(self.context.idempotency_window)
-                .unwrap_or(chrono::Duration::MAX);
-            self.request_expiry
-                .push_back((logged.bid.bid_ts.get() + window, request_id));
-            self.requests.insert(
-                request_id,
-                Remembered {
-                    logged: Arc::clone(&logged),
-                },
-            );
-            self.dirty_requests.push(request_id);
+            let outcome = if valid {
+                Outcome::Placed(Arc::clone(&logged))
+            } else {
+                Outcome::Refused(Refusal {
+                    current_highest: None,
+                    minimum_next_bid: minimum_before,
+                    offset: Some(offset),
+                })
+            };
+            self.remember(request_id, logged.bid.auction_id.clone(), outcome);
         }
         if let Some(waiter) = self.waiting.remove(&logged.bid.bid_id) {
             self.release(&waiter.auction, waiter.price);
@@ -682,11 +767,7 @@ impl PartitionOwner {
         }
         for id in &self.dirty_requests {
             if let Some(remembered) = self.requests.get(id) {
-                let record = StateRecord::Request(RequestRecord {
-                    auction_id: remembered.logged.bid.auction_id.to_string(),
-                    partition: self.partition,
-                    bid: crate::auction::recorded(&remembered.logged),
-                });
+                let record = StateRecord::Request(remembered.record(*id, self.partition));
                 records.push((record.key(), Some(codec.encode(&record))));
             }
         }

@@ -86,8 +86,9 @@ impl ReadCopy {
         }
     }
 
-    /// Takes a newer state of one auction's share in one partition (an older one than known is
-    /// ignored: the owner's own update may arrive before the state record that carries it).
+    /// Takes a newer state of one auction's share in one partition (one not newer than the
+    /// known one is ignored: the owner's own update arrives before the state record that
+    /// carries it).
     pub(crate) fn update(&self, state: Arc<AuctionState>) {
         let mut auctions = self
             .auctions
@@ -95,7 +96,7 @@ impl ReadCopy {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = auctions.entry(state.id.clone()).or_default();
         match entry.shares.iter_mut().find(|s| s.partition == state.partition) {
-            Some(share) if share.offset > state.offset => return,
+            Some(share) if share.offset >= state.offset => return,
             Some(share) => *share = state,
             None => entry.shares.push(state),
         }

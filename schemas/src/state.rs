@@ -63,15 +63,38 @@ pub struct AuctionRecord {
     pub recent: Vec<RecordedBid>,
 }
 
-/// A request id within the idempotency window (the bid id is the request id).
+/// A request id within the idempotency window and its final outcome: the bid it placed (whose
+/// id is the request id), or why it was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
-    /// The auction the request placed a bid on.
+    /// The request id.
+    pub request_id: Uuid,
+    /// The auction of the request.
     pub auction_id: String,
     /// The partition of the bid topic.
     pub partition: i32,
+    /// When it was decided (RFC 3339); the window counts from it.
+    pub at: String,
     /// The bid it placed.
-    pub bid: RecordedBid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bid: Option<RecordedBid>,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+}
+
+/// Why a request's bid did not count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The highest price when it was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_highest: Option<i64>,
+    /// The lowest price that would have counted.
+    pub minimum_next_bid: i64,
+    /// Where the bid is, when it was written and then beaten by an earlier record of another
+    /// producer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
 }
 
 /// Which replica owns a partition of the bid topic.
@@ -102,7 +125,7 @@ impl StateRecord {
     pub fn key(&self) -> String {
         match self {
             Self::Auction(auction) => auction.auction_id.clone(),
-            Self::Request(request) => request_key(request.bid.bid_id),
+            Self::Request(request) => request_key(request.request_id),
             Self::Owner(_) => OWNER_KEY.to_owned(),
         }
     }
@@ -142,9 +165,24 @@ mod tests {
                 recent: vec![bid.clone()],
             }),
             StateRecord::Request(RequestRecord {
+                request_id: bid.bid_id,
                 auction_id: "a-1".into(),
                 partition: 2,
-                bid,
+                at: "2026-11-30T07:00:00Z".into(),
+                bid: Some(bid),
+                refused: None,
+            }),
+            StateRecord::Request(RequestRecord {
+                request_id: Uuid::new_v4(),
+                auction_id: "a-1".into(),
+                partition: 2,
+                at: "2026-11-30T07:00:01Z".into(),
+                bid: None,
+                refused: Some(Refusal {
+                    current_highest: Some(10),
+                    minimum_next_bid: 11,
+                    offset: None,
+                }),
             }),
             StateRecord::Owner(OwnerRecord {
                 partition: 2,
