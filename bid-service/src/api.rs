@@ -12,6 +12,7 @@ use auction_proto::error_details::{BID_TOO_LOW, CURRENT_HIGHEST, DOMAIN, MINIMUM
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use auction_proto::v1::bid_service_server::BidService;
@@ -55,8 +56,8 @@ pub(crate) struct BidApi {
     pub forwarder: Forwarder,
     /// This replica's own address (as the owner records name it).
     pub address: String,
-    /// Partitions of the bid topic.
-    pub partitions: i32,
+    /// Partitions of the bid topic (the group consumer follows partitions added to it).
+    pub partitions: Arc<AtomicI32>,
     /// Limits `PlaceBid` calls in progress.
     pub in_flight: Arc<Semaphore>,
     /// The deadline of a call that sets none.
@@ -214,7 +215,10 @@ impl BidApi {
             invalid_argument(&invalid.violations)
         })?;
         let price = bid.price.get();
-        let partition = partition_for(bid.auction_id.as_str(), self.partitions);
+        let partition = partition_for(
+            bid.auction_id.as_str(),
+            self.partitions.load(Ordering::Relaxed),
+        );
         let (reply, outcome) = oneshot::channel();
         let command = PlaceCommand {
             bid,

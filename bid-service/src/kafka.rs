@@ -8,7 +8,7 @@ use std::time::Duration;
 use auction_process::kafka_startup::{
     ErrorRecordingContext, check_connection, check_state_topic, check_topic, wait_for_metadata,
 };
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
@@ -181,6 +181,51 @@ pub(crate) async fn partition_count(
     )
     .await
     .map_err(KafkaSetupError)
+}
+
+/// Gives the state topic as many partitions as the bid topic has, when partitions were added to
+/// the bid topic while the service ran (the owner of a new partition needs its state
+/// partition), and waits until the metadata shows them.
+pub(crate) async fn match_state_partitions(
+    properties: &KafkaProperties,
+    topic: &str,
+    state_topic: &str,
+) -> Result<(), KafkaSetupError> {
+    let wanted = partition_count(properties, topic).await?;
+    if partition_count(properties, state_topic).await? >= wanted {
+        return Ok(());
+    }
+    let admin: AdminClient<ErrorRecordingContext> = client_config(properties)
+        .create_with_context(ErrorRecordingContext::default())
+        .map_err(|e| KafkaSetupError(format!("cannot create the Kafka admin client: {e}")))?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let added = admin
+        .create_partitions(
+            [&NewPartitions::new(state_topic, usize::try_from(wanted).unwrap_or(1))],
+            &options,
+        )
+        .await
+        .map_err(|e| KafkaSetupError(format!("cannot add partitions to {state_topic}: {e}")))?;
+    for result in added {
+        // Another replica may have added them first.
+        if let Err((_, code)) = result
+            && code != RDKafkaErrorCode::InvalidPartitions
+        {
+            return Err(KafkaSetupError(format!(
+                "cannot add partitions to {state_topic}: {code}"
+            )));
+        }
+    }
+    tracing::info!(state_topic, partitions = wanted, "state topic partitions added to match the bid topic");
+    for _ in 0..100 {
+        if partition_count(properties, state_topic).await? >= wanted {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(KafkaSetupError(format!(
+        "{state_topic} does not show its new partitions"
+    )))
 }
 
 /// The producer of the owner of one partition: transactional (`transactional.id` per partition,

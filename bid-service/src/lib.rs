@@ -280,6 +280,7 @@ pub async fn spawn(
     });
     let (ownership, group_ended) = ownership::start(
         context,
+        partitions,
         &settings.group_id,
         tokio::runtime::Handle::current(),
         shutdown.clone(),
@@ -335,12 +336,13 @@ pub async fn spawn(
         .build_v1alpha()
         .map_err(|e| StartError::new(format!("cannot build server reflection: {e}")))?;
 
+    let partition_count = Arc::clone(&ownership.partitions);
     let api = Arc::new(BidApi {
         read_copy,
         ownership,
         forwarder: forward::Forwarder::default(),
         address,
-        partitions,
+        partitions: partition_count,
         in_flight: Arc::new(Semaphore::new(settings.max_bids_in_flight)),
         default_deadline: settings.default_deadline,
         shutdown: shutdown.clone(),

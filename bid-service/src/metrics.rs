@@ -3,7 +3,7 @@
 /// Counter: bids answered OK (committed and read back from the log).
 pub const BIDS_ACCEPTED: &str = "bid_service_bids_accepted_total";
 /// Counter: bids not accepted, by `reason` (`invalid`, `too_low`, `outbid_in_log`, `overloaded`,
-/// `kafka_unavailable`, `registry_unavailable`, `no_owner`).
+/// `kafka_unavailable`, `registry_unavailable`, `no_owner`, `not_in_log`).
 pub const BIDS_REJECTED: &str = "bid_service_bids_rejected_total";
 /// Counter: `PlaceBid` calls forwarded to the owner of the auction's partition, by `outcome`.
 pub const BIDS_FORWARDED: &str = "bid_service_bids_forwarded_total";

@@ -58,6 +58,10 @@ pub(crate) const REQUEST_HEADER: &str = "auction-request-id";
 /// Time limit of a transactional operation (init, offsets, commit, abort).
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a committed bid may take to be read back before the owner checks that the log
+/// holds it (a partition leader's failover stalls reading for about 10 s).
+const READ_BACK_WAIT: Duration = Duration::from_secs(12);
+
 /// Calls waiting for a partition owner at most.
 pub(crate) const COMMAND_QUEUE: usize = 4096;
 
@@ -227,7 +231,9 @@ struct Waiter {
     replies: Vec<(oneshot::Sender<PlaceOutcome>, bool)>,
     auction: AuctionId,
     price: i32,
-    committed: bool,
+    /// Since when its transaction is committed, and the partition's applied position then (the
+    /// bid is after it).
+    committed: Option<(Instant, Option<i64>)>,
 }
 
 /// The final outcome of a request id within the window.
@@ -381,6 +387,7 @@ impl PartitionOwner {
         stop: &CancellationToken,
     ) -> Result<Self, KafkaSetupError> {
         let started = Instant::now();
+        kafka::match_state_partitions(&context.kafka, &context.topic, &context.state_topic).await?;
         let producer = fenced_producer(&context, partition, stop).await?;
         let fenced_in = started.elapsed();
         let mut auctions = HashMap::new();
@@ -461,12 +468,15 @@ impl PartitionOwner {
         mut records: mpsc::Receiver<OwnedMessage>,
         stop: CancellationToken,
     ) {
+        let mut overdue_check = tokio::time::interval(READ_BACK_WAIT / 4);
+        overdue_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ended = loop {
             let due = self.transaction.due;
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break Ended::Stopped,
                 Some(record) = records.recv() => self.apply(record, &stop).await,
+                _ = overdue_check.tick() => self.check_overdue(&stop).await,
                 () = sleep_until(due), if due.is_some() => {
                     if let Err(ended) = self.commit(&stop).await {
                         break ended;
@@ -611,6 +621,8 @@ impl PartitionOwner {
         };
         if !self.transaction.open {
             if let Err(e) = self.producer.begin_transaction() {
+                // The commit path sorts the producer out (replacing it if it failed fatally).
+                self.transaction.due = Some(tokio::time::Instant::now());
                 metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable").increment(1);
                 let _ = reply.send(Err(PlaceError::Unavailable(format!(
                     "cannot begin a Kafka transaction ({e})"
@@ -632,6 +644,9 @@ impl PartitionOwner {
         }
         if let Err((e, _)) = self.producer.send_result(record) {
             let overloaded = matches!(e, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull));
+            if !overloaded {
+                self.transaction.due = Some(tokio::time::Instant::now());
+            }
             metrics::counter!(m::BIDS_REJECTED, "reason" => if overloaded { "overloaded" } else { "kafka_unavailable" }).increment(1);
             let _ = reply.send(Err(if overloaded {
                 PlaceError::Overloaded
@@ -650,7 +665,7 @@ impl PartitionOwner {
                 replies: vec![(reply, false)],
                 auction: bid.auction_id.clone(),
                 price: bid.price.get(),
-                committed: false,
+                committed: None,
             },
         );
         self.transaction.bids.push(bid.bid_id);
@@ -808,11 +823,7 @@ impl PartitionOwner {
             }
             if let Err((e, _)) = self.producer.send_result(record) {
                 tracing::warn!(partition = self.partition, error = %e, "cannot write a state record");
-                let abort = self.producer.clone();
-                let _ = tokio::task::spawn_blocking(move || abort.abort_transaction(TRANSACTION_CALL_TIMEOUT)).await;
-                self.transaction.open = false;
-                self.after_abort("Kafka could not take the auction's state");
-                return Ok(());
+                return self.recover(e, stop).await;
             }
         }
         let offsets = match (self.position, self.group_metadata()) {
@@ -840,9 +851,10 @@ impl PartitionOwner {
                 metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
                 metrics::histogram!(m::BIDS_PER_TRANSACTION).record(bids as f64);
                 self.transaction.open = false;
+                let now = Instant::now();
                 for id in self.transaction.bids.drain(..) {
                     if let Some(waiter) = self.waiting.get_mut(&id) {
-                        waiter.committed = true;
+                        waiter.committed = Some((now, self.committed_position));
                     }
                 }
                 self.dirty_auctions.clear();
@@ -858,7 +870,7 @@ impl PartitionOwner {
     /// After an aborted transaction: its bids are not in the log; its state is written again.
     fn after_abort(&mut self, reason: &str) {
         self.transaction.bids.clear();
-        self.fail_waiting(|w| !w.committed, reason);
+        self.fail_waiting(|w| w.committed.is_none(), reason);
         self.schedule();
     }
 
@@ -906,9 +918,10 @@ impl PartitionOwner {
         let doubtful: Vec<BidId> = self.transaction.bids.drain(..).collect();
         let found = self.bids_in_log_after(self.committed_position, stop).await;
         let lost: HashSet<BidId> = doubtful.into_iter().filter(|id| !found.contains(id)).collect();
+        let now = Instant::now();
         for id in &found {
             if let Some(waiter) = self.waiting.get_mut(id) {
-                waiter.committed = true;
+                waiter.committed = Some((now, self.committed_position));
             }
         }
         let lost_ids = lost;
@@ -931,6 +944,47 @@ impl PartitionOwner {
         self.announce = true;
         self.schedule();
         Ok(())
+    }
+
+    /// Committed bids not read back within [`READ_BACK_WAIT`]: if the log does not hold them
+    /// (Kafka acknowledged what it never appended), their calls answer UNAVAILABLE and the bids
+    /// count as not placed; the others keep waiting for the group consumer.
+    async fn check_overdue(&mut self, stop: &CancellationToken) {
+        let now = Instant::now();
+        let overdue: Vec<(BidId, Option<i64>)> = self
+            .waiting
+            .iter()
+            .filter_map(|(id, w)| {
+                w.committed
+                    .filter(|(at, _)| now.duration_since(*at) >= READ_BACK_WAIT)
+                    .map(|(_, from)| (*id, from))
+            })
+            .collect();
+        if overdue.is_empty() {
+            return;
+        }
+        let from = overdue.iter().map(|(_, from)| *from).min().flatten();
+        let found = self.bids_in_log_after(from, stop).await;
+        for (id, _) in overdue {
+            if found.contains(&id) {
+                if let Some(waiter) = self.waiting.get_mut(&id) {
+                    waiter.committed = Some((Instant::now(), from));
+                }
+                continue;
+            }
+            if let Some(waiter) = self.waiting.remove(&id) {
+                tracing::warn!(partition = self.partition, bid_id = %id,
+                    "Kafka committed a bid's transaction but the log does not hold the bid");
+                self.release(&waiter.auction, waiter.price);
+                metrics::counter!(m::BIDS_REJECTED, "reason" => "not_in_log").increment(waiter.replies.len() as u64);
+                for (reply, _) in waiter.replies {
+                    let _ = reply.send(Err(PlaceError::Unavailable(
+                        "Kafka committed the bid's transaction but the log does not hold the bid, so it was not placed"
+                            .to_owned(),
+                    )));
+                }
+            }
+        }
     }
 
     /// The ids of the bids in the partition from `from` (the start when unknown) to its end.

@@ -12,6 +12,7 @@
 //! owners commit inside their transactions.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(35);
 #[derive(Debug)]
 pub(crate) struct Ownership {
     owners: RwLock<HashMap<i32, OwnerHandle>>,
+    /// Partitions of the bid topic, as the group consumer last saw them.
+    pub partitions: Arc<AtomicI32>,
     context: Arc<OwnerContext>,
     runtime: tokio::runtime::Handle,
     ready: Arc<Mutex<Vec<i32>>>,
@@ -160,12 +163,14 @@ impl ConsumerContext for GroupContext {
 /// returned receiver completes when the thread has ended.
 pub(crate) fn start(
     context: Arc<OwnerContext>,
+    partitions: i32,
     group_id: &str,
     runtime: tokio::runtime::Handle,
     shutdown: CancellationToken,
 ) -> Result<(Arc<Ownership>, oneshot::Receiver<()>), KafkaSetupError> {
     let ownership = Arc::new(Ownership {
         owners: RwLock::new(HashMap::new()),
+        partitions: Arc::new(AtomicI32::new(partitions)),
         context: Arc::clone(&context),
         runtime,
         ready: Arc::new(Mutex::new(Vec::new())),
@@ -200,7 +205,12 @@ pub(crate) fn start(
 
 fn poll(consumer: &BaseConsumer<GroupContext>, ownership: &Ownership, shutdown: &CancellationToken) {
     let topic = ownership.context.topic.clone();
+    let mut partition_check = std::time::Instant::now();
     while !shutdown.is_cancelled() {
+        if partition_check.elapsed() >= PARTITION_CHECK {
+            partition_check = std::time::Instant::now();
+            follow_partition_count(consumer, ownership);
+        }
         let ready: Vec<i32> = std::mem::take(
             &mut *ownership
                 .ready
@@ -229,6 +239,26 @@ fn poll(consumer: &BaseConsumer<GroupContext>, ownership: &Ownership, shutdown: 
                 tracing::warn!(error = %e, "the group consumer reported an error");
                 std::thread::sleep(Duration::from_millis(100));
             }
+        }
+    }
+}
+
+/// How often the group consumer's thread reads the bid topic's partition count.
+const PARTITION_CHECK: Duration = Duration::from_secs(5);
+
+/// Takes partitions added to the bid topic into account for routing (the group assigns them by
+/// itself).
+fn follow_partition_count(consumer: &BaseConsumer<GroupContext>, ownership: &Ownership) {
+    let topic = &ownership.context.topic;
+    let count = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(1))
+        .ok()
+        .and_then(|metadata| metadata.topics().first().map(|t| t.partitions().len()))
+        .and_then(|count| i32::try_from(count).ok());
+    if let Some(count) = count {
+        let known = ownership.partitions.swap(count.max(1), Ordering::Relaxed);
+        if count != known && count > 0 {
+            tracing::info!(topic, from = known, to = count, "the bid topic's partition count changed");
         }
     }
 }

@@ -269,10 +269,11 @@ async fn the_mock_cluster_acknowledges_an_idempotent_batch_it_never_appended() {
     );
 }
 
-/// The same fault through the service: Kafka reports bid A delivered although the log never holds
-/// it. The caller gets UNAVAILABLE, never OK; a retry with the same request_id then gets the truth.
+/// The same fault through the service, whose owners write in transactions: whatever Kafka makes
+/// of the timed-out produce request, an OK means the log holds the bid where the answer says,
+/// and an UNAVAILABLE means it holds no such bid; a retry with the same request_id then agrees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bid_acknowledged_but_not_readable_in_the_log_is_unavailable_never_ok() {
+async fn a_timed_out_produce_request_never_gives_an_ok_the_log_contradicts() {
     let backend = Backend::mock().await;
     let mut settings = backend.settings();
     settings.kafka.set("retry.backoff.ms", "2000");
@@ -285,15 +286,14 @@ async fn a_bid_acknowledged_but_not_readable_in_the_log_is_unavailable_never_ok(
             price,
             request_id: request_id.to_owned(),
         });
-        request.set_timeout(Duration::from_secs(10));
+        request.set_timeout(Duration::from_secs(20));
         request
     };
-    let warm_up = service
+    service
         .client
         .place_bid(bid(5, ""))
         .await
-        .expect("warm-up accepted")
-        .into_inner();
+        .expect("warm-up accepted");
 
     backend
         .mock_cluster()
@@ -308,53 +308,54 @@ async fn a_bid_acknowledged_but_not_readable_in_the_log_is_unavailable_never_ok(
     let first = bid(10, &request_a);
     let a = tokio::spawn(async move { client.place_bid(first).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let b = service
-        .client
-        .place_bid(bid(20, ""))
-        .await
-        .expect("B accepted")
-        .into_inner();
-    let refused = a.await.expect("task").expect_err("A must not be OK");
+    let b = service.client.place_bid(bid(20, "")).await;
+    let a = a.await.expect("task");
     backend
         .mock_cluster()
         .broker_round_trip_time(1, Duration::ZERO)
         .expect("fast broker");
-    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
-    assert!(
-        refused.message().contains("Kafka acknowledged the bid")
-            && refused.message().contains("retry with the same request_id"),
-        "{}",
-        refused.message()
-    );
+    println!("A: {a:?}\nB: {b:?}");
 
-    // The fault really happened: Kafka acknowledged A (the message above says so, and only the
-    // path after a successful delivery report writes it), and the log does not hold A.
     let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
-    let prices: Vec<i32> = log.iter().map(|(b, _, _)| b.price.get()).collect();
+    let in_log = |answer: &Result<tonic::Response<auction_proto::v1::PlaceBidResponse>, tonic::Status>| {
+        match answer {
+            Ok(response) => {
+                let bid = response.get_ref().bid.clone().expect("bid");
+                assert!(
+                    log.iter().any(|(b, partition, offset)| b.bid_id.to_string() == bid.bid_id
+                        && (*partition, *offset) == (bid.partition, bid.offset)),
+                    "an OK'd bid is not in the log where its answer says: {bid:?} / {log:?}"
+                );
+                true
+            }
+            Err(status) => {
+                assert!(
+                    matches!(status.code(), Code::Unavailable | Code::FailedPrecondition),
+                    "{status:?}"
+                );
+                false
+            }
+        }
+    };
+    let a_placed = in_log(&a);
+    in_log(&b);
     assert_eq!(
-        prices,
-        vec![5, 20],
-        "the log holds the warm-up bid and B only"
+        log.iter().any(|(b, _, _)| b.bid_id.to_string() == request_a),
+        a_placed,
+        "A is in the log exactly when it was answered OK"
     );
-    let b_bid = b.bid.expect("bid");
-    assert!(
-        log.iter().any(
-            |(bid, partition, offset)| bid.bid_id.to_string() == b_bid.bid_id
-                && (*partition, *offset) == (b_bid.partition, b_bid.offset)
-        ),
-        "B is readable where its answer says"
-    );
-    assert!(warm_up.bid.is_some());
 
-    // The retry gets the truth: A was never placed, and 10 no longer beats 20.
-    let retried = service
-        .client
-        .place_bid(bid(10, &request_a))
-        .await
-        .expect_err("10 does not beat 20");
-    assert_eq!(retried.code(), Code::FailedPrecondition, "{retried:?}");
-    let (highest, _, count) = service.highest("phantom").await;
-    assert_eq!((highest, count), (Some(20), 2));
+    // The retry agrees with the log.
+    let retried = service.client.place_bid(bid(10, &request_a)).await;
+    if a_placed {
+        assert!(retried.expect("A's first outcome").get_ref().replayed);
+    } else {
+        let highest = service.highest("phantom").await.0;
+        match retried {
+            Ok(response) => assert!(highest <= Some(10), "{response:?}"),
+            Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
+        }
+    }
     service.stop().await;
 }
 
@@ -446,8 +447,11 @@ async fn oversized_requests_are_refused_and_place_nothing() {
     service.stop().await;
 }
 
+/// A fatal error of an owner's transactional producer: the call gets UNAVAILABLE and the bid is
+/// not in the log; the owner replaces its producer (its new epoch fences the old one) and keeps
+/// deciding, without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fatal_producer_error_stops_the_service_with_an_error() {
+async fn a_fatal_producer_error_replaces_the_producer_and_the_owner_keeps_serving() {
     let backend = Backend::mock().await;
     let mut service = Service::start(backend.settings()).await;
     service
@@ -460,6 +464,7 @@ async fn a_fatal_producer_error_stops_the_service_with_an_error() {
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER; 3],
     );
+    // Without the fault this bid would be accepted: UNAVAILABLE shows the fault happened.
     let outcome = service.place("fatal", "Bob", 20).await;
     assert!(
         outcome
@@ -467,11 +472,14 @@ async fn a_fatal_producer_error_stops_the_service_with_an_error() {
             .is_err_and(|s| s.code() == Code::Unavailable),
         "a bid the producer could not persist was not refused: {outcome:?}"
     );
-    let stopped = tokio::time::timeout(Duration::from_secs(10), service.running.stopped())
-        .await
-        .expect("the service stops after a fatal producer error");
-    let error = stopped.expect_err("it stops with an error, so that a supervisor restarts it");
-    assert!(error.contains("fatal"), "{error}");
+    let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
+    assert!(
+        log.iter().all(|(b, _, _)| b.name.as_str() != "Bob"),
+        "a bid answered UNAVAILABLE is in the log: {log:?}"
+    );
+    let again = service.place("fatal", "Bob", 20).await;
+    assert!(again.is_ok(), "the owner did not recover: {again:?}");
+    service.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,6 +506,8 @@ async fn with_verification_only_the_service_needs_v2_registered_and_registers_no
     let (_, v2) =
         auction_schema_registry::preload_bid_schemas(&backend.registry.store, "auction-value")
             .expect("operator registers the schemas");
+    auction_schema_registry::preload_state_schema(&backend.registry.store, "auction.state-value")
+        .expect("operator registers the state schema");
     let mut service = Service::start(settings).await;
     service
         .place("verified", "Ada", 10)
@@ -510,6 +520,11 @@ async fn with_verification_only_the_service_needs_v2_registered_and_registers_no
             .versions("auction-value")
             .expect("subject"),
         [1, 2]
+    );
+    assert_eq!(
+        backend.registry.store.subjects(),
+        ["auction-value", "auction.state-value"],
+        "the service registered nothing"
     );
     let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
     assert_eq!(log.len(), 1);

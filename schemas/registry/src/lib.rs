@@ -219,6 +219,16 @@ pub fn preload_bid_schemas(store: &Store, subject: &str) -> Result<(u32, u32), R
     Ok((v1, v2))
 }
 
+/// Registers the bid service's state schema under `subject` (`<state topic>-value`), for
+/// registries where the service may not register schemas itself.
+pub fn preload_state_schema(store: &Store, subject: &str) -> Result<u32, RegistryError> {
+    store.register(
+        subject,
+        store::JSON_SCHEMA_TYPE,
+        auction_schemas::state::STATE_SCHEMA_V1,
+    )
+}
+
 pub(crate) fn reply(status: StatusCode, body: &Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     response
