@@ -43,8 +43,11 @@ pub struct Settings {
     pub idempotency_window: Duration,
     /// How long an owner gathers calls into one Kafka transaction.
     pub commit_interval: Duration,
-    /// Create the topics at start when they are missing.
+    /// Create the bid topic at start when it is missing.
     pub create_topic: bool,
+    /// Create the state topic at start when it is missing (compacted, as many partitions as
+    /// the bid topic).
+    pub create_state_topic: bool,
     /// Partitions of a topic created at start.
     pub topic_partitions: i32,
     /// Replication factor of a topic created at start; 0: 3 on three or more brokers, else one
@@ -92,6 +95,7 @@ impl Settings {
             idempotency_window: Duration::from_secs(24 * 3600),
             commit_interval: Duration::from_millis(2),
             create_topic: true,
+            create_state_topic: true,
             topic_partitions: 6,
             topic_replication: 0,
             allow_unsafe_topic: false,
@@ -251,6 +255,7 @@ impl Args {
         settings.idempotency_window = Duration::from_secs(self.idempotency_window_secs);
         settings.commit_interval = Duration::from_millis(self.commit_interval_ms);
         settings.create_topic = !self.no_create_topic;
+        settings.create_state_topic = !self.no_create_topic;
         settings.topic_partitions = self.topic_partitions;
         settings.topic_replication = self.topic_replication;
         settings.allow_unsafe_topic = self.allow_unsafe_topic;

@@ -77,7 +77,7 @@ pub(crate) async fn ensure_topic(
     check_connection(&client_config(properties), &CancellationToken::new())
         .await
         .map_err(KafkaSetupError)?;
-    if create {
+    if create && !topic_exists(properties, topic).await? {
         create_topic(properties, spec).await?;
     }
     let partitions = partition_count(properties, topic).await?;
@@ -156,6 +156,24 @@ async fn create_topic(properties: &KafkaProperties, spec: TopicSpec<'_>) -> Resu
         }
     }
     Ok(())
+}
+
+/// Whether the cluster has `topic`.
+async fn topic_exists(properties: &KafkaProperties, topic: &str) -> Result<bool, KafkaSetupError> {
+    let name = topic.to_owned();
+    wait_for_metadata(
+        &client_config(properties),
+        &CancellationToken::new(),
+        Some(topic.to_owned()),
+        move |metadata| {
+            Some(metadata.topics().iter().any(|t| {
+                t.name() == name && t.error().is_none() && !t.partitions().is_empty()
+            }))
+        },
+        format!("the cluster does not describe topic {topic}"),
+    )
+    .await
+    .map_err(KafkaSetupError)
 }
 
 /// The partition count of `topic`, waiting for it to appear in the metadata.

@@ -181,7 +181,7 @@ pub async fn spawn(
             replication: settings.topic_replication,
             compacted: true,
         },
-        settings.create_topic,
+        settings.create_state_topic,
         settings.allow_unsafe_topic,
     )
     .await

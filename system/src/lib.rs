@@ -147,7 +147,11 @@ impl Embedded {
         let run_dir = new_run_dir(&args.data_dir)?;
         let cluster = MockCluster::new(1)
             .map_err(|e| StartError::new(format!("cannot start the in-memory Kafka: {e}")))?;
-        for (topic, partitions) in [("auction", args.partitions), ("auction.dlq", 1)] {
+        for (topic, partitions) in [
+            ("auction", args.partitions),
+            ("auction.state", args.partitions),
+            ("auction.dlq", 1),
+        ] {
             cluster
                 .create_topic(topic, partitions, 1)
                 .map_err(|e| StartError::new(format!("cannot create topic {topic}: {e}")))?;

@@ -29,6 +29,9 @@ impl Backend {
         let cluster = MockCluster::new(1).expect("mock cluster");
         // The mock cluster has no CreateTopics API; its owner creates topics directly.
         cluster.create_topic("auction", 3, 1).expect("topic");
+        cluster
+            .create_topic("auction.state", 3, 1)
+            .expect("state topic");
         let bootstrap = cluster.bootstrap_servers();
         Self {
             _cluster: cluster,

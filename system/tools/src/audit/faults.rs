@@ -78,7 +78,13 @@ impl Brokers {
             BrokersKind::Mock => {
                 let cluster = MockCluster::new(1)
                     .map_err(|e| format!("cannot start the mock cluster: {e}"))?;
-                for (topic, partitions) in [(TOPIC, PARTITIONS), (DEAD_LETTER_TOPIC, 1)] {
+                // The bid service's state topic too: the mock cluster cannot create topics
+                // on request.
+                for (topic, partitions) in [
+                    (TOPIC, PARTITIONS),
+                    ("auction.state", PARTITIONS),
+                    (DEAD_LETTER_TOPIC, 1),
+                ] {
                     cluster
                         .create_topic(topic, partitions, 1)
                         .map_err(|e| format!("cannot create {topic}: {e}"))?;

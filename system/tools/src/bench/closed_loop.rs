@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use super::report::{histogram, latency_json, ms, rate, record, service_quantiles_ms};
+use super::report::{histogram, latency_json, ms, rate, record, service_quantiles, service_quantiles_ms};
 use super::{Bench, Outcome, Progress};
 
 /// What 1 and 3 measured: their results, and the closed loop's rate to compare others with.
@@ -45,8 +45,8 @@ pub(super) async fn measure(bench: &Bench) -> Outcome<ClosedLoops> {
     )
     .await?;
     let breakdown = json!({
-        "produce_ack": service_quantiles_ms(auction_bid_service::metrics::PRODUCE_SECONDS),
-        "ack_to_applied": service_quantiles_ms(auction_bid_service::metrics::APPLY_WAIT_SECONDS),
+        "commit": service_quantiles_ms(auction_bid_service::metrics::COMMIT_SECONDS),
+        "bids_per_transaction": service_quantiles(auction_bid_service::metrics::BIDS_PER_TRANSACTION),
     });
     progress.say(format!(
         "   {:.0} bids/s, p99 {:.2} ms; inside the service: {breakdown}",

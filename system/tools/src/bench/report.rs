@@ -60,6 +60,17 @@ pub(super) fn proc_status_kb(path: &str, field: &str) -> u64 {
 /// The p50/p99 (ms) of a bid-service latency summary (`name`, in seconds) from the process's
 /// metrics: where a PlaceBid call spends its time.
 pub(super) fn service_quantiles_ms(name: &str) -> Value {
+    let (p50, p99) = service_quantiles_of(name, 1000.0);
+    json!({ "p50_ms": p50, "p99_ms": p99 })
+}
+
+/// The p50 and p99 of the summary `name` (a count, such as bids per transaction).
+pub(super) fn service_quantiles(name: &str) -> Value {
+    let (p50, p99) = service_quantiles_of(name, 1.0);
+    json!({ "p50": p50, "p99": p99 })
+}
+
+fn service_quantiles_of(name: &str, scale: f64) -> (Option<f64>, Option<f64>) {
     let rendered = auction_process::metrics_handle().render();
     let quantile = |q: &str| {
         let prefix = format!("{name}{{quantile=\"{q}\"}} ");
@@ -67,9 +78,9 @@ pub(super) fn service_quantiles_ms(name: &str) -> Value {
             .lines()
             .find_map(|line| line.strip_prefix(prefix.as_str()))
             .and_then(|value| value.trim().parse::<f64>().ok())
-            .map(|seconds| seconds * 1000.0)
+            .map(|value| value * scale)
     };
-    json!({ "p50_ms": quantile("0.5"), "p99_ms": quantile("0.99") })
+    (quantile("0.5"), quantile("0.99"))
 }
 
 /// This machine: processors, CPU model, memory and kernel.
