@@ -243,7 +243,11 @@ impl BidApi {
                     let owner = self.read_copy.owner(partition).filter(|_| !forwarded);
                     if let Some(owner) = owner.filter(|o| o.address != self.address) {
                         let left = deadline.saturating_sub(started.elapsed());
-                        match self.forwarder.place(&owner.address, request.clone(), left).await {
+                        match self
+                            .forwarder
+                            .place(&owner.address, request.clone(), left)
+                            .await
+                        {
                             Ok(response) => return Ok(response),
                             Err(Some(status)) => return Err(status),
                             // The named owner is gone (stopped or moved): a new one will

@@ -125,7 +125,8 @@ impl AuctionState {
     pub(crate) fn from_record(record: &AuctionRecord) -> Option<Self> {
         let id = AuctionId::parse(&record.auction_id).ok()?;
         let read = |bid: &RecordedBid| logged_from(&id, record.partition, bid).map(Arc::new);
-        let recent: VecDeque<Arc<LoggedBid>> = record.recent.iter().map(read).collect::<Option<_>>()?;
+        let recent: VecDeque<Arc<LoggedBid>> =
+            record.recent.iter().map(read).collect::<Option<_>>()?;
         // The highest is usually among the recent bids: share it.
         let highest = match &record.highest {
             Some(h) => Some(
@@ -160,7 +161,11 @@ pub(crate) fn recorded(logged: &LoggedBid) -> RecordedBid {
 }
 
 /// The bid a stored form describes, in `auction` and `partition`.
-pub(crate) fn logged_from(auction: &AuctionId, partition: i32, bid: &RecordedBid) -> Option<LoggedBid> {
+pub(crate) fn logged_from(
+    auction: &AuctionId,
+    partition: i32,
+    bid: &RecordedBid,
+) -> Option<LoggedBid> {
     Some(LoggedBid {
         bid: Bid {
             bid_id: BidId::from(bid.bid_id),
@@ -209,11 +214,23 @@ mod tests {
     #[test]
     fn validity_needs_the_starting_price_then_the_increment() {
         let mut s = state();
-        assert_eq!(s.apply(&logged("x", 9, 0), &RULES), Applied::Bid { valid: false });
+        assert_eq!(
+            s.apply(&logged("x", 9, 0), &RULES),
+            Applied::Bid { valid: false }
+        );
         assert_eq!(s.highest_price(), None, "an invalid record never leads");
-        assert_eq!(s.apply(&logged("x", 10, 1), &RULES), Applied::Bid { valid: true });
-        assert_eq!(s.apply(&logged("y", 14, 2), &RULES), Applied::Bid { valid: false });
-        assert_eq!(s.apply(&logged("y", 15, 3), &RULES), Applied::Bid { valid: true });
+        assert_eq!(
+            s.apply(&logged("x", 10, 1), &RULES),
+            Applied::Bid { valid: true }
+        );
+        assert_eq!(
+            s.apply(&logged("y", 14, 2), &RULES),
+            Applied::Bid { valid: false }
+        );
+        assert_eq!(
+            s.apply(&logged("y", 15, 3), &RULES),
+            Applied::Bid { valid: true }
+        );
         assert_eq!(s.highest_price(), Some(15));
         assert_eq!(s.bid_count, 4);
         assert_eq!(RULES.minimum_next(s.highest_price()), 20);

@@ -31,8 +31,9 @@ pub struct Settings {
     pub kafka: KafkaProperties,
     /// The bid topic.
     pub topic: String,
-    /// The compacted state topic, co-partitioned with the bid topic.
-    pub state_topic: String,
+    /// The compacted state topic, co-partitioned with the bid topic; `None`: the bid topic's
+    /// name followed by `.state` (see [`Settings::state_topic`]).
+    pub state_topic: Option<String>,
     /// The consumer group of the replicas (it hands out partition ownership); also the prefix
     /// of the owners' `transactional.id`s.
     pub group_id: String,
@@ -89,7 +90,7 @@ impl Settings {
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9101)),
             kafka: KafkaProperties::bootstrap(bootstrap),
             topic: "auction".to_owned(),
-            state_topic: "auction.state".to_owned(),
+            state_topic: None,
             group_id: "auction-bid-service".to_owned(),
             advertised_address: None,
             idempotency_window: Duration::from_secs(24 * 3600),
@@ -110,6 +111,15 @@ impl Settings {
             cors_allowed_origins: Vec::new(),
             tls: None,
         }
+    }
+}
+
+impl Settings {
+    /// The state topic's name.
+    pub fn state_topic(&self) -> String {
+        self.state_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.state", self.topic))
     }
 }
 
@@ -155,7 +165,11 @@ pub struct Args {
     pub advertised_address: Option<String>,
     /// How long a request_id is remembered for idempotent retries, in seconds (from the bid's
     /// time).
-    #[arg(long, env = "BID_SERVICE_IDEMPOTENCY_WINDOW_SECS", default_value_t = 86_400)]
+    #[arg(
+        long,
+        env = "BID_SERVICE_IDEMPOTENCY_WINDOW_SECS",
+        default_value_t = 86_400
+    )]
     pub idempotency_window_secs: u64,
     /// How long the owner of a partition gathers bids into one Kafka transaction, in
     /// milliseconds.
@@ -246,9 +260,7 @@ impl Args {
         settings.grpc_listen = self.listen;
         settings.metrics_listen = self.metrics_listen;
         settings.kafka = kafka;
-        settings.state_topic = self
-            .state_topic
-            .unwrap_or_else(|| format!("{}.state", self.topic));
+        settings.state_topic = self.state_topic;
         settings.topic = self.topic;
         settings.group_id = self.group;
         settings.advertised_address = self.advertised_address;

@@ -56,15 +56,18 @@ impl Forwarder {
         let mut client = self.client(address).map_err(Some)?;
         let mut call = tonic::Request::new(request);
         call.set_timeout(deadline);
-        call.metadata_mut()
-            .insert(FORWARDED_HEADER, tonic::metadata::MetadataValue::from_static("1"));
+        call.metadata_mut().insert(
+            FORWARDED_HEADER,
+            tonic::metadata::MetadataValue::from_static("1"),
+        );
         match client.place_bid(call).await {
             Ok(response) => {
                 metrics::counter!(crate::metrics::BIDS_FORWARDED, "outcome" => "ok").increment(1);
                 Ok(response.into_inner())
             }
             Err(status) if unreachable(&status) => {
-                metrics::counter!(crate::metrics::BIDS_FORWARDED, "outcome" => "unreachable").increment(1);
+                metrics::counter!(crate::metrics::BIDS_FORWARDED, "outcome" => "unreachable")
+                    .increment(1);
                 Err(None)
             }
             Err(status) => {
@@ -72,7 +75,10 @@ impl Forwarder {
                     .increment(1);
                 // A transport failure reaches here as UNKNOWN or CANCELLED: to the client it
                 // is the owner being unreachable.
-                if matches!(status.code(), Code::Unknown | Code::Cancelled | Code::DeadlineExceeded) {
+                if matches!(
+                    status.code(),
+                    Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+                ) {
                     Err(Some(Status::unavailable(format!(
                         "the owner of the auction's partition ({address}) did not answer ({}); retry with the same request_id",
                         status.message()

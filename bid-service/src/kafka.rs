@@ -90,7 +90,10 @@ pub(crate) async fn ensure_topic(
     Ok(partitions)
 }
 
-async fn create_topic(properties: &KafkaProperties, spec: TopicSpec<'_>) -> Result<(), KafkaSetupError> {
+async fn create_topic(
+    properties: &KafkaProperties,
+    spec: TopicSpec<'_>,
+) -> Result<(), KafkaSetupError> {
     let topic = spec.name;
     let admin: AdminClient<ErrorRecordingContext> = client_config(properties)
         .create_with_context(ErrorRecordingContext::default())
@@ -148,10 +151,17 @@ async fn create_topic(properties: &KafkaProperties, spec: TopicSpec<'_>) -> Resu
     .map_err(|e| KafkaSetupError(format!("cannot create topic {topic}: {e}")))?;
     for result in results {
         match result {
-            Ok(_) => tracing::info!(topic, partitions = spec.partitions, replication, "topic created"),
+            Ok(_) => tracing::info!(
+                topic,
+                partitions = spec.partitions,
+                replication,
+                "topic created"
+            ),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => {
-                return Err(KafkaSetupError(format!("cannot create topic {topic}: {code}")));
+                return Err(KafkaSetupError(format!(
+                    "cannot create topic {topic}: {code}"
+                )));
             }
         }
     }
@@ -166,9 +176,12 @@ async fn topic_exists(properties: &KafkaProperties, topic: &str) -> Result<bool,
         &CancellationToken::new(),
         Some(topic.to_owned()),
         move |metadata| {
-            Some(metadata.topics().iter().any(|t| {
-                t.name() == name && t.error().is_none() && !t.partitions().is_empty()
-            }))
+            Some(
+                metadata
+                    .topics()
+                    .iter()
+                    .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()),
+            )
         },
         format!("the cluster does not describe topic {topic}"),
     )
@@ -219,7 +232,10 @@ pub(crate) async fn match_state_partitions(
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let added = admin
         .create_partitions(
-            [&NewPartitions::new(state_topic, usize::try_from(wanted).unwrap_or(1))],
+            [&NewPartitions::new(
+                state_topic,
+                usize::try_from(wanted).unwrap_or(1),
+            )],
             &options,
         )
         .await
@@ -234,7 +250,11 @@ pub(crate) async fn match_state_partitions(
             )));
         }
     }
-    tracing::info!(state_topic, partitions = wanted, "state topic partitions added to match the bid topic");
+    tracing::info!(
+        state_topic,
+        partitions = wanted,
+        "state topic partitions added to match the bid topic"
+    );
     for _ in 0..100 {
         if partition_count(properties, state_topic).await? >= wanted {
             return Ok(());
@@ -281,6 +301,8 @@ pub(crate) fn group_consumer_config(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
+        // An owner decides only once it has read its partition to the end.
+        .set("enable.partition.eof", "true")
         // A group without committed offsets (the first owner ever) starts with the first bid.
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "cooperative-sticky");

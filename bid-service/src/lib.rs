@@ -98,7 +98,7 @@ fn check(settings: &Settings) -> Result<(), StartError> {
             .is_none_or(str::is_empty))
         .then(|| "the Kafka bootstrap servers are not set (KAFKA_BOOTSTRAP_SERVERS)".to_owned()),
         (settings.topic.is_empty()).then(|| "the topic name is empty".to_owned()),
-        (settings.state_topic.is_empty() || settings.state_topic == settings.topic)
+        (settings.state_topic().is_empty() || settings.state_topic() == settings.topic)
             .then(|| "the state topic needs a name of its own".to_owned()),
         (settings.group_id.is_empty()).then(|| "the consumer group name is empty".to_owned()),
         (settings.topic_partitions < 1).then(|| "the topic needs at least 1 partition".to_owned()),
@@ -156,7 +156,8 @@ pub async fn spawn(
     shutdown: CancellationToken,
 ) -> Result<RunningBidService, StartError> {
     check(&settings)?;
-    tracing::info!(kafka = ?settings.kafka, topic = %settings.topic, state_topic = %settings.state_topic,
+    let state_topic = settings.state_topic();
+    tracing::info!(kafka = ?settings.kafka, topic = %settings.topic, state_topic = %state_topic,
         registry = %settings.registry.url, "starting the bid service");
     let partitions = kafka::ensure_topic(
         &settings.kafka,
@@ -176,7 +177,7 @@ pub async fn spawn(
     let state_partitions = kafka::ensure_topic(
         &settings.kafka,
         TopicSpec {
-            name: &settings.state_topic,
+            name: &state_topic,
             partitions,
             replication: settings.topic_replication,
             compacted: true,
@@ -190,14 +191,14 @@ pub async fn spawn(
         return Err(StartError::new(format!(
             "the state topic {} has {state_partitions} partitions and the bid topic {} has {partitions}: \
              they must have the same number (add partitions to the smaller one)",
-            settings.state_topic, settings.topic
+            state_topic, settings.topic
         )));
     }
     let encoder = BidEncoder::new(&settings.registry, &settings.topic)
         .map_err(|e| StartError::new(e.to_string()))?;
     let decoder =
         BidDecoder::new(&settings.registry).map_err(|e| StartError::new(e.to_string()))?;
-    let state_codec = StateCodec::new(&settings.registry, &settings.state_topic)
+    let state_codec = StateCodec::new(&settings.registry, &state_topic)
         .map_err(|e| StartError::new(e.to_string()))?;
     let registry_error = |e: auction_schemas::EncodeError| {
         StartError::new(format!(
@@ -241,7 +242,11 @@ pub async fn spawn(
         }
         None => format!(
             "{}://{grpc_addr}",
-            if settings.tls.is_some() { "https" } else { "http" }
+            if settings.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            }
         ),
     };
 
@@ -255,7 +260,7 @@ pub async fn spawn(
     let (serving_sender, caught_up) = watch::channel(false);
     let follower_task = StateFollower {
         config: kafka::reader_config(&settings.kafka),
-        topic: settings.state_topic.clone(),
+        topic: state_topic.clone(),
         partitions,
         read_copy: Arc::clone(&read_copy),
     }
@@ -265,7 +270,7 @@ pub async fn spawn(
     let context = Arc::new(OwnerContext {
         kafka: settings.kafka.clone(),
         topic: settings.topic.clone(),
-        state_topic: settings.state_topic.clone(),
+        state_topic: state_topic.clone(),
         transactional_id_prefix: settings.group_id.clone(),
         rules,
         idempotency_window: settings.idempotency_window,
@@ -309,7 +314,10 @@ pub async fn spawn(
                 while !(0..partitions).all(|p| read_copy.owner(p).is_some()) {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                tracing::info!(seconds = started.elapsed().as_secs_f64(), "every partition has an owner; serving");
+                tracing::info!(
+                    seconds = started.elapsed().as_secs_f64(),
+                    "every partition has an owner; serving"
+                );
                 true
             };
             tokio::select! {

@@ -62,6 +62,10 @@ const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// holds it (a partition leader's failover stalls reading for about 10 s).
 const READ_BACK_WAIT: Duration = Duration::from_secs(12);
 
+/// How many transactions a bid is written in before its call gives up (an abortable error, such
+/// as a group generation that moved during a rebalance, aborts a transaction).
+const WRITE_ATTEMPTS: u8 = 3;
+
 /// Calls waiting for a partition owner at most.
 pub(crate) const COMMAND_QUEUE: usize = 4096;
 
@@ -102,6 +106,15 @@ pub(crate) struct Placed {
 
 /// The outcome of one call.
 pub(crate) type PlaceOutcome = Result<Placed, PlaceError>;
+
+/// What the group consumer hands an owner.
+#[derive(Debug)]
+pub(crate) enum Feed {
+    /// The partition's next committed record.
+    Record(OwnedMessage),
+    /// The consumer has reached the partition's end.
+    End,
+}
 
 /// A call for the owner.
 #[derive(Debug)]
@@ -161,8 +174,8 @@ impl std::fmt::Debug for OwnerContext {
 pub(crate) struct OwnerHandle {
     /// Calls for the owner.
     pub commands: mpsc::Sender<PlaceCommand>,
-    /// Committed records of the partition, in order.
-    pub records: mpsc::Sender<OwnedMessage>,
+    /// Committed records of the partition, in order, and its ends.
+    pub records: mpsc::Sender<Feed>,
     stop: CancellationToken,
     stopped: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
 }
@@ -231,6 +244,12 @@ struct Waiter {
     replies: Vec<(oneshot::Sender<PlaceOutcome>, bool)>,
     auction: AuctionId,
     price: i32,
+    /// The bid and its framed value, to write again after an aborted transaction.
+    bid: Bid,
+    request: bool,
+    payload: Vec<u8>,
+    /// Transactions it was written in.
+    attempts: u8,
     /// Since when its transaction is committed, and the partition's applied position then (the
     /// bid is after it).
     committed: Option<(Instant, Option<i64>)>,
@@ -271,7 +290,9 @@ impl Remembered {
 
     fn from_record(record: &RequestRecord) -> Option<Self> {
         let auction = AuctionId::parse(&record.auction_id).ok()?;
-        let at = DateTime::parse_from_rfc3339(&record.at).ok()?.with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339(&record.at)
+            .ok()?
+            .with_timezone(&Utc);
         let outcome = match (&record.bid, &record.refused) {
             (Some(bid), _) => Outcome::Placed(Arc::new(crate::auction::logged_from(
                 &auction,
@@ -342,6 +363,8 @@ struct PartitionOwner {
     dirty_auctions: HashSet<AuctionId>,
     dirty_requests: Vec<Uuid>,
     announce: bool,
+    /// The partition has been read to its end since the takeover.
+    caught_up: bool,
 }
 
 fn transactional_id(context: &OwnerContext, partition: i32) -> String {
@@ -369,7 +392,9 @@ async fn fenced_producer(
             .await
         {
             Ok(Ok(())) => return Ok(producer),
-            Ok(Err(e)) => tracing::warn!(partition, error = %e, "cannot initialise transactions yet; retrying"),
+            Ok(Err(e)) => {
+                tracing::warn!(partition, error = %e, "cannot initialise transactions yet; retrying")
+            }
             Err(e) => return Err(KafkaSetupError(format!("the init task failed: {e}"))),
         }
         tokio::select! {
@@ -392,8 +417,8 @@ impl PartitionOwner {
         let fenced_in = started.elapsed();
         let mut auctions = HashMap::new();
         let mut requests = HashMap::new();
-        let window = chrono::Duration::from_std(context.idempotency_window)
-            .unwrap_or(chrono::Duration::MAX);
+        let window =
+            chrono::Duration::from_std(context.idempotency_window).unwrap_or(chrono::Duration::MAX);
         let records = state_log::read_partition(
             &kafka::reader_config(&context.kafka),
             &context.state_topic,
@@ -458,6 +483,7 @@ impl PartitionOwner {
             dirty_auctions: HashSet::new(),
             dirty_requests: Vec::new(),
             announce: true,
+            caught_up: false,
             context,
         })
     }
@@ -465,7 +491,7 @@ impl PartitionOwner {
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<PlaceCommand>,
-        mut records: mpsc::Receiver<OwnedMessage>,
+        mut records: mpsc::Receiver<Feed>,
         stop: CancellationToken,
     ) {
         let mut overdue_check = tokio::time::interval(READ_BACK_WAIT / 4);
@@ -475,14 +501,24 @@ impl PartitionOwner {
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break Ended::Stopped,
-                Some(record) = records.recv() => self.apply(record, &stop).await,
+                Some(feed) = records.recv() => match feed {
+                    Feed::Record(record) => self.apply(record, &stop).await,
+                    Feed::End => {
+                        if !self.caught_up {
+                            tracing::info!(partition = self.partition, "read the partition to its end; deciding");
+                        }
+                        self.caught_up = true;
+                    }
+                },
                 _ = overdue_check.tick() => self.check_overdue(&stop).await,
                 () = sleep_until(due), if due.is_some() => {
                     if let Err(ended) = self.commit(&stop).await {
                         break ended;
                     }
                 }
-                Some(command) = commands.recv() => self.decide(command).await,
+                // Nothing is decided before the bids committed by earlier owners are applied:
+                // a retry must find the request id its first call placed.
+                Some(command) = commands.recv(), if self.caught_up => self.decide(command).await,
                 else => break Ended::Stopped,
             }
         };
@@ -501,9 +537,15 @@ impl PartitionOwner {
         self.fail_waiting(|_| true, reason);
         commands.close();
         while let Ok(command) = commands.try_recv() {
-            let _ = command.reply.send(Err(PlaceError::Unavailable(reason.to_owned())));
+            let _ = command
+                .reply
+                .send(Err(PlaceError::Unavailable(reason.to_owned())));
         }
-        tracing::info!(partition = self.partition, ?ended, "no longer the owner of the partition");
+        tracing::info!(
+            partition = self.partition,
+            ?ended,
+            "no longer the owner of the partition"
+        );
     }
 
     /// Answers UNAVAILABLE to the waiting calls `which` selects.
@@ -517,7 +559,8 @@ impl PartitionOwner {
         for id in failed {
             if let Some(waiter) = self.waiting.remove(&id) {
                 self.release(&waiter.auction, waiter.price);
-                metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable").increment(waiter.replies.len() as u64);
+                metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable")
+                    .increment(waiter.replies.len() as u64);
                 for (reply, _) in waiter.replies {
                     let _ = reply.send(Err(PlaceError::Unavailable(format!(
                         "{reason}; the bid was not placed"
@@ -541,8 +584,8 @@ impl PartitionOwner {
     /// Remembers a request's final outcome for the window (written with the next commit).
     fn remember(&mut self, request_id: Uuid, auction: AuctionId, outcome: Outcome) {
         let at = Utc::now();
-        let window =
-            chrono::Duration::from_std(self.context.idempotency_window).unwrap_or(chrono::Duration::MAX);
+        let window = chrono::Duration::from_std(self.context.idempotency_window)
+            .unwrap_or(chrono::Duration::MAX);
         self.request_expiry.push_back((at + window, request_id));
         self.requests.insert(
             request_id,
@@ -578,7 +621,10 @@ impl PartitionOwner {
                 return;
             }
         }
-        let applied = self.auctions.get(&bid.auction_id).and_then(AuctionState::highest_price);
+        let applied = self
+            .auctions
+            .get(&bid.auction_id)
+            .and_then(AuctionState::highest_price);
         let pending = self
             .pending
             .get(&bid.auction_id)
@@ -612,39 +658,21 @@ impl PartitionOwner {
         let payload = match self.context.encoder.encode(&bid).await {
             Ok(payload) => payload,
             Err(e) => {
-                metrics::counter!(m::BIDS_REJECTED, "reason" => "registry_unavailable").increment(1);
+                metrics::counter!(m::BIDS_REJECTED, "reason" => "registry_unavailable")
+                    .increment(1);
                 let _ = reply.send(Err(PlaceError::Unavailable(format!(
                     "the bid cannot be written now ({e})"
                 ))));
                 return;
             }
         };
-        if !self.transaction.open {
-            if let Err(e) = self.producer.begin_transaction() {
-                // The commit path sorts the producer out (replacing it if it failed fatally).
-                self.transaction.due = Some(tokio::time::Instant::now());
-                metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable").increment(1);
-                let _ = reply.send(Err(PlaceError::Unavailable(format!(
-                    "cannot begin a Kafka transaction ({e})"
-                ))));
-                return;
-            }
-            self.transaction.open = true;
-        }
-        let id = bid.bid_id.to_string();
-        let mut record = FutureRecord::to(&self.context.topic)
-            .partition(self.partition)
-            .key(bid.auction_id.as_str())
-            .payload(&payload);
-        if request {
-            record = record.headers(OwnedHeaders::new().insert(Header {
-                key: REQUEST_HEADER,
-                value: Some(id.as_str()),
-            }));
-        }
-        if let Err((e, _)) = self.producer.send_result(record) {
-            let overloaded = matches!(e, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull));
+        if let Err(e) = self.write_bid(&bid, request, &payload) {
+            let overloaded = matches!(
+                e,
+                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+            );
             if !overloaded {
+                // The commit path sorts the producer out (replacing it if it failed fatally).
                 self.transaction.due = Some(tokio::time::Instant::now());
             }
             metrics::counter!(m::BIDS_REJECTED, "reason" => if overloaded { "overloaded" } else { "kafka_unavailable" }).increment(1);
@@ -659,17 +687,45 @@ impl PartitionOwner {
             .entry(bid.auction_id.clone())
             .or_default()
             .push(bid.price.get());
+        let id = bid.bid_id;
         self.waiting.insert(
-            bid.bid_id,
+            id,
             Waiter {
                 replies: vec![(reply, false)],
                 auction: bid.auction_id.clone(),
                 price: bid.price.get(),
                 committed: None,
+                bid,
+                request,
+                payload,
+                attempts: 1,
             },
         );
-        self.transaction.bids.push(bid.bid_id);
+        self.transaction.bids.push(id);
         self.schedule();
+    }
+
+    /// Writes a bid into the open transaction (beginning one if none is open).
+    fn write_bid(&mut self, bid: &Bid, request: bool, payload: &[u8]) -> Result<(), KafkaError> {
+        if !self.transaction.open {
+            self.producer.begin_transaction()?;
+            self.transaction.open = true;
+        }
+        let id = bid.bid_id.to_string();
+        let mut record = FutureRecord::to(&self.context.topic)
+            .partition(self.partition)
+            .key(bid.auction_id.as_str())
+            .payload(payload);
+        if request {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: REQUEST_HEADER,
+                value: Some(id.as_str()),
+            }));
+        }
+        self.producer
+            .send_result(record)
+            .map(drop)
+            .map_err(|(e, _)| e)
     }
 
     async fn apply(&mut self, message: OwnedMessage, stop: &CancellationToken) {
@@ -683,7 +739,12 @@ impl PartitionOwner {
         };
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let bid = loop {
-            match self.context.decoder.decode(message.payload(), position).await {
+            match self
+                .context
+                .decoder
+                .decode(message.payload(), position)
+                .await
+            {
                 Ok(decoded) => break decoded.bid,
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(error = %e, partition = self.partition, offset,
@@ -798,7 +859,10 @@ impl PartitionOwner {
     }
 
     fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
-        self.context.group.get().and_then(|group| group.group_metadata())
+        self.context
+            .group
+            .get()
+            .and_then(|group| group.group_metadata())
     }
 
     async fn commit(&mut self, stop: &CancellationToken) -> Result<(), Ended> {
@@ -829,9 +893,13 @@ impl PartitionOwner {
         let offsets = match (self.position, self.group_metadata()) {
             (Some(position), Some(group)) => {
                 let mut list = TopicPartitionList::new();
-                list.add_partition_offset(&self.context.topic, self.partition, Offset::Offset(position))
-                    .ok()
-                    .map(|()| (list, group))
+                list.add_partition_offset(
+                    &self.context.topic,
+                    self.partition,
+                    Offset::Offset(position),
+                )
+                .ok()
+                .map(|()| (list, group))
             }
             _ => None,
         };
@@ -867,10 +935,33 @@ impl PartitionOwner {
         }
     }
 
-    /// After an aborted transaction: its bids are not in the log; its state is written again.
+    /// After an aborted transaction: its bids are not in the log. They are written again, in
+    /// the order they were decided (so each still beats the one before), up to
+    /// [`WRITE_ATTEMPTS`] times each; the state goes out with the next commit.
     fn after_abort(&mut self, reason: &str) {
-        self.transaction.bids.clear();
-        self.fail_waiting(|w| w.committed.is_none(), reason);
+        let bids: Vec<BidId> = self.transaction.bids.drain(..).collect();
+        let mut failed = Vec::new();
+        for id in bids {
+            let Some(waiter) = self.waiting.get_mut(&id) else {
+                continue;
+            };
+            if waiter.committed.is_some() {
+                continue;
+            }
+            if waiter.attempts >= WRITE_ATTEMPTS {
+                failed.push(id);
+                continue;
+            }
+            waiter.attempts += 1;
+            let (bid, request, payload) =
+                (waiter.bid.clone(), waiter.request, waiter.payload.clone());
+            match self.write_bid(&bid, request, &payload) {
+                Ok(()) => self.transaction.bids.push(id),
+                Err(_) => failed.push(id),
+            }
+        }
+        let failed: HashSet<BidId> = failed.into_iter().collect();
+        self.fail_waiting(|w| failed.contains(&w.bid.bid_id), reason);
         self.schedule();
     }
 
@@ -895,7 +986,10 @@ impl PartitionOwner {
         }
         if let Some((_, false, true)) = details {
             let producer = self.producer.clone();
-            let aborted = tokio::task::spawn_blocking(move || producer.abort_transaction(TRANSACTION_CALL_TIMEOUT)).await;
+            let aborted = tokio::task::spawn_blocking(move || {
+                producer.abort_transaction(TRANSACTION_CALL_TIMEOUT)
+            })
+            .await;
             if matches!(aborted, Ok(Ok(()))) {
                 metrics::counter!(m::TRANSACTIONS_FAILED, "outcome" => "aborted").increment(1);
                 tracing::warn!(partition = self.partition, error = %error, "a transaction was aborted");
@@ -917,7 +1011,10 @@ impl PartitionOwner {
         self.transaction.open = false;
         let doubtful: Vec<BidId> = self.transaction.bids.drain(..).collect();
         let found = self.bids_in_log_after(self.committed_position, stop).await;
-        let lost: HashSet<BidId> = doubtful.into_iter().filter(|id| !found.contains(id)).collect();
+        let lost: HashSet<BidId> = doubtful
+            .into_iter()
+            .filter(|id| !found.contains(id))
+            .collect();
         let now = Instant::now();
         for id in &found {
             if let Some(waiter) = self.waiting.get_mut(id) {
@@ -976,7 +1073,8 @@ impl PartitionOwner {
                 tracing::warn!(partition = self.partition, bid_id = %id,
                     "Kafka committed a bid's transaction but the log does not hold the bid");
                 self.release(&waiter.auction, waiter.price);
-                metrics::counter!(m::BIDS_REJECTED, "reason" => "not_in_log").increment(waiter.replies.len() as u64);
+                metrics::counter!(m::BIDS_REJECTED, "reason" => "not_in_log")
+                    .increment(waiter.replies.len() as u64);
                 for (reply, _) in waiter.replies {
                     let _ = reply.send(Err(PlaceError::Unavailable(
                         "Kafka committed the bid's transaction but the log does not hold the bid, so it was not placed"
@@ -988,7 +1086,11 @@ impl PartitionOwner {
     }
 
     /// The ids of the bids in the partition from `from` (the start when unknown) to its end.
-    async fn bids_in_log_after(&self, from: Option<i64>, stop: &CancellationToken) -> HashSet<BidId> {
+    async fn bids_in_log_after(
+        &self,
+        from: Option<i64>,
+        stop: &CancellationToken,
+    ) -> HashSet<BidId> {
         let mut found = HashSet::new();
         let mut payloads = Vec::new();
         let start = from.map_or(Offset::Beginning, Offset::Offset);
@@ -1010,7 +1112,12 @@ impl PartitionOwner {
                 partition: self.partition,
                 offset,
             };
-            if let Ok(decoded) = self.context.decoder.decode(payload.as_deref(), position).await {
+            if let Ok(decoded) = self
+                .context
+                .decoder
+                .decode(payload.as_deref(), position)
+                .await
+            {
                 found.insert(decoded.bid.bid_id);
             }
         }

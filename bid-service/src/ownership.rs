@@ -16,16 +16,16 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::TopicPartitionList;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::kafka::{self, KafkaSetupError};
-use crate::owner::{self, OwnerContext, OwnerHandle, PlaceCommand, PlaceError, PlaceOutcome};
+use crate::owner::{self, Feed, OwnerContext, OwnerHandle, PlaceCommand, PlaceError, PlaceOutcome};
 
 /// How long a revocation waits for a partition's owner to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(35);
@@ -85,12 +85,17 @@ impl Ownership {
             return;
         }
         let ready = Arc::clone(&self.ready);
-        let handle = owner::start(Arc::clone(&self.context), partition, &self.runtime, move || {
-            ready
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(partition);
-        });
+        let handle = owner::start(
+            Arc::clone(&self.context),
+            partition,
+            &self.runtime,
+            move || {
+                ready
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(partition);
+            },
+        );
         owners.insert(partition, handle);
         tracing::info!(partition, "assigned a partition; taking it over");
     }
@@ -114,8 +119,10 @@ impl Ownership {
         }
     }
 
-    fn records_for(&self, partition: i32) -> Option<mpsc::Sender<rdkafka::message::OwnedMessage>> {
-        self.read().get(&partition).map(|owner| owner.records.clone())
+    fn records_for(&self, partition: i32) -> Option<mpsc::Sender<Feed>> {
+        self.read()
+            .get(&partition)
+            .map(|owner| owner.records.clone())
     }
 }
 
@@ -126,7 +133,16 @@ pub(crate) struct GroupContext {
     ownership: Arc<Ownership>,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Reaching a partition's end is how an owner learns it has caught up, not an error.
+        if error.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::PartitionEOF) {
+            tracing::debug!(reason, "end of a partition of the bid topic");
+        } else {
+            tracing::error!(error = %error, reason, "librdkafka reported an error");
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -153,7 +169,9 @@ impl ConsumerContext for GroupContext {
                 }
             }
             Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => tracing::warn!(error = %e, "the consumer group's rebalance failed"),
+            Rebalance::Error(e) => {
+                tracing::warn!(error = %e, "the consumer group's rebalance failed")
+            }
         }
     }
 }
@@ -203,7 +221,11 @@ pub(crate) fn start(
     Ok((ownership, ended_receiver))
 }
 
-fn poll(consumer: &BaseConsumer<GroupContext>, ownership: &Ownership, shutdown: &CancellationToken) {
+fn poll(
+    consumer: &BaseConsumer<GroupContext>,
+    ownership: &Ownership,
+    shutdown: &CancellationToken,
+) {
     let topic = ownership.context.topic.clone();
     let mut partition_check = std::time::Instant::now();
     while !shutdown.is_cancelled() {
@@ -223,7 +245,9 @@ fn poll(consumer: &BaseConsumer<GroupContext>, ownership: &Ownership, shutdown: 
                 list.add_partition(&topic, *partition);
             }
             match consumer.resume(&list) {
-                Ok(()) => tracing::info!(partitions = ?ready, "owners ready; reading their partitions"),
+                Ok(()) => {
+                    tracing::info!(partitions = ?ready, "owners ready; reading their partitions")
+                }
                 Err(e) => tracing::error!(error = %e, "cannot resume partitions"),
             }
         }
@@ -231,10 +255,15 @@ fn poll(consumer: &BaseConsumer<GroupContext>, ownership: &Ownership, shutdown: 
             Some(Ok(message)) => {
                 if let Some(records) = ownership.records_for(message.partition()) {
                     // Waits while the owner is busy: back-pressure on the consumer.
-                    let _ = records.blocking_send(message.detach());
+                    let _ = records.blocking_send(Feed::Record(message.detach()));
                 }
             }
-            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                if let Some(records) = ownership.records_for(partition) {
+                    let _ = records.blocking_send(Feed::End);
+                }
+            }
+            None => {}
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "the group consumer reported an error");
                 std::thread::sleep(Duration::from_millis(100));
@@ -258,7 +287,12 @@ fn follow_partition_count(consumer: &BaseConsumer<GroupContext>, ownership: &Own
     if let Some(count) = count {
         let known = ownership.partitions.swap(count.max(1), Ordering::Relaxed);
         if count != known && count > 0 {
-            tracing::info!(topic, from = known, to = count, "the bid topic's partition count changed");
+            tracing::info!(
+                topic,
+                from = known,
+                to = count,
+                "the bid topic's partition count changed"
+            );
         }
     }
 }

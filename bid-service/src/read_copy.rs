@@ -52,7 +52,8 @@ pub(crate) struct ReadCopy {
 }
 
 fn earlier_or_higher(a: &LoggedBid, b: &LoggedBid) -> bool {
-    (a.bid.price, std::cmp::Reverse(a.bid.bid_ts.get())) > (b.bid.price, std::cmp::Reverse(b.bid.bid_ts.get()))
+    (a.bid.price, std::cmp::Reverse(a.bid.bid_ts.get()))
+        > (b.bid.price, std::cmp::Reverse(b.bid.bid_ts.get()))
 }
 
 impl ReadCopy {
@@ -95,7 +96,11 @@ impl ReadCopy {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = auctions.entry(state.id.clone()).or_default();
-        match entry.shares.iter_mut().find(|s| s.partition == state.partition) {
+        match entry
+            .shares
+            .iter_mut()
+            .find(|s| s.partition == state.partition)
+        {
             Some(share) if share.offset >= state.offset => return,
             Some(share) => *share = state,
             None => entry.shares.push(state),
@@ -118,7 +123,13 @@ impl ReadCopy {
             .auctions
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        auctions.get(id)?.shares.iter().filter(|s| s.partition != partition).filter_map(|s| s.highest_price()).max()
+        auctions
+            .get(id)?
+            .shares
+            .iter()
+            .filter(|s| s.partition != partition)
+            .filter_map(|s| s.highest_price())
+            .max()
     }
 
     /// The auction's current state (an auction without bids has an empty one).
@@ -278,7 +289,13 @@ mod tests {
         assert!(first.highest.is_none());
         copy.update(share(0, &[10]));
         copy.update(share(0, &[10, 30]));
-        assert_eq!(updates.try_recv().unwrap().highest.unwrap().bid.price.get(), 10);
-        assert_eq!(updates.try_recv().unwrap().highest.unwrap().bid.price.get(), 30);
+        assert_eq!(
+            updates.try_recv().unwrap().highest.unwrap().bid.price.get(),
+            10
+        );
+        assert_eq!(
+            updates.try_recv().unwrap().highest.unwrap().bid.price.get(),
+            30
+        );
     }
 }

@@ -45,7 +45,11 @@ impl ConsumerContext for ReaderContext {}
 
 type Reader = StreamConsumer<ReaderContext>;
 
-fn reader(config: &ClientConfig, topic: &str, partitions: std::ops::Range<i32>) -> Result<Reader, KafkaSetupError> {
+fn reader(
+    config: &ClientConfig,
+    topic: &str,
+    partitions: std::ops::Range<i32>,
+) -> Result<Reader, KafkaSetupError> {
     let consumer: Reader = config
         .create_with_context(ReaderContext)
         .map_err(|e| KafkaSetupError(format!("cannot create a state topic reader: {e}")))?;
@@ -53,7 +57,11 @@ fn reader(config: &ClientConfig, topic: &str, partitions: std::ops::Range<i32>) 
     for partition in partitions {
         assignment
             .add_partition_offset(topic, partition, Offset::Beginning)
-            .map_err(|e| KafkaSetupError(format!("cannot assign partition {partition} of {topic}: {e}")))?;
+            .map_err(|e| {
+                KafkaSetupError(format!(
+                    "cannot assign partition {partition} of {topic}: {e}"
+                ))
+            })?;
     }
     consumer
         .assign(&assignment)
@@ -78,7 +86,11 @@ pub(crate) async fn read_raw(
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(topic, partition, start)
-        .map_err(|e| KafkaSetupError(format!("cannot assign partition {partition} of {topic}: {e}")))?;
+        .map_err(|e| {
+            KafkaSetupError(format!(
+                "cannot assign partition {partition} of {topic}: {e}"
+            ))
+        })?;
     consumer
         .assign(&assignment)
         .map_err(|e| KafkaSetupError(format!("cannot assign {topic}: {e}")))?;
@@ -112,17 +124,27 @@ pub(crate) async fn read_partition(
     shutdown: &CancellationToken,
     mut each: impl FnMut(&str, Option<StateRecord>),
 ) -> Result<u64, KafkaSetupError> {
-    read_raw(config, topic, partition, Offset::Beginning, shutdown, |message| {
-        let key = message.key().and_then(|k| std::str::from_utf8(k).ok()).unwrap_or("");
-        match message.payload() {
-            None => each(key, None),
-            Some(value) => match StateCodec::decode(Some(value)) {
-                Ok(record) => each(key, Some(record)),
-                Err(e) => tracing::warn!(error = %e, partition, offset = message.offset(),
+    read_raw(
+        config,
+        topic,
+        partition,
+        Offset::Beginning,
+        shutdown,
+        |message| {
+            let key = message
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .unwrap_or("");
+            match message.payload() {
+                None => each(key, None),
+                Some(value) => match StateCodec::decode(Some(value)) {
+                    Ok(record) => each(key, Some(record)),
+                    Err(e) => tracing::warn!(error = %e, partition, offset = message.offset(),
                     "skipping a state record that cannot be read"),
-            },
-        }
-    })
+                },
+            }
+        },
+    )
     .await
 }
 
@@ -154,7 +176,12 @@ impl StateFollower {
         Ok(tokio::spawn(self.run(consumer, caught_up, shutdown)))
     }
 
-    async fn run(self, consumer: Arc<Reader>, caught_up: watch::Sender<bool>, shutdown: CancellationToken) {
+    async fn run(
+        self,
+        consumer: Arc<Reader>,
+        caught_up: watch::Sender<bool>,
+        shutdown: CancellationToken,
+    ) {
         let started = std::time::Instant::now();
         let mut known = self.partitions;
         let mut reached_end = vec![false; usize::try_from(known).unwrap_or(0)];
@@ -174,7 +201,9 @@ impl StateFollower {
             match message {
                 Ok(message) => {
                     records += 1;
-                    let Some(value) = message.payload() else { continue };
+                    let Some(value) = message.payload() else {
+                        continue;
+                    };
                     match StateCodec::decode(Some(value)) {
                         Ok(StateRecord::Auction(record)) => {
                             if let Some(state) = AuctionState::from_record(&record) {
@@ -188,7 +217,10 @@ impl StateFollower {
                     }
                 }
                 Err(KafkaError::PartitionEOF(partition)) => {
-                    if let Some(end) = usize::try_from(partition).ok().and_then(|p| reached_end.get_mut(p)) {
+                    if let Some(end) = usize::try_from(partition)
+                        .ok()
+                        .and_then(|p| reached_end.get_mut(p))
+                    {
                         *end = true;
                     }
                     if replaying && reached_end.iter().all(|end| *end) {
@@ -228,7 +260,10 @@ impl StateFollower {
         };
         let mut added = TopicPartitionList::new();
         for partition in known..count {
-            if added.add_partition_offset(&self.topic, partition, Offset::Beginning).is_err() {
+            if added
+                .add_partition_offset(&self.topic, partition, Offset::Beginning)
+                .is_err()
+            {
                 return known;
             }
         }

@@ -535,7 +535,10 @@ impl fmt::Debug for StateCodec {
 
 impl StateCodec {
     /// A codec for the records of `state_topic`.
-    pub fn new(settings: &RegistrySettings, state_topic: &str) -> Result<Self, RegistryConfigError> {
+    pub fn new(
+        settings: &RegistrySettings,
+        state_topic: &str,
+    ) -> Result<Self, RegistryConfigError> {
         Ok(Self {
             settings: settings.client_settings()?,
             subject: format!("{state_topic}-value"),
@@ -557,8 +560,9 @@ impl StateCodec {
                 .map(|registered| registered.id)
                 .map_err(|e| classify_encode_error(&e))?
         } else {
-            let body = serde_json::json!({"schema": crate::state::STATE_SCHEMA_V1, "schemaType": "JSON"})
-                .to_string();
+            let body =
+                serde_json::json!({"schema": crate::state::STATE_SCHEMA_V1, "schemaType": "JSON"})
+                    .to_string();
             perform_sr_call(&self.settings, SrCall::PostForVersion(&self.subject, &body))
                 .await
                 .map_err(|e| match http_status(&e) {

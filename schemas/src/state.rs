@@ -194,8 +194,7 @@ mod tests {
             assert_eq!(StateRecord::from_json(&record.to_json()).unwrap(), record);
             let key = record.key();
             assert!(
-                matches!(record, StateRecord::Auction(_))
-                    || crate::AuctionId::parse(&key).is_err(),
+                matches!(record, StateRecord::Auction(_)) || crate::AuctionId::parse(&key).is_err(),
                 "{key}"
             );
         }

@@ -317,30 +317,33 @@ async fn a_timed_out_produce_request_never_gives_an_ok_the_log_contradicts() {
     println!("A: {a:?}\nB: {b:?}");
 
     let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;
-    let in_log = |answer: &Result<tonic::Response<auction_proto::v1::PlaceBidResponse>, tonic::Status>| {
-        match answer {
-            Ok(response) => {
-                let bid = response.get_ref().bid.clone().expect("bid");
-                assert!(
-                    log.iter().any(|(b, partition, offset)| b.bid_id.to_string() == bid.bid_id
-                        && (*partition, *offset) == (bid.partition, bid.offset)),
-                    "an OK'd bid is not in the log where its answer says: {bid:?} / {log:?}"
-                );
-                true
+    let in_log =
+        |answer: &Result<tonic::Response<auction_proto::v1::PlaceBidResponse>, tonic::Status>| {
+            match answer {
+                Ok(response) => {
+                    let bid = response.get_ref().bid.clone().expect("bid");
+                    assert!(
+                        log.iter()
+                            .any(|(b, partition, offset)| b.bid_id.to_string() == bid.bid_id
+                                && (*partition, *offset) == (bid.partition, bid.offset)),
+                        "an OK'd bid is not in the log where its answer says: {bid:?} / {log:?}"
+                    );
+                    true
+                }
+                Err(status) => {
+                    assert!(
+                        matches!(status.code(), Code::Unavailable | Code::FailedPrecondition),
+                        "{status:?}"
+                    );
+                    false
+                }
             }
-            Err(status) => {
-                assert!(
-                    matches!(status.code(), Code::Unavailable | Code::FailedPrecondition),
-                    "{status:?}"
-                );
-                false
-            }
-        }
-    };
+        };
     let a_placed = in_log(&a);
     in_log(&b);
     assert_eq!(
-        log.iter().any(|(b, _, _)| b.bid_id.to_string() == request_a),
+        log.iter()
+            .any(|(b, _, _)| b.bid_id.to_string() == request_a),
         a_placed,
         "A is in the log exactly when it was answered OK"
     );

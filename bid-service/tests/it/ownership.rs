@@ -57,11 +57,20 @@ fn assert_oks_valid(log: &[(Bid, i32, i64)], oks: &[PlaceBidResponse]) {
             (bid.partition, bid.offset),
             "an OK'd bid is not where its answer says"
         );
-        assert!(valid, "an OK'd bid is invalid at its position in the log: {bid:?}");
+        assert!(
+            valid,
+            "an OK'd bid is invalid at its position in the log: {bid:?}"
+        );
     }
 }
 
-fn request(auction: &str, name: &str, price: i64, request_id: &str, timeout: Duration) -> tonic::Request<PlaceBidRequest> {
+fn request(
+    auction: &str,
+    name: &str,
+    price: i64,
+    request_id: &str,
+    timeout: Duration,
+) -> tonic::Request<PlaceBidRequest> {
     let mut request = tonic::Request::new(PlaceBidRequest {
         auction_id: auction.to_owned(),
         name: name.to_owned(),
@@ -84,7 +93,12 @@ fn minimum_next(status: &tonic::Status) -> Option<i64> {
 
 /// Callers bid on one auction through every client in turn, each bidding the minimum next bid
 /// it last learnt; returns every OK.
-async fn race(clients: &[BidServiceClient<Channel>], auction: &str, callers: usize, calls: usize) -> Vec<PlaceBidResponse> {
+async fn race(
+    clients: &[BidServiceClient<Channel>],
+    auction: &str,
+    callers: usize,
+    calls: usize,
+) -> Vec<PlaceBidResponse> {
     let oks = Arc::new(Mutex::new(Vec::new()));
     let tasks: Vec<_> = (0..callers)
         .map(|caller| {
@@ -96,10 +110,25 @@ async fn race(clients: &[BidServiceClient<Channel>], auction: &str, callers: usi
                     let mut client = clients[(caller + call) % clients.len()].clone();
                     let id = uuid::Uuid::new_v4().to_string();
                     let name = format!("caller-{caller}");
-                    match client.place_bid(request(&auction, &name, next, &id, Duration::from_secs(20))).await {
+                    // UNAVAILABLE is retried with the same request id, as clients are told to.
+                    let mut answer = client
+                        .place_bid(request(&auction, &name, next, &id, Duration::from_secs(20)))
+                        .await;
+                    for _ in 0..5 {
+                        if !matches!(&answer, Err(status) if status.code() == Code::Unavailable) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        answer = client
+                            .place_bid(request(&auction, &name, next, &id, Duration::from_secs(20)))
+                            .await;
+                    }
+                    match answer {
                         Ok(response) => {
                             let response = response.into_inner();
-                            next = response.bid.as_ref().map_or(next, |b| b.price) + 1 + (caller as i64 % 3);
+                            next = response.bid.as_ref().map_or(next, |b| b.price)
+                                + 1
+                                + (caller as i64 % 3);
                             oks.lock().unwrap().push(response);
                         }
                         Err(status) if status.code() == Code::FailedPrecondition => {
@@ -114,7 +143,10 @@ async fn race(clients: &[BidServiceClient<Channel>], auction: &str, callers: usi
     for task in tasks {
         task.await.expect("caller");
     }
-    Arc::try_unwrap(oks).expect("callers done").into_inner().unwrap()
+    Arc::try_unwrap(oks)
+        .expect("callers done")
+        .into_inner()
+        .unwrap()
 }
 
 async fn racing_replicas(replicas: usize) {
@@ -140,9 +172,15 @@ async fn racing_replicas(replicas: usize) {
         a.place_bid(request("hot", "twice", next, &id, Duration::from_secs(20))),
         b.place_bid(request("hot", "twice", next, &id, Duration::from_secs(20))),
     );
-    let (first, second) = (first.expect("first").into_inner(), second.expect("second").into_inner());
+    let (first, second) = (
+        first.expect("first").into_inner(),
+        second.expect("second").into_inner(),
+    );
     assert_eq!(first.bid, second.bid, "both calls answer with the one bid");
-    assert!(first.replayed != second.replayed, "exactly one call placed it");
+    assert!(
+        first.replayed != second.replayed,
+        "exactly one call placed it"
+    );
 
     let log = read_bids(&kafka.bootstrap, &registry.url, "auction").await;
     let mut all_oks = oks.clone();
@@ -161,7 +199,10 @@ async fn racing_replicas(replicas: usize) {
             async move { highest_of(client, "hot").await.0 == highest }
         })
         .await;
-        assert!(agreed, "a replica does not report the log's highest bid {highest:?}");
+        assert!(
+            agreed,
+            "a replica does not report the log's highest bid {highest:?}"
+        );
     }
     println!(
         "{replicas} replicas: {} OK'd bids of {} in the log, highest {highest:?}, every OK'd bid valid at its position",
@@ -192,7 +233,9 @@ struct Replica {
 
 impl Replica {
     async fn start(bootstrap: &str, registry_url: &str, partitions: i32) -> Self {
-        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("address");
+        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
         let metrics = format!("127.0.0.1:{}", free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_bid-service"))
             .env_clear()
@@ -211,12 +254,23 @@ impl Replica {
         let address = format!("http://{grpc}");
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if let Ok(channel) = Channel::from_shared(address.clone()).expect("uri").connect().await {
-                let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+            if let Ok(channel) = Channel::from_shared(address.clone())
+                .expect("uri")
+                .connect()
+                .await
+            {
+                let mut health =
+                    tonic_health::pb::health_client::HealthClient::new(channel.clone());
                 let serving = health
-                    .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
                     .await
-                    .is_ok_and(|r| r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+                    .is_ok_and(|r| {
+                        r.into_inner().status
+                            == tonic_health::pb::health_check_response::ServingStatus::Serving
+                                as i32
+                    });
                 if serving {
                     return Self {
                         child,
@@ -225,7 +279,10 @@ impl Replica {
                     };
                 }
             }
-            assert!(Instant::now() < deadline, "the replica at {address} did not start serving");
+            assert!(
+                Instant::now() < deadline,
+                "the replica at {address} did not start serving"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -241,7 +298,10 @@ impl Replica {
     fn is_stopped(&self) -> bool {
         std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
             .ok()
-            .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('T')))
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('T'))
+            })
             .unwrap_or(false)
     }
 }
@@ -309,7 +369,12 @@ fn load(
         let mut tasks = Vec::new();
         for (replica, client) in clients.into_iter().enumerate() {
             for caller in 0..per_replica {
-                let (mut client, calls, stop, auction) = (client.clone(), Arc::clone(&calls), stop.clone(), auction.clone());
+                let (mut client, calls, stop, auction) = (
+                    client.clone(),
+                    Arc::clone(&calls),
+                    stop.clone(),
+                    auction.clone(),
+                );
                 tasks.push(tokio::spawn(async move {
                     let mut next = 1;
                     while !stop.is_cancelled() {
@@ -317,7 +382,13 @@ fn load(
                         let started = epoch.elapsed();
                         let name = format!("r{replica}-c{caller}");
                         let answer = client
-                            .place_bid(request(&auction, &name, next, &request_id, Duration::from_secs(30)))
+                            .place_bid(request(
+                                &auction,
+                                &name,
+                                next,
+                                &request_id,
+                                Duration::from_secs(30),
+                            ))
                             .await
                             .map(tonic::Response::into_inner)
                             .map_err(|s| (s.code(), s.message().to_owned()));
@@ -340,7 +411,10 @@ fn load(
         for task in tasks {
             let _ = task.await;
         }
-        Arc::try_unwrap(calls).expect("callers done").into_inner().unwrap()
+        Arc::try_unwrap(calls)
+            .expect("callers done")
+            .into_inner()
+            .unwrap()
     })
 }
 
@@ -365,7 +439,10 @@ async fn a_paused_owner_is_fenced_and_its_in_flight_bids_are_never_committed_aft
     // Wait until the group has settled on two members (the second join moves a partition).
     tokio::time::sleep(Duration::from_secs(5)).await;
     let owner_address = owner_of(&cluster.bootstrap, partition).expect("owner");
-    let owner = replicas.iter().position(|r| r.address == owner_address).expect("the owner is one of the replicas");
+    let owner = replicas
+        .iter()
+        .position(|r| r.address == owner_address)
+        .expect("the owner is one of the replicas");
     let survivor = 1 - owner;
     println!("partition {partition} of {auction} is owned by replica {owner} ({owner_address})");
 
@@ -378,20 +455,37 @@ async fn a_paused_owner_is_fenced_and_its_in_flight_bids_are_never_committed_aft
     replicas[owner].signal("-STOP");
     let paused_at = epoch.elapsed();
     assert!(
-        eventually(Duration::from_secs(5), || async { replicas[owner].is_stopped() }).await,
+        eventually(Duration::from_secs(5), || async {
+            replicas[owner].is_stopped()
+        })
+        .await,
         "the owner is not paused"
     );
     // The fault happened: the survivor takes the partition over while the owner is paused.
     let took_over = eventually(Duration::from_secs(60), || async {
-        owner_of(&cluster.bootstrap, partition).as_deref() == Some(replicas[survivor].address.as_str())
+        owner_of(&cluster.bootstrap, partition).as_deref()
+            == Some(replicas[survivor].address.as_str())
     })
     .await;
-    assert!(took_over, "the survivor never took partition {partition} over");
+    assert!(
+        took_over,
+        "the survivor never took partition {partition} over"
+    );
     let took_over_at = epoch.elapsed();
     let mut survivor_client = replicas[survivor].client.clone();
-    let next = highest_of(survivor_client.clone(), auction).await.0.unwrap_or(0) + 1;
+    let next = highest_of(survivor_client.clone(), auction)
+        .await
+        .0
+        .unwrap_or(0)
+        + 1;
     survivor_client
-        .place_bid(request(auction, "after-takeover", next, &uuid::Uuid::new_v4().to_string(), Duration::from_secs(20)))
+        .place_bid(request(
+            auction,
+            "after-takeover",
+            next,
+            &uuid::Uuid::new_v4().to_string(),
+            Duration::from_secs(20),
+        ))
         .await
         .expect("the survivor accepts bids once it owns the partition");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -410,7 +504,10 @@ async fn a_paused_owner_is_fenced_and_its_in_flight_bids_are_never_committed_aft
         .iter()
         .filter(|c| c.replica == owner && c.started < paused_at && c.ended > paused_at)
         .collect();
-    assert!(!in_flight.is_empty(), "no call was in flight on the owner when it was paused");
+    assert!(
+        !in_flight.is_empty(),
+        "no call was in flight on the owner when it was paused"
+    );
     // The first bid the survivor wrote as the new owner.
     let first_after_takeover = calls
         .iter()
@@ -430,10 +527,16 @@ async fn a_paused_owner_is_fenced_and_its_in_flight_bids_are_never_committed_aft
                 "a bid in flight on the paused owner was committed after the takeover (offset {offset}, new owner's first at {first_after_takeover})"
             );
         } else {
-            assert!(call.answer.is_err(), "a call answered OK whose bid is not in the log: {call:?}");
+            assert!(
+                call.answer.is_err(),
+                "a call answered OK whose bid is not in the log: {call:?}"
+            );
         }
     }
-    let unavailable = in_flight.iter().filter(|c| matches!(c.answer, Err((Code::Unavailable, _)))).count();
+    let unavailable = in_flight
+        .iter()
+        .filter(|c| matches!(c.answer, Err((Code::Unavailable, _))))
+        .count();
     println!(
         "{} calls; {} in flight on the paused owner: {landed} committed before the takeover, {unavailable} answered UNAVAILABLE; {} OK'd bids all valid",
         calls.len(),
@@ -442,21 +545,36 @@ async fn a_paused_owner_is_fenced_and_its_in_flight_bids_are_never_committed_aft
     );
 
     // Every UNAVAILABLE learns the truth from a retry with its request id on the survivor.
-    for call in calls.iter().filter(|c| matches!(c.answer, Err((Code::Unavailable, _)))) {
+    for call in calls
+        .iter()
+        .filter(|c| matches!(c.answer, Err((Code::Unavailable, _))))
+    {
         let retried = survivor_client
-            .place_bid(request(auction, "retry", 1, &call.request_id, Duration::from_secs(20)))
+            .place_bid(request(
+                auction,
+                "retry",
+                1,
+                &call.request_id,
+                Duration::from_secs(20),
+            ))
             .await;
         match (judged.contains_key(&call.request_id), retried) {
             (true, Ok(response)) => assert!(response.get_ref().replayed, "{response:?}"),
-            (false, Err(status)) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
-            (in_log, other) => panic!("a retry disagrees with the log (in the log: {in_log}): {other:?}"),
+            (false, Err(status)) => {
+                assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}")
+            }
+            (in_log, other) => {
+                panic!("a retry disagrees with the log (in the log: {in_log}): {other:?}")
+            }
         }
     }
 
     // Both replicas report the log's state.
     let highest = log
         .iter()
-        .filter(|(bid, _, _)| bid.auction_id.as_str() == auction && judged[&bid.bid_id.to_string()].2)
+        .filter(|(bid, _, _)| {
+            bid.auction_id.as_str() == auction && judged[&bid.bid_id.to_string()].2
+        })
         .map(|(bid, _, _)| i64::from(bid.price.get()))
         .max();
     for replica in &replicas {
@@ -466,7 +584,11 @@ async fn a_paused_owner_is_fenced_and_its_in_flight_bids_are_never_committed_aft
             async move { highest_of(client, auction).await.0 == highest }
         })
         .await;
-        assert!(agreed, "replica {} does not report the log's highest bid {highest:?}", replica.address);
+        assert!(
+            agreed,
+            "replica {} does not report the log's highest bid {highest:?}",
+            replica.address
+        );
     }
 }
 
@@ -483,14 +605,18 @@ async fn a_killed_owner_loses_nothing_and_retries_on_another_replica_place_each_
     ];
     let auctions = ["kill-a", "kill-b", "kill-c", "kill-d"];
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let owners: HashSet<String> = (0..2).filter_map(|p| owner_of(&kafka.bootstrap, p)).collect();
+    let owners: HashSet<String> = (0..2)
+        .filter_map(|p| owner_of(&kafka.bootstrap, p))
+        .collect();
     let victim = replicas
         .iter()
         .position(|r| owners.contains(&r.address))
         .expect("a replica owns a partition");
     let survivor = 1 - victim;
     let clients: Vec<_> = replicas.iter().map(|r| r.client.clone()).collect();
-    let finals = Arc::new(Mutex::new(Vec::<(String, Result<PlaceBidResponse, Code>)>::new()));
+    let finals = Arc::new(Mutex::new(
+        Vec::<(String, Result<PlaceBidResponse, Code>)>::new(),
+    ));
     let stop = tokio_util::sync::CancellationToken::new();
     let mut tasks = Vec::new();
     for caller in 0..8 {
@@ -504,11 +630,19 @@ async fn a_killed_owner_loses_nothing_and_retries_on_another_replica_place_each_
                 let answer = loop {
                     let mut client = clients[target].clone();
                     match client
-                        .place_bid(request(&auction, &format!("c{caller}"), next, &request_id, Duration::from_secs(15)))
+                        .place_bid(request(
+                            &auction,
+                            &format!("c{caller}"),
+                            next,
+                            &request_id,
+                            Duration::from_secs(15),
+                        ))
                         .await
                     {
                         Ok(response) => break Ok(response.into_inner()),
-                        Err(status) if status.code() == Code::FailedPrecondition => break Err(status.code()),
+                        Err(status) if status.code() == Code::FailedPrecondition => {
+                            break Err(status.code());
+                        }
                         // UNAVAILABLE, or the replica is gone: the same request id elsewhere.
                         Err(_) => {
                             target = 1 - target;
@@ -535,11 +669,17 @@ async fn a_killed_owner_loses_nothing_and_retries_on_another_replica_place_each_
     }
     let finals = Arc::try_unwrap(finals).expect("done").into_inner().unwrap();
     let after_kill = finals.len() - before_kill;
-    assert!(after_kill > 0, "no call completed after the owner was killed");
+    assert!(
+        after_kill > 0,
+        "no call completed after the owner was killed"
+    );
 
     let log = read_bids(&kafka.bootstrap, &registry.url, "auction").await;
     let judged = judge_log(&log);
-    let oks: Vec<PlaceBidResponse> = finals.iter().filter_map(|(_, a)| a.as_ref().ok().cloned()).collect();
+    let oks: Vec<PlaceBidResponse> = finals
+        .iter()
+        .filter_map(|(_, a)| a.as_ref().ok().cloned())
+        .collect();
     assert_oks_valid(&log, &oks);
     for (request_id, answer) in &finals {
         assert_eq!(
@@ -557,7 +697,9 @@ async fn a_killed_owner_loses_nothing_and_retries_on_another_replica_place_each_
     for auction in auctions {
         let highest = log
             .iter()
-            .filter(|(bid, _, _)| bid.auction_id.as_str() == auction && judged[&bid.bid_id.to_string()].2)
+            .filter(|(bid, _, _)| {
+                bid.auction_id.as_str() == auction && judged[&bid.bid_id.to_string()].2
+            })
             .map(|(bid, _, _)| i64::from(bid.price.get()))
             .max();
         let client = survivor_client.clone();

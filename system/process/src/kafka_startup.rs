@@ -313,7 +313,12 @@ pub async fn check_state_topic(
     allow_unsafe: bool,
 ) -> Result<(), String> {
     let settings = read_topic_settings(config, topic).await?;
-    refuse_unless_fit(topic, "auction state", settings.state_problems(), allow_unsafe)
+    refuse_unless_fit(
+        topic,
+        "auction state",
+        settings.state_problems(),
+        allow_unsafe,
+    )
 }
 
 fn refuse_unless_fit(

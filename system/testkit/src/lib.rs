@@ -283,7 +283,10 @@ pub async fn try_read_bids(
         let message = match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => message,
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
-                if let Some(end) = usize::try_from(partition).ok().and_then(|p| at_end.get_mut(p)) {
+                if let Some(end) = usize::try_from(partition)
+                    .ok()
+                    .and_then(|p| at_end.get_mut(p))
+                {
                     *end = true;
                 }
                 continue;

@@ -14,7 +14,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use super::report::{histogram, latency_json, ms, rate, record, service_quantiles, service_quantiles_ms};
+use super::report::{
+    histogram, latency_json, ms, rate, record, service_quantiles, service_quantiles_ms,
+};
 use super::{Bench, Outcome, Progress};
 
 /// What 1 and 3 measured: their results, and the closed loop's rate to compare others with.
