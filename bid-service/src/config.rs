@@ -160,7 +160,7 @@ pub struct Args {
     #[arg(long, env = "BID_SERVICE_GROUP", default_value = "auction-bid-service")]
     pub group: String,
     /// Where the other replicas reach this one (http://host:port); default: the listen
-    /// address, which must then not be 0.0.0.0 or [::].
+    /// address, which must then not be 0.0.0.0 or `[::]`.
     #[arg(long, env = "BID_SERVICE_ADVERTISED_ADDRESS")]
     pub advertised_address: Option<String>,
     /// How long a request_id is remembered for idempotent retries, in seconds (from the bid's

@@ -428,6 +428,88 @@ impl BidDecoder {
     }
 }
 
+/// Frames the records of `auction.state` with the id of their schema under
+/// `<state topic>-value` ([`crate::state::STATE_SCHEMA_V1`]). The records are written and read
+/// only by the bid service, which validates them by their Rust types; the registry holds the schema
+/// so that anyone inspecting the topic can read it.
+pub struct StateCodec {
+    settings: SrSettings,
+    subject: String,
+    id: std::sync::OnceLock<u32>,
+}
+
+impl fmt::Debug for StateCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateCodec")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StateCodec {
+    /// A codec for the records of `state_topic`.
+    pub fn new(
+        settings: &RegistrySettings,
+        state_topic: &str,
+    ) -> Result<Self, RegistryConfigError> {
+        Ok(Self {
+            settings: settings.client_settings()?,
+            subject: format!("{state_topic}-value"),
+            id: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Registers the schema (or, with `register` false, looks it up: an operator registered it)
+    /// and returns its id.
+    pub async fn prepare(&self, register: bool) -> Result<u32, EncodeError> {
+        let id = if register {
+            let schema = SuppliedSchema::new(
+                None,
+                SchemaType::Json,
+                crate::state::STATE_SCHEMA_V1.to_owned(),
+            );
+            post_schema(&self.settings, self.subject.clone(), schema)
+                .await
+                .map(|registered| registered.id)
+                .map_err(|e| classify_encode_error(&e))?
+        } else {
+            let body =
+                serde_json::json!({"schema": crate::state::STATE_SCHEMA_V1, "schemaType": "JSON"})
+                    .to_string();
+            perform_sr_call(&self.settings, SrCall::PostForVersion(&self.subject, &body))
+                .await
+                .map_err(|e| match http_status(&e) {
+                    Some(404) => EncodeError::RegistryRefused(format!(
+                        "the state schema (schemas/json/auction.state-value.v1.json) is not registered \
+                         under subject {}; register it, or allow the service to register it",
+                        self.subject
+                    )),
+                    _ => classify_encode_error(&e),
+                })?
+                .id
+                .ok_or_else(|| {
+                    EncodeError::RegistryRefused(format!(
+                        "the registry's answer for {} carries no schema id",
+                        self.subject
+                    ))
+                })?
+        };
+        let _ = self.id.set(id);
+        Ok(id)
+    }
+
+    /// The framed value of `record` (schema id 0 before [`Self::prepare`] succeeded).
+    pub fn encode(&self, record: &crate::state::StateRecord) -> Vec<u8> {
+        wire::frame(self.id.get().copied().unwrap_or(0), &record.to_json())
+    }
+
+    /// Reads a framed value.
+    pub fn decode(value: Option<&[u8]>) -> Result<crate::state::StateRecord, String> {
+        let (_, body) = wire::unframe(value).map_err(|e| e.to_string())?;
+        crate::state::StateRecord::from_json(body).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,87 +594,5 @@ mod tests {
             prop_assert_eq!(decoded.bid.name.as_str(), name.trim());
             prop_assert_eq!(i64::from(decoded.bid.price.get()), price);
         }
-    }
-}
-
-/// Frames the records of `auction.state` with the id of their schema under
-/// `<state topic>-value` ([`crate::state::STATE_SCHEMA_V1`]). The records are written and read
-/// only by the bid service, which validates them by their Rust types; the registry holds the schema
-/// so that anyone inspecting the topic can read it.
-pub struct StateCodec {
-    settings: SrSettings,
-    subject: String,
-    id: std::sync::OnceLock<u32>,
-}
-
-impl fmt::Debug for StateCodec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StateCodec")
-            .field("subject", &self.subject)
-            .finish_non_exhaustive()
-    }
-}
-
-impl StateCodec {
-    /// A codec for the records of `state_topic`.
-    pub fn new(
-        settings: &RegistrySettings,
-        state_topic: &str,
-    ) -> Result<Self, RegistryConfigError> {
-        Ok(Self {
-            settings: settings.client_settings()?,
-            subject: format!("{state_topic}-value"),
-            id: std::sync::OnceLock::new(),
-        })
-    }
-
-    /// Registers the schema (or, with `register` false, looks it up: an operator registered it)
-    /// and returns its id.
-    pub async fn prepare(&self, register: bool) -> Result<u32, EncodeError> {
-        let id = if register {
-            let schema = SuppliedSchema::new(
-                None,
-                SchemaType::Json,
-                crate::state::STATE_SCHEMA_V1.to_owned(),
-            );
-            post_schema(&self.settings, self.subject.clone(), schema)
-                .await
-                .map(|registered| registered.id)
-                .map_err(|e| classify_encode_error(&e))?
-        } else {
-            let body =
-                serde_json::json!({"schema": crate::state::STATE_SCHEMA_V1, "schemaType": "JSON"})
-                    .to_string();
-            perform_sr_call(&self.settings, SrCall::PostForVersion(&self.subject, &body))
-                .await
-                .map_err(|e| match http_status(&e) {
-                    Some(404) => EncodeError::RegistryRefused(format!(
-                        "the state schema (schemas/json/auction.state-value.v1.json) is not registered \
-                         under subject {}; register it, or allow the service to register it",
-                        self.subject
-                    )),
-                    _ => classify_encode_error(&e),
-                })?
-                .id
-                .ok_or_else(|| {
-                    EncodeError::RegistryRefused(format!(
-                        "the registry's answer for {} carries no schema id",
-                        self.subject
-                    ))
-                })?
-        };
-        let _ = self.id.set(id);
-        Ok(id)
-    }
-
-    /// The framed value of `record` (schema id 0 before [`Self::prepare`] succeeded).
-    pub fn encode(&self, record: &crate::state::StateRecord) -> Vec<u8> {
-        wire::frame(self.id.get().copied().unwrap_or(0), &record.to_json())
-    }
-
-    /// Reads a framed value.
-    pub fn decode(value: Option<&[u8]>) -> Result<crate::state::StateRecord, String> {
-        let (_, body) = wire::unframe(value).map_err(|e| e.to_string())?;
-        crate::state::StateRecord::from_json(body).map_err(|e| e.to_string())
     }
 }

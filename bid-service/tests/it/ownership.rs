@@ -252,36 +252,34 @@ impl Replica {
             .spawn()
             .expect("start bid-service");
         let address = format!("http://{grpc}");
+        let channel = Channel::from_shared(address.clone())
+            .expect("uri")
+            .connect_lazy();
+        // From here on, dropping the replica kills and reaps its process.
+        let replica = Self {
+            child,
+            address,
+            client: BidServiceClient::new(channel.clone()),
+        };
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if let Ok(channel) = Channel::from_shared(address.clone())
-                .expect("uri")
-                .connect()
+            let serving = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
                 .await
-            {
-                let mut health =
-                    tonic_health::pb::health_client::HealthClient::new(channel.clone());
-                let serving = health
-                    .check(tonic_health::pb::HealthCheckRequest {
-                        service: String::new(),
-                    })
-                    .await
-                    .is_ok_and(|r| {
-                        r.into_inner().status
-                            == tonic_health::pb::health_check_response::ServingStatus::Serving
-                                as i32
-                    });
-                if serving {
-                    return Self {
-                        child,
-                        address,
-                        client: BidServiceClient::new(channel),
-                    };
-                }
+                .is_ok_and(|r| {
+                    r.into_inner().status
+                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                });
+            if serving {
+                return replica;
             }
             assert!(
                 Instant::now() < deadline,
-                "the replica at {address} did not start serving"
+                "the replica at {} did not start serving",
+                replica.address
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -599,7 +597,7 @@ async fn a_paused_owner_is_fenced_and_its_in_flight_bids_are_never_committed_aft
 async fn a_killed_owner_loses_nothing_and_retries_on_another_replica_place_each_bid_once() {
     let kafka = Kafka::start();
     let registry = TestRegistry::start().await;
-    let mut replicas = vec![
+    let mut replicas = [
         Replica::start(&kafka.bootstrap, &registry.url, 2).await,
         Replica::start(&kafka.bootstrap, &registry.url, 2).await,
     ];
