@@ -1,6 +1,6 @@
-//! Real log semantics on Apache Kafka: a partition emptied by retention or `DeleteRecords` starts
-//! at a log start offset above 0, and a new replica must still reach SERVING; partitions added to
-//! the topic are followed by a running service.
+//! Real log semantics on Apache Kafka: with the bid topic emptied by `DeleteRecords` (as retention
+//! would), a new replica restores the same state from `auction.state` and still knows the request
+//! ids; partitions added to the topic are followed by a running service.
 
 use std::time::Duration;
 
@@ -11,23 +11,81 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{Backend, Service, eventually, highest_of};
+use auction_proto::v1::bid_service_client::BidServiceClient;
+use auction_proto::v1::{HighestBidRequest, ListRecentBidsRequest, PlaceBidRequest};
+use tonic::transport::Channel;
 
+use crate::helpers::{Backend, Service, eventually, highest_of, read_bids};
+
+/// Every auction as a replica answers it: (highest bid, count, recent bids), and the answers to
+/// retries of `requests`.
+async fn snapshot(
+    client: &BidServiceClient<Channel>,
+    auctions: &[&str],
+) -> Vec<(
+    Option<auction_proto::v1::Bid>,
+    u64,
+    Vec<auction_proto::v1::Bid>,
+)> {
+    let mut states = Vec::new();
+    for auction in auctions {
+        let state = client
+            .clone()
+            .highest_bid(HighestBidRequest {
+                auction_id: (*auction).to_owned(),
+            })
+            .await
+            .expect("HighestBid")
+            .into_inner()
+            .auction
+            .expect("state");
+        let recent = client
+            .clone()
+            .list_recent_bids(ListRecentBidsRequest {
+                auction_id: (*auction).to_owned(),
+                limit: 100,
+            })
+            .await
+            .expect("ListRecentBids")
+            .into_inner()
+            .bids;
+        states.push((state.highest_bid, state.bid_count, recent));
+    }
+    states
+}
+
+/// With every bid deleted from the bid topic (`DeleteRecords` up to each partition's end), a new
+/// replica restores the exact state the first one had from `auction.state`, and retries with the
+/// request ids of the deleted bids still return their first outcomes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_reaches_serving_after_delete_records_emptied_the_partitions() {
+async fn a_new_replica_restores_the_same_state_after_delete_records_emptied_the_bid_topic() {
     let backend = Backend::kafka().await;
     let mut first = Service::start(backend.settings()).await;
-    for (i, auction) in ["north", "south", "east", "west", "centre", "harbour"]
-        .iter()
-        .enumerate()
-    {
-        first
-            .place(auction, "Ada", 10 + i as i64)
-            .await
-            .expect("accepted");
+    let auctions = ["north", "south", "east", "west", "centre", "harbour"];
+    let mut placed = Vec::new();
+    for round in 0..4 {
+        for (i, auction) in auctions.iter().enumerate() {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let answer = first
+                .place_with_id(
+                    auction,
+                    &format!("bidder-{round}"),
+                    10 + (round * 10 + i) as i64,
+                    &request_id,
+                )
+                .await
+                .expect("accepted");
+            placed.push((auction, request_id, answer.bid.expect("bid")));
+        }
     }
+    // A refused request is remembered too.
+    let refused_id = uuid::Uuid::new_v4().to_string();
+    first
+        .place_with_id("north", "late", 1, &refused_id)
+        .await
+        .expect_err("too low");
+    let before = snapshot(&first.client, &auctions).await;
     first.stop().await;
 
     // Delete every record of every partition: the log start moves up to the end.
@@ -36,19 +94,14 @@ async fn a_replica_reaches_serving_after_delete_records_emptied_the_partitions()
         .create()
         .expect("consumer");
     let mut up_to = TopicPartitionList::new();
-    let mut emptied = 0;
     for partition in 0..3 {
         let (_, high) = consumer
             .fetch_watermarks("auction", partition, Duration::from_secs(10))
             .expect("watermarks");
-        if high > 0 {
-            emptied += 1;
-        }
         up_to
             .add_partition_offset("auction", partition, Offset::Offset(high))
             .expect("offset");
     }
-    assert!(emptied > 0, "no partition held a bid");
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &backend.bootstrap)
         .create()
@@ -57,29 +110,77 @@ async fn a_replica_reaches_serving_after_delete_records_emptied_the_partitions()
         .delete_records(&up_to, &AdminOptions::new())
         .await
         .expect("DeleteRecords");
-    // The fault happened: some partition now starts above 0 and holds nothing.
-    let mut moved = 0;
+    // The fault happened: every partition now starts at its end, above 0, and holds no bid.
+    let mut emptied = 0;
     for partition in 0..3 {
         let (low, high) = consumer
             .fetch_watermarks("auction", partition, Duration::from_secs(10))
             .expect("watermarks");
         assert_eq!(low, high, "partition {partition} still holds records");
         if low > 0 {
-            moved += 1;
+            emptied += 1;
         }
     }
-    assert_eq!(moved, emptied, "DeleteRecords did not move the log start");
-
-    let shutdown = CancellationToken::new();
-    let mut second = auction_bid_service::spawn(backend.settings(), shutdown.clone())
-        .await
-        .expect("a new replica starts");
+    assert_eq!(emptied, 3, "DeleteRecords did not move every log start");
     assert!(
-        second.wait_caught_up(Duration::from_secs(30)).await,
-        "a new replica stayed NOT_SERVING on partitions whose log starts above 0"
+        read_bids(&backend.bootstrap, &backend.registry.url, "auction")
+            .await
+            .is_empty(),
+        "the bid topic still holds bids"
     );
-    shutdown.cancel();
-    let _ = second.stopped().await;
+
+    let second = Service::start(backend.settings()).await;
+    let after = snapshot(&second.client, &auctions).await;
+    assert_eq!(
+        after, before,
+        "the new replica's state differs from the first one's"
+    );
+    let mut retry = second.client.clone();
+    for (auction, request_id, bid) in &placed {
+        let answer = retry
+            .place_bid(PlaceBidRequest {
+                auction_id: (*auction).to_string(),
+                name: "someone else".to_owned(),
+                price: 1_000_000,
+                request_id: request_id.clone(),
+            })
+            .await
+            .expect("the first outcome")
+            .into_inner();
+        assert!(answer.replayed, "{answer:?}");
+        assert_eq!(
+            answer.bid.as_ref(),
+            Some(bid),
+            "the retry's answer is the first bid"
+        );
+    }
+    let refused = retry
+        .place_bid(PlaceBidRequest {
+            auction_id: "north".to_owned(),
+            name: "late".to_owned(),
+            price: 1_000_000,
+            request_id: refused_id,
+        })
+        .await
+        .expect_err("the first outcome: refused");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        read_bids(&backend.bootstrap, &backend.registry.url, "auction")
+            .await
+            .is_empty(),
+        "a retry wrote a bid"
+    );
+    println!(
+        "{} bids on {} auctions deleted from the bid topic; the new replica restored the same state and answered {} retries with their first outcomes",
+        placed.len(),
+        auctions.len(),
+        placed.len() + 1
+    );
+    second.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
