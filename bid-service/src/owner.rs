@@ -23,8 +23,8 @@
 //! replaces the producer: the new instance's `init_transactions` bumps the epoch, which settles the
 //! old transaction and fences any request of the old instance still in flight (librdkafka does
 //! not implement the client side of KIP-890, so a timed-out request could otherwise land in a
-//! later transaction); the owner then reads its partition to the end to learn which of the
-//! doubtful bids are in the log.
+//! later transaction); the doubtful bids then wait for the read-back like committed ones, and
+//! those not read back in time are looked for in the log (absent: UNAVAILABLE, not placed).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, OnceLock};
@@ -56,7 +56,7 @@ use crate::state_log;
 pub(crate) const REQUEST_HEADER: &str = "auction-request-id";
 
 /// Time limit of a transactional operation (init, offsets, commit, abort).
-const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a committed bid may take to be read back before the owner checks that the log
 /// holds it (a partition leader's failover stalls reading for about 10 s).
@@ -250,6 +250,9 @@ struct Waiter {
     payload: Vec<u8>,
     /// Transactions it was written in.
     attempts: u8,
+    /// Its transaction's outcome was unknown (a replaced producer settled it): if it is not
+    /// read back in time, the log is checked for it.
+    doubtful: bool,
     /// Since when its transaction is committed, and the partition's applied position then (the
     /// bid is after it).
     committed: Option<(Instant, Option<i64>)>,
@@ -699,6 +702,7 @@ impl PartitionOwner {
                 request,
                 payload,
                 attempts: 1,
+                doubtful: false,
             },
         );
         self.transaction.bids.push(id);
@@ -885,9 +889,22 @@ impl PartitionOwner {
             if let Some(value) = value {
                 record = record.payload(value);
             }
-            if let Err((e, _)) = self.producer.send_result(record) {
-                tracing::warn!(partition = self.partition, error = %e, "cannot write a state record");
-                return self.recover(e, stop).await;
+            // A full producer queue drains as the broker acknowledges: wait for room.
+            let deadline = Instant::now() + TRANSACTION_CALL_TIMEOUT;
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(_) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
+                        if Instant::now() < deadline =>
+                    {
+                        record = returned;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => {
+                        tracing::warn!(partition = self.partition, error = %e, "cannot write a state record");
+                        return self.recover(e, stop).await;
+                    }
+                }
             }
         }
         let offsets = match (self.position, self.group_metadata()) {
@@ -1000,7 +1017,7 @@ impl PartitionOwner {
         }
         // The outcome is unknown (a timeout) or the producer is unusable: replace it. The new
         // instance's init fences the old one and settles its transaction, committed or aborted;
-        // then the log says which of the doubtful bids it holds.
+        // then the read-back (or the overdue check) says which of the doubtful bids the log holds.
         metrics::counter!(m::TRANSACTIONS_FAILED, "outcome" => "replaced").increment(1);
         tracing::warn!(partition = self.partition, error = %error,
             "a transaction's outcome is unknown; replacing the producer");
@@ -1009,33 +1026,14 @@ impl PartitionOwner {
             Err(_) => return Err(Ended::Stopped),
         };
         self.transaction.open = false;
-        let doubtful: Vec<BidId> = self.transaction.bids.drain(..).collect();
-        let found = self.bids_in_log_after(self.committed_position, stop).await;
-        let lost: HashSet<BidId> = doubtful
-            .into_iter()
-            .filter(|id| !found.contains(id))
-            .collect();
+        // The new instance's init settled the old transaction: its bids are in the log or never
+        // will be. They wait for the read-back like committed ones; the overdue check looks for
+        // those that do not come.
         let now = Instant::now();
-        for id in &found {
-            if let Some(waiter) = self.waiting.get_mut(id) {
+        for id in self.transaction.bids.drain(..) {
+            if let Some(waiter) = self.waiting.get_mut(&id) {
                 waiter.committed = Some((now, self.committed_position));
-            }
-        }
-        let lost_ids = lost;
-        let failed: Vec<BidId> = self
-            .waiting
-            .keys()
-            .filter(|id| lost_ids.contains(id))
-            .copied()
-            .collect();
-        for id in failed {
-            if let Some(waiter) = self.waiting.remove(&id) {
-                self.release(&waiter.auction, waiter.price);
-                for (reply, _) in waiter.replies {
-                    let _ = reply.send(Err(PlaceError::Unavailable(
-                        "Kafka did not commit the bid; it was not placed".to_owned(),
-                    )));
-                }
+                waiter.doubtful = true;
             }
         }
         self.announce = true;
@@ -1043,14 +1041,18 @@ impl PartitionOwner {
         Ok(())
     }
 
-    /// Committed bids not read back within [`READ_BACK_WAIT`]: if the log does not hold them
-    /// (Kafka acknowledged what it never appended), their calls answer UNAVAILABLE and the bids
-    /// count as not placed; the others keep waiting for the group consumer.
+    /// Doubtful bids (their transaction was settled by a replaced producer's init, which
+    /// completes only once that transaction's markers are written) not read back within
+    /// [`READ_BACK_WAIT`]: if the log does not hold them, their transaction was aborted, their
+    /// calls answer UNAVAILABLE and the bids count as not placed; the others keep waiting. A bid
+    /// whose commit succeeded is never checked this way: its markers may still be on their way
+    /// (a partition leader failing over), so the log's end would not prove it absent.
     async fn check_overdue(&mut self, stop: &CancellationToken) {
         let now = Instant::now();
         let overdue: Vec<(BidId, Option<i64>)> = self
             .waiting
             .iter()
+            .filter(|(_, w)| w.doubtful)
             .filter_map(|(id, w)| {
                 w.committed
                     .filter(|(at, _)| now.duration_since(*at) >= READ_BACK_WAIT)
@@ -1061,7 +1063,20 @@ impl PartitionOwner {
             return;
         }
         let from = overdue.iter().map(|(_, from)| *from).min().flatten();
-        let found = self.bids_in_log_after(from, stop).await;
+        let Ok(found) = tokio::time::timeout(
+            READ_BACK_WAIT,
+            self.bids_in_log_after(from, stop),
+        )
+        .await
+        else {
+            // The partition cannot be read to its end now (a leader failover): later.
+            for (id, _) in overdue {
+                if let Some(waiter) = self.waiting.get_mut(&id) {
+                    waiter.committed = Some((Instant::now(), from));
+                }
+            }
+            return;
+        };
         for (id, _) in overdue {
             if found.contains(&id) {
                 if let Some(waiter) = self.waiting.get_mut(&id) {

@@ -61,6 +61,8 @@ fn quick_bench_reports_every_measurement() {
         "measurements.bare_consumer.records_per_s",
         "measurements.replay.seconds",
         "measurements.replay.rss_mb",
+        "measurements.restore.seconds",
+        "measurements.restore.rss_mb",
         "machine.nproc",
     ] {
         positive(&report, path);
@@ -71,4 +73,5 @@ fn quick_bench_reports_every_measurement() {
         }
     }
     assert_eq!(report["measurements"]["replay"]["bids"], 2000);
+    assert_eq!(report["measurements"]["restore"]["bids"], 2000);
 }

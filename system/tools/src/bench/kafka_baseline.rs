@@ -215,9 +215,12 @@ pub(super) async fn on_mock_cluster(bench: &Bench, prefill: &Prefill) -> Outcome
         .progress
         .say("   the same against librdkafka's mock cluster");
     let cluster = MockCluster::new(1).map_err(|e| format!("cannot start the mock cluster: {e}"))?;
-    cluster
-        .create_topic(PREFILL_TOPIC, bench.sizes.partitions, 1)
-        .map_err(|e| format!("cannot create the topic in the mock cluster: {e}"))?;
+    // With the bid service's state topic: the mock cluster cannot create topics on request.
+    for topic in [PREFILL_TOPIC.to_owned(), format!("{PREFILL_TOPIC}.state")] {
+        cluster
+            .create_topic(&topic, bench.sizes.partitions, 1)
+            .map_err(|e| format!("cannot create {topic} in the mock cluster: {e}"))?;
+    }
     let bootstrap = cluster.bootstrap_servers();
     let produce_seconds = produce(
         bench,

@@ -23,7 +23,7 @@
 //! - `open_loop`: 4, latency at a fixed offered rate to the second replica and to MariaDB.
 //! - `sinks`: 5, each sink over the pre-filled topic.
 //! - `limits`: 5's limits, each target's own, and the original demo's MySQL writer.
-//! - `replay`: 6, replay in a child process.
+//! - `replay`: 6, a first start on the history and a restore from the state, in child processes.
 //! - `report`: latency histograms, `/proc` readings, the JSON report and the table.
 
 use std::path::PathBuf;
@@ -353,9 +353,11 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     let sinks = sinks::measure(&bench, &db, &prefill).await?;
     results.insert("sinks".into(), sinks);
     results.insert("bare_consumer".into(), prefill.consumer_json(sizes));
-    // 6: replay, in a child process, from Apache Kafka and from the mock cluster.
-    let (replay, replay_mock) = replay::measure(&bench, mock.served()).await?;
+    // 6: first start on the history and restore, in child processes, from Apache Kafka; the
+    // first start also from the mock cluster.
+    let (replay, restore, replay_mock) = replay::measure(&bench, mock.served()).await?;
     results.insert("replay".into(), replay);
+    results.insert("restore".into(), restore);
     // The original demo's I/O patterns, for comparison with 1 and 5.
     let demo =
         kafka_baseline::original_demo(&bench, &kafka, &db, &prefill, closed.bids_per_s).await?;

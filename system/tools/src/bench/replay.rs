@@ -1,5 +1,7 @@
-//! 6: replay: a bid service in a child process rebuilds its state from the pre-filled topic; its
-//! time and RSS (from `/proc/self/status`), from Apache Kafka and from librdkafka's mock cluster.
+//! 6: a bid service in a child process on the pre-filled topic, twice: first on the history alone
+//! (no state yet: its owners apply every bid and write the auctions' state), then as a new replica
+//! that restores from that state. Time to the complete state and RSS (from `/proc/self/status`),
+//! from Apache Kafka; the first start also from librdkafka's mock cluster.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -14,12 +16,13 @@ use super::kafka_baseline::PREFILL_TOPIC;
 use super::report::proc_status_kb;
 use super::{Bench, BenchArgs, Outcome, Sizes};
 
-/// 6: replay in a child process from Apache Kafka, then from the mock cluster at `mock` (when it
-/// served the pre-filled topic). Returns the `replay` results and the mock cluster's.
-pub(super) async fn measure(bench: &Bench, mock: Option<&str>) -> Outcome<(Value, Value)> {
+/// 6: the first start on the history, then the restore, in child processes from Apache Kafka;
+/// then the first start from the mock cluster at `mock` (when it served the pre-filled topic).
+/// Returns the `replay` (first start), `restore` and mock results.
+pub(super) async fn measure(bench: &Bench, mock: Option<&str>) -> Outcome<(Value, Value, Value)> {
     let (progress, sizes) = (&bench.progress, &bench.sizes);
     progress.say(format!(
-        "6. replay of {} bids over {} auctions in a child process, from Apache Kafka",
+        "6. a bid service on {} bids over {} auctions in a child process, from Apache Kafka: first start (no state yet)",
         sizes.bids, sizes.auctions
     ));
     let mut replay =
@@ -28,7 +31,14 @@ pub(super) async fn measure(bench: &Bench, mock: Option<&str>) -> Outcome<(Value
         "   {} s, RSS {} MB",
         replay["seconds"], replay["rss_mb"]
     ));
-    progress.say("   replay from the mock cluster");
+    progress.say("   a new replica restores from the state the first one wrote");
+    let mut restore =
+        replay_in_child(&bench.bootstrap, &bench.registry_url, PREFILL_TOPIC, sizes).await?;
+    progress.say(format!(
+        "   {} s, RSS {} MB",
+        restore["seconds"], restore["rss_mb"]
+    ));
+    progress.say("   first start from the mock cluster");
     let replay_mock = match mock {
         Some(mock_bootstrap) => {
             replay_in_child(mock_bootstrap, &bench.registry_url, PREFILL_TOPIC, sizes)
@@ -37,13 +47,15 @@ pub(super) async fn measure(bench: &Bench, mock: Option<&str>) -> Outcome<(Value
         }
         None => json!({ "error": "not measured: the mock cluster could not serve the topic" }),
     };
-    if let Value::Object(map) = &mut replay {
-        map.insert("broker".into(), json!("kafka"));
+    for result in [&mut replay, &mut restore] {
+        if let Value::Object(map) = result {
+            map.insert("broker".into(), json!("kafka"));
+        }
     }
-    Ok((replay, replay_mock))
+    Ok((replay, restore, replay_mock))
 }
 
-/// A bid service in a child process replays `topic`; its time and memory.
+/// A bid service in a child process on `topic`; its time to the complete state, and memory.
 async fn replay_in_child(
     bootstrap: &str,
     registry_url: &str,
@@ -113,41 +125,65 @@ pub(super) async fn replay_child(args: &BenchArgs) -> Outcome<()> {
         shutdown.cancel();
         return Err("the bid service did not catch up".to_owned());
     }
+    let serving_seconds = started.elapsed().as_secs_f64();
+    // The state is complete once the first and the last auction have every one of their bids
+    // (a first start applies the history after it serves; a restore has it at once).
+    let mut client = connect(service.grpc_addr).await?;
+    let expected = |k: u64| bids / auctions + u64::from(k < bids % auctions);
+    let deadline = Instant::now() + Duration::from_secs(240 + bids / 1000);
+    let mut counts = (0, 0);
+    while Instant::now() < deadline {
+        counts = (
+            bid_count(&mut client, 0).await?,
+            bid_count(&mut client, auctions - 1).await?,
+        );
+        if counts == (expected(0), expected(auctions - 1)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let seconds = started.elapsed().as_secs_f64();
     let rss_kb = proc_status_kb("/proc/self/status", "VmRSS:");
     let peak_kb = proc_status_kb("/proc/self/status", "VmHWM:");
-    // The state is complete: auction a-0 has every one of its bids.
-    let mut client = connect(service.grpc_addr).await?;
-    let state = client
-        .highest_bid(HighestBidRequest {
-            auction_id: "a-0".to_owned(),
-        })
-        .await
-        .map_err(|e| format!("HighestBid after replay: {e}"))?
-        .into_inner()
-        .auction
-        .unwrap_or_default();
-    let expected_a0 = bids.div_ceil(auctions);
     shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), service.stopped()).await;
-    if state.bid_count != expected_a0 {
+    let _ = tokio::time::timeout(Duration::from_secs(60), service.stopped()).await;
+    if counts != (expected(0), expected(auctions - 1)) {
         return Err(format!(
-            "after replay auction a-0 has {} bids, expected {expected_a0}",
-            state.bid_count
+            "the state was not complete in time: the first and last auctions have {counts:?} bids, expected {:?}",
+            (expected(0), expected(auctions - 1))
         ));
     }
+    let state = counts.0;
     println!(
         "{}",
         json!({
             "bids": bids,
             "auctions": auctions,
             "seconds": seconds,
+            "serving_seconds": serving_seconds,
             "bids_per_s": bids as f64 / seconds.max(1e-9),
             "rss_mb": rss_kb as f64 / 1024.0,
             "peak_rss_mb": peak_kb as f64 / 1024.0,
             "rss_before_start_mb": rss_before_kb as f64 / 1024.0,
-            "auction_a0_bid_count": state.bid_count,
+            "auction_a0_bid_count": state,
         })
     );
     Ok(())
+}
+
+/// Auction `a-<k>`'s bid count as the service answers it.
+async fn bid_count(
+    client: &mut auction_proto::v1::bid_service_client::BidServiceClient<tonic::transport::Channel>,
+    k: u64,
+) -> Outcome<u64> {
+    Ok(client
+        .highest_bid(HighestBidRequest {
+            auction_id: format!("a-{k}"),
+        })
+        .await
+        .map_err(|e| format!("HighestBid: {e}"))?
+        .into_inner()
+        .auction
+        .unwrap_or_default()
+        .bid_count)
 }
