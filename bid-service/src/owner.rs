@@ -176,6 +176,9 @@ pub(crate) struct OwnerHandle {
     pub commands: mpsc::Sender<PlaceCommand>,
     /// Committed records of the partition, in order, and its ends.
     pub records: mpsc::Sender<Feed>,
+    /// False while the owner replaces its producer: new calls then answer UNAVAILABLE at once
+    /// instead of waiting out their deadline in the queue.
+    pub deciding: Arc<std::sync::atomic::AtomicBool>,
     stop: CancellationToken,
     stopped: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
 }
@@ -216,10 +219,12 @@ pub(crate) fn start(
     let stop = CancellationToken::new();
     let (stopped_sender, stopped) = std::sync::mpsc::sync_channel(1);
     let token = stop.clone();
+    let deciding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = Arc::clone(&deciding);
     runtime.spawn(async move {
         let _signal = StoppedSignal(stopped_sender);
         let started = Instant::now();
-        let owner = match PartitionOwner::take_over(context, partition, &token).await {
+        let owner = match PartitionOwner::take_over(context, partition, flag, &token).await {
             Ok(owner) => owner,
             Err(e) => {
                 tracing::error!(partition, error = %e, "cannot take over the partition");
@@ -233,6 +238,7 @@ pub(crate) fn start(
     OwnerHandle {
         commands,
         records,
+        deciding,
         stop,
         stopped: std::sync::Mutex::new(stopped),
     }
@@ -368,6 +374,8 @@ struct PartitionOwner {
     announce: bool,
     /// The partition has been read to its end since the takeover.
     caught_up: bool,
+    /// Shared with the handle: false while the producer is being replaced.
+    deciding: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn transactional_id(context: &OwnerContext, partition: i32) -> String {
@@ -412,6 +420,7 @@ impl PartitionOwner {
     async fn take_over(
         context: Arc<OwnerContext>,
         partition: i32,
+        deciding: Arc<std::sync::atomic::AtomicBool>,
         stop: &CancellationToken,
     ) -> Result<Self, KafkaSetupError> {
         let started = Instant::now();
@@ -487,6 +496,7 @@ impl PartitionOwner {
             dirty_requests: Vec::new(),
             announce: true,
             caught_up: false,
+            deciding,
             context,
         })
     }
@@ -1019,12 +1029,16 @@ impl PartitionOwner {
         // instance's init fences the old one and settles its transaction, committed or aborted;
         // then the read-back (or the overdue check) says which of the doubtful bids the log holds.
         metrics::counter!(m::TRANSACTIONS_FAILED, "outcome" => "replaced").increment(1);
+        self.deciding
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(partition = self.partition, error = %error,
             "a transaction's outcome is unknown; replacing the producer");
         self.producer = match fenced_producer(&self.context, self.partition, stop).await {
             Ok(producer) => producer,
             Err(_) => return Err(Ended::Stopped),
         };
+        self.deciding
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.transaction.open = false;
         // The new instance's init settled the old transaction: its bids are in the log or never
         // will be. They wait for the read-back like committed ones; the overdue check looks for
@@ -1063,11 +1077,8 @@ impl PartitionOwner {
             return;
         }
         let from = overdue.iter().map(|(_, from)| *from).min().flatten();
-        let Ok(found) = tokio::time::timeout(
-            READ_BACK_WAIT,
-            self.bids_in_log_after(from, stop),
-        )
-        .await
+        let Ok(found) =
+            tokio::time::timeout(READ_BACK_WAIT, self.bids_in_log_after(from, stop)).await
         else {
             // The partition cannot be read to its end now (a leader failover): later.
             for (id, _) in overdue {

@@ -61,6 +61,13 @@ impl Ownership {
     /// command's reply channel.
     pub(crate) fn submit(&self, partition: i32, command: PlaceCommand) -> Result<(), Submit> {
         let sender = match self.read().get(&partition) {
+            Some(owner) if !owner.deciding.load(std::sync::atomic::Ordering::Relaxed) => {
+                let _ = command.reply.send(Err(PlaceError::Unavailable(
+                    "the owner of the auction's partition is replacing its Kafka producer after a failure"
+                        .to_owned(),
+                )));
+                return Ok(());
+            }
             Some(owner) => owner.commands.clone(),
             None => return Err(Submit::NotOwner(command)),
         };
