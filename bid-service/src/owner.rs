@@ -374,6 +374,8 @@ struct PartitionOwner {
     announce: bool,
     /// The partition has been read to its end since the takeover.
     caught_up: bool,
+    /// Without an end event: the offset after the partition's last record, found by a fresh read.
+    catch_up_target: Option<i64>,
     /// Shared with the handle: false while the producer is being replaced.
     deciding: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -496,6 +498,7 @@ impl PartitionOwner {
             dirty_requests: Vec::new(),
             announce: true,
             caught_up: false,
+            catch_up_target: None,
             deciding,
             context,
         })
@@ -507,6 +510,7 @@ impl PartitionOwner {
         mut records: mpsc::Receiver<Feed>,
         stop: CancellationToken,
     ) {
+        let started = Instant::now();
         let mut overdue_check = tokio::time::interval(READ_BACK_WAIT / 4);
         overdue_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ended = loop {
@@ -523,7 +527,12 @@ impl PartitionOwner {
                         self.caught_up = true;
                     }
                 },
-                _ = overdue_check.tick() => self.check_overdue(&stop).await,
+                _ = overdue_check.tick() => {
+                    self.check_overdue(&stop).await;
+                    if !self.caught_up && started.elapsed() >= READ_BACK_WAIT / 4 {
+                        self.catch_up_without_end_event(&stop).await;
+                    }
+                }
                 () = sleep_until(due), if due.is_some() => {
                     if let Err(ended) = self.commit(&stop).await {
                         break ended;
@@ -745,6 +754,17 @@ impl PartitionOwner {
     async fn apply(&mut self, message: OwnedMessage, stop: &CancellationToken) {
         let offset = message.offset();
         self.position = Some(offset + 1);
+        if !self.caught_up
+            && self
+                .catch_up_target
+                .is_some_and(|target| offset + 1 >= target)
+        {
+            tracing::info!(
+                partition = self.partition,
+                "applied the partition's last record; deciding"
+            );
+            self.caught_up = true;
+        }
         self.schedule();
         let position = LogPosition {
             topic: &self.context.topic,
@@ -1107,6 +1127,61 @@ impl PartitionOwner {
                             .to_owned(),
                     )));
                 }
+            }
+        }
+    }
+
+    /// The group consumer did not report the partition's end soon after the takeover: read the
+    /// partition from the group's committed offset to its end with a fresh reader, and decide
+    /// once the group consumer has delivered its last record (at once when there is none).
+    async fn catch_up_without_end_event(&mut self, stop: &CancellationToken) {
+        let Some(group) = self.context.group.get().cloned() else {
+            return;
+        };
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.context.topic, self.partition);
+        let committed = tokio::task::spawn_blocking(move || {
+            group.committed_offsets(list, Duration::from_secs(5))
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|list| list.elements().first().map(|e| e.offset()));
+        let from = match committed {
+            Some(Offset::Offset(offset)) => Offset::Offset(offset),
+            _ => Offset::Beginning,
+        };
+        let mut last = None;
+        let read = tokio::time::timeout(
+            READ_BACK_WAIT,
+            state_log::read_raw(
+                &kafka::reader_config(&self.context.kafka),
+                &self.context.topic,
+                self.partition,
+                from,
+                stop,
+                |message| last = Some(message.offset()),
+            ),
+        )
+        .await;
+        if !matches!(read, Ok(Ok(_))) {
+            return;
+        }
+        match last {
+            Some(offset) if self.position.is_none_or(|p| p <= offset) => {
+                tracing::info!(
+                    partition = self.partition,
+                    last_offset = offset,
+                    "no end event from the group consumer; deciding once the last record is applied"
+                );
+                self.catch_up_target = Some(offset + 1);
+            }
+            _ => {
+                tracing::info!(
+                    partition = self.partition,
+                    "no end event from the group consumer; every record is applied; deciding"
+                );
+                self.caught_up = true;
             }
         }
     }
