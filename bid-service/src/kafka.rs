@@ -306,7 +306,10 @@ pub(crate) fn group_consumer_config(
         // A group without committed offsets (the first owner ever) starts with the first bid.
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "cooperative-sticky");
-    set_default(&mut config, "session.timeout.ms", "10000");
+    // Longer than a group coordinator's failover (a broker's own session is 9 s, then an
+    // election): with 10 s, a coordinator paused or killed cost every member its whole
+    // assignment, every owner restoring again. A killed replica's partitions move after this.
+    set_default(&mut config, "session.timeout.ms", "20000");
     set_default(&mut config, "heartbeat.interval.ms", "1000");
     set_default(&mut config, "fetch.wait.max.ms", "1");
     set_default(&mut config, "fetch.min.bytes", "1");

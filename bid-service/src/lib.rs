@@ -72,6 +72,9 @@ pub struct RunningBidService {
     /// an owner.
     pub caught_up: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<Result<(), String>>,
+    /// Stops the group consumer's thread (it is no tokio task) when this handle is dropped
+    /// without a shutdown, as when a test panics.
+    _group_stop: tokio_util::sync::DropGuard,
 }
 
 impl RunningBidService {
@@ -283,12 +286,13 @@ pub async fn spawn(
         address: address.clone(),
         group: OnceLock::new(),
     });
+    let group_stop = shutdown.child_token();
     let (ownership, group_ended) = ownership::start(
         context,
         partitions,
         &settings.group_id,
         tokio::runtime::Handle::current(),
-        shutdown.clone(),
+        group_stop.clone(),
     )
     .map_err(|e| StartError::new(e.0))?;
 
@@ -412,5 +416,6 @@ pub async fn spawn(
         metrics_addr,
         caught_up,
         task,
+        _group_stop: group_stop.drop_guard(),
     })
 }

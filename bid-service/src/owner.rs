@@ -184,16 +184,22 @@ pub(crate) struct OwnerHandle {
 }
 
 impl OwnerHandle {
-    /// Stops the owner (its open transaction is aborted, its waiting calls answer UNAVAILABLE)
-    /// and waits, at most `timeout`, until it has stopped. For the group consumer's thread.
-    pub(crate) fn stop_and_wait(self, timeout: Duration) {
-        self.stop.cancel();
-        drop(self.records);
-        let stopped = self
-            .stopped
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ = stopped.recv_timeout(timeout);
+    /// Stops every owner of `handles` at once (open transactions aborted, waiting calls answered
+    /// UNAVAILABLE), then waits until all have stopped (at most
+    /// `timeout` in all): partitions revoked together are released together.
+    pub(crate) fn stop_all_and_wait(handles: Vec<Self>, timeout: Duration) {
+        for handle in &handles {
+            handle.stop.cancel();
+        }
+        let deadline = Instant::now() + timeout;
+        for handle in handles {
+            drop(handle.records);
+            let stopped = handle
+                .stopped
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = stopped.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
     }
 }
 

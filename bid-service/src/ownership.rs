@@ -10,8 +10,13 @@
 //! A newly assigned partition is paused until its owner has fenced the previous one and restored
 //! the state; then the group consumer resumes it from the group's committed offset, which the
 //! owners commit inside their transactions.
+//!
+//! The group consumer's thread never waits for an owner: a rebalance callback that does not run
+//! holds up the whole group (every member waits for this one to rejoin). Records an owner cannot
+//! take yet wait in a backlog, their partition paused, until it can; owners revoked together are
+//! stopped together.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -39,6 +44,9 @@ pub(crate) struct Ownership {
     context: Arc<OwnerContext>,
     runtime: tokio::runtime::Handle,
     ready: Arc<Mutex<Vec<i32>>>,
+    /// Records (in order) that a busy owner could not take yet; their partitions are paused.
+    /// Only the group consumer's thread touches it.
+    backlog: Mutex<HashMap<i32, VecDeque<Feed>>>,
 }
 
 /// Why a call could not be handed to a local owner.
@@ -107,23 +115,109 @@ impl Ownership {
         tracing::info!(partition, "assigned a partition; taking it over");
     }
 
-    fn stop_owner(&self, partition: i32) {
-        let handle = self
-            .owners
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&partition);
-        if let Some(handle) = handle {
-            tracing::info!(partition, "partition revoked; stopping its owner");
-            handle.stop_and_wait(STOP_TIMEOUT);
+    /// Stops the owners of `partitions` at once and waits until they have stopped.
+    fn stop_owners(&self, partitions: &[i32]) {
+        let handles: Vec<OwnerHandle> = {
+            let mut owners = self
+                .owners
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            partitions.iter().filter_map(|p| owners.remove(p)).collect()
+        };
+        {
+            let mut backlog = self.backlog();
+            for partition in partitions {
+                backlog.remove(partition);
+            }
+        }
+        if !handles.is_empty() {
+            tracing::info!(?partitions, "partitions revoked; stopping their owners");
+            OwnerHandle::stop_all_and_wait(handles, STOP_TIMEOUT);
         }
     }
 
     fn stop_all(&self) {
         let partitions: Vec<i32> = self.read().keys().copied().collect();
-        for partition in partitions {
-            self.stop_owner(partition);
+        self.stop_owners(&partitions);
+    }
+
+    fn backlog(&self) -> std::sync::MutexGuard<'_, HashMap<i32, VecDeque<Feed>>> {
+        self.backlog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Hands `feed` to the owner of `partition` without waiting: behind the partition's backlog
+    /// if it has one; into a new backlog, the partition paused, if the owner's queue is full.
+    fn deliver(&self, consumer: &BaseConsumer<GroupContext>, partition: i32, feed: Feed) {
+        let Some(records) = self.records_for(partition) else {
+            return;
+        };
+        let mut backlog = self.backlog();
+        if let Some(waiting) = backlog.get_mut(&partition) {
+            waiting.push_back(feed);
+            return;
         }
+        match records.try_send(feed) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(feed)) => {
+                backlog.insert(partition, VecDeque::from([feed]));
+                if let Err(e) = consumer.pause(&self.partition_list(&[partition])) {
+                    tracing::error!(partition, error = %e, "cannot pause a partition whose owner is busy");
+                }
+            }
+        }
+    }
+
+    /// Hands on what the backlogs hold, as far as the owners take it; resumes the partitions
+    /// whose backlog is empty again.
+    fn drain_backlog(&self, consumer: &BaseConsumer<GroupContext>) {
+        let mut backlog = self.backlog();
+        if backlog.is_empty() {
+            return;
+        }
+        let mut emptied = Vec::new();
+        for (partition, waiting) in backlog.iter_mut() {
+            let Some(records) = self.records_for(*partition) else {
+                waiting.clear();
+                emptied.push(*partition);
+                continue;
+            };
+            while let Some(feed) = waiting.pop_front() {
+                match records.try_send(feed) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(feed)) => {
+                        waiting.push_front(feed);
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => waiting.clear(),
+                }
+            }
+            if waiting.is_empty() {
+                emptied.push(*partition);
+            }
+        }
+        for partition in &emptied {
+            backlog.remove(partition);
+        }
+        drop(backlog);
+        let owned: Vec<i32> = emptied
+            .into_iter()
+            .filter(|p| self.read().contains_key(p))
+            .collect();
+        if !owned.is_empty()
+            && let Err(e) = consumer.resume(&self.partition_list(&owned))
+        {
+            tracing::error!(partitions = ?owned, error = %e, "cannot resume partitions");
+        }
+    }
+
+    fn partition_list(&self, partitions: &[i32]) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for partition in partitions {
+            list.add_partition(&self.context.topic, *partition);
+        }
+        list
     }
 
     fn records_for(&self, partition: i32) -> Option<mpsc::Sender<Feed>> {
@@ -154,11 +248,13 @@ impl ClientContext for GroupContext {
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
-            for element in list.elements() {
-                if element.topic() == self.ownership.context.topic {
-                    self.ownership.stop_owner(element.partition());
-                }
-            }
+            let partitions: Vec<i32> = list
+                .elements()
+                .iter()
+                .filter(|element| element.topic() == self.ownership.context.topic)
+                .map(|element| element.partition())
+                .collect();
+            self.ownership.stop_owners(&partitions);
         }
     }
 
@@ -199,6 +295,7 @@ pub(crate) fn start(
         context: Arc::clone(&context),
         runtime,
         ready: Arc::new(Mutex::new(Vec::new())),
+        backlog: Mutex::new(HashMap::new()),
     });
     let client_id = format!("bid-service@{}", context.address);
     let consumer: BaseConsumer<GroupContext> =
@@ -233,7 +330,6 @@ fn poll(
     ownership: &Ownership,
     shutdown: &CancellationToken,
 ) {
-    let topic = ownership.context.topic.clone();
     let mut partition_check = std::time::Instant::now();
     while !shutdown.is_cancelled() {
         if partition_check.elapsed() >= PARTITION_CHECK {
@@ -246,12 +342,9 @@ fn poll(
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
+        ownership.drain_backlog(consumer);
         if !ready.is_empty() {
-            let mut list = TopicPartitionList::new();
-            for partition in &ready {
-                list.add_partition(&topic, *partition);
-            }
-            match consumer.resume(&list) {
+            match consumer.resume(&ownership.partition_list(&ready)) {
                 Ok(()) => {
                     tracing::info!(partitions = ?ready, "owners ready; reading their partitions")
                 }
@@ -260,15 +353,14 @@ fn poll(
         }
         match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(message)) => {
-                if let Some(records) = ownership.records_for(message.partition()) {
-                    // Waits while the owner is busy: back-pressure on the consumer.
-                    let _ = records.blocking_send(Feed::Record(message.detach()));
-                }
+                ownership.deliver(
+                    consumer,
+                    message.partition(),
+                    Feed::Record(message.detach()),
+                );
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
-                if let Some(records) = ownership.records_for(partition) {
-                    let _ = records.blocking_send(Feed::End);
-                }
+                ownership.deliver(consumer, partition, Feed::End);
             }
             None => {}
             Some(Err(e)) => {

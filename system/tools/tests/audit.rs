@@ -66,5 +66,5 @@ async fn on_three_kafka_nodes_every_acknowledged_bid_is_in_every_sink_exactly_on
     // A fault every 5 s: a broker fault or a replica restart moves partition ownership, and each
     // takeover (fencing, restore) takes seconds; at one fault a second the owners spend the run
     // taking partitions over (RELIABILITY.md, "The fault audit").
-    audit_holds(args(BrokersKind::ThreeNodes, 6_000, 5_000, &data), &faults).await;
+    audit_holds(args(BrokersKind::ThreeNodes, 2_000, 5_000, &data), &faults).await;
 }
