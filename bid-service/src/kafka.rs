@@ -311,6 +311,9 @@ pub(crate) fn group_consumer_config(
     // assignment, every owner restoring again. A killed replica's partitions move after this.
     set_default(&mut config, "session.timeout.ms", "20000");
     set_default(&mut config, "heartbeat.interval.ms", "1000");
+    // The group consumer's thread polls every 50 ms; only a revocation holds it, while the
+    // revoked owners stop (at most 20 s). A rebalance waits for every member up to this long.
+    set_default(&mut config, "max.poll.interval.ms", "45000");
     set_default(&mut config, "fetch.wait.max.ms", "1");
     set_default(&mut config, "fetch.min.bytes", "1");
     set_default(&mut config, "topic.metadata.refresh.interval.ms", "10000");

@@ -303,9 +303,12 @@ pub async fn spawn(
     health.set_not_serving::<BidServiceServer<BidGrpc>>().await;
     let readiness = Readiness::default();
     {
-        // SERVING once the state topic has been read and every partition has an owner (this
-        // replica or one named by the state topic), so that the first calls need not wait.
+        // SERVING once the state topic has been read, the group has given this replica its
+        // partitions and their owners here have taken over, and every other partition has an
+        // owner named by the state topic: the first calls need not wait. (The state topic alone
+        // is not enough: for a restarted replica it still names its earlier self.)
         let health = health.clone();
+        let ownership = Arc::clone(&ownership);
         let readiness = readiness.clone();
         let shutdown = shutdown.clone();
         let read_copy = Arc::clone(&read_copy);
@@ -315,7 +318,9 @@ pub async fn spawn(
                     return false;
                 }
                 let started = std::time::Instant::now();
-                while !(0..partitions).all(|p| read_copy.owner(p).is_some()) {
+                while !(ownership.settled()
+                    && (0..partitions).all(|p| read_copy.owner(p).is_some()))
+                {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 tracing::info!(

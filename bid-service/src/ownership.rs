@@ -17,7 +17,7 @@
 //! stopped together.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ use crate::kafka::{self, KafkaSetupError};
 use crate::owner::{self, Feed, OwnerContext, OwnerHandle, PlaceCommand, PlaceError, PlaceOutcome};
 
 /// How long a revocation waits for a partition's owner to stop.
-const STOP_TIMEOUT: Duration = Duration::from_secs(35);
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The partitions this replica owns.
 #[derive(Debug)]
@@ -47,6 +47,10 @@ pub(crate) struct Ownership {
     /// Records (in order) that a busy owner could not take yet; their partitions are paused.
     /// Only the group consumer's thread touches it.
     backlog: Mutex<HashMap<i32, VecDeque<Feed>>>,
+    /// The group has given this replica its first assignment (possibly empty).
+    assigned: AtomicBool,
+    /// Partitions whose owner here has taken over.
+    taken_over: Arc<Mutex<std::collections::HashSet<i32>>>,
 }
 
 /// Why a call could not be handed to a local owner.
@@ -91,6 +95,20 @@ impl Ownership {
         }
     }
 
+    /// Whether this replica has joined the group and every partition the group gave it has an
+    /// owner that took it over (restored, deciding): the replica's own part of being SERVING.
+    pub(crate) fn settled(&self) -> bool {
+        if !self.assigned.load(Ordering::Acquire) {
+            return false;
+        }
+        let taking_over = self.read().keys().copied().collect::<Vec<i32>>();
+        let ready = self
+            .taken_over
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        taking_over.iter().all(|p| ready.contains(p))
+    }
+
     fn start_owner(&self, partition: i32) {
         let mut owners = self
             .owners
@@ -100,6 +118,7 @@ impl Ownership {
             return;
         }
         let ready = Arc::clone(&self.ready);
+        let taken_over = Arc::clone(&self.taken_over);
         let handle = owner::start(
             Arc::clone(&self.context),
             partition,
@@ -109,6 +128,10 @@ impl Ownership {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .push(partition);
+                taken_over
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(partition);
             },
         );
         owners.insert(partition, handle);
@@ -126,8 +149,13 @@ impl Ownership {
         };
         {
             let mut backlog = self.backlog();
+            let mut taken_over = self
+                .taken_over
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for partition in partitions {
                 backlog.remove(partition);
+                taken_over.remove(partition);
             }
         }
         if !handles.is_empty() {
@@ -261,6 +289,7 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
+                self.ownership.assigned.store(true, Ordering::Release);
                 // Nothing is read from a new partition before its owner has restored.
                 if let Err(e) = consumer.pause(list) {
                     tracing::error!(error = %e, "cannot pause newly assigned partitions");
@@ -296,6 +325,8 @@ pub(crate) fn start(
         runtime,
         ready: Arc::new(Mutex::new(Vec::new())),
         backlog: Mutex::new(HashMap::new()),
+        assigned: AtomicBool::new(false),
+        taken_over: Arc::new(Mutex::new(std::collections::HashSet::new())),
     });
     let client_id = format!("bid-service@{}", context.address);
     let consumer: BaseConsumer<GroupContext> =

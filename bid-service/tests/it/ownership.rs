@@ -24,24 +24,15 @@ use tonic_types::StatusExt;
 
 use crate::helpers::{Service, eventually, highest_of, read_bids};
 
-/// What the log says of each bid: (partition, offset, valid at its position).
+/// What the log says of each bid (see [`auction_testkit::judge_log`]); no bid may be in it twice.
 fn judge_log(log: &[(Bid, i32, i64)]) -> HashMap<String, (i32, i64, bool)> {
-    let mut ordered: Vec<&(Bid, i32, i64)> = log.iter().collect();
-    ordered.sort_by_key(|(_, partition, offset)| (*partition, *offset));
-    let mut highest: HashMap<(String, i32), i64> = HashMap::new();
-    let mut judged = HashMap::new();
-    for (bid, partition, offset) in ordered {
-        let key = (bid.auction_id.to_string(), *partition);
-        let price = i64::from(bid.price.get());
-        // Increment 1 and starting price 1, the service's defaults.
-        let valid = highest.get(&key).is_none_or(|h| price > *h);
-        if valid {
-            highest.insert(key, price);
-        }
-        let earlier = judged.insert(bid.bid_id.to_string(), (*partition, *offset, valid));
-        assert!(earlier.is_none(), "bid {} is in the log twice", bid.bid_id);
-    }
-    judged
+    let judged = auction_testkit::judge_log(log);
+    assert!(
+        judged.written_twice.is_empty(),
+        "bids in the log twice: {:?}",
+        judged.written_twice
+    );
+    judged.bids
 }
 
 /// Every OK'd answer is in the log, valid at its position, where the answer says.

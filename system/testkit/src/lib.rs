@@ -234,6 +234,41 @@ where
     false
 }
 
+/// The bid log judged by the service's default rules (starting price 1, increment 1): each
+/// bid's partition, offset and whether it was valid at its position: above every earlier valid
+/// bid of its auction in its partition (the order the owner decides in), its first copy only.
+#[derive(Debug, Default)]
+pub struct JudgedLog {
+    /// Bid id → (partition, offset, valid at its position), for each bid's first record.
+    pub bids: std::collections::HashMap<String, (i32, i64, bool)>,
+    /// Bid ids that the log holds more than once.
+    pub written_twice: Vec<String>,
+}
+
+/// Judges `log` (as [`read_bids`] returns it) record by record in log order.
+pub fn judge_log(log: &[(Bid, i32, i64)]) -> JudgedLog {
+    let mut ordered: Vec<&(Bid, i32, i64)> = log.iter().collect();
+    ordered.sort_by_key(|(_, partition, offset)| (*partition, *offset));
+    let mut highest: std::collections::HashMap<(String, i32), i64> =
+        std::collections::HashMap::new();
+    let mut judged = JudgedLog::default();
+    for (bid, partition, offset) in ordered {
+        let id = bid.bid_id.to_string();
+        if judged.bids.contains_key(&id) {
+            judged.written_twice.push(id);
+            continue;
+        }
+        let key = (bid.auction_id.to_string(), *partition);
+        let price = i64::from(bid.price.get());
+        let valid = highest.get(&key).is_none_or(|h| price > *h);
+        if valid {
+            highest.insert(key, price);
+        }
+        judged.bids.insert(id, (*partition, *offset, valid));
+    }
+    judged
+}
+
 /// Every record of `topic`, from each partition's start to its end as of the call, decoded as a
 /// bid through the registry at `registry_url`, with its partition and offset. Panics when a
 /// record is not a valid bid or the log cannot be read within 60 s.

@@ -170,12 +170,23 @@ pub(super) fn watch_offsets(
     })
 }
 
-/// How many bid ids the topic holds at two or more offsets (bids written twice to the log).
-pub(super) async fn written_twice(bootstrap: &str, registry_url: &str) -> Result<usize, String> {
+/// What the topic itself says: how many bid ids it holds at two or more offsets, and how many
+/// acknowledged bids are not valid at their position (judged in log order by the service's
+/// rules), read to its end.
+pub(super) async fn read_topic_back(
+    bootstrap: &str,
+    registry_url: &str,
+    acknowledged: &HashSet<String>,
+) -> Result<(usize, usize), String> {
     let within = Duration::from_secs(600);
     let bids = auction_testkit::try_read_bids(bootstrap, registry_url, TOPIC, within).await?;
-    let ids = count(bids.into_iter().map(|(bid, _, _)| bid.bid_id.to_string()));
-    Ok(ids.values().filter(|count| **count > 1).count())
+    let judged = auction_testkit::judge_log(&bids);
+    let twice: HashSet<&String> = judged.written_twice.iter().collect();
+    let invalid = acknowledged
+        .iter()
+        .filter(|id| judged.bids.get(*id).is_some_and(|(_, _, valid)| !valid))
+        .count();
+    Ok((twice.len(), invalid))
 }
 
 /// How often each bid id is in the CSV file, read through the sinks crate.

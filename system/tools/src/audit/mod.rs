@@ -3,6 +3,8 @@
 //! - every bid whose `PlaceBid` returned OK is in every sink exactly once;
 //! - a bid whose call failed or timed out is in each sink at most once;
 //! - a refused bid (too low) is in no sink;
+//! - the topic holds no bid twice, and every acknowledged bid is valid at its place in it (in
+//!   log order it beats every earlier bid of its auction);
 //! - no sink's committed offsets ever went backwards.
 //!
 //! It runs on librdkafka's mock cluster (broker faults only it can inject: failed produce and
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use books::{Outcomes, csv_counts, place_all, sql_counts, watch_offsets, written_twice};
+use books::{Outcomes, csv_counts, place_all, read_topic_back, sql_counts, watch_offsets};
 use faults::{Brokers, Stage};
 use sink_process::{SinkProcess, sqlite_settings};
 
@@ -95,6 +97,9 @@ pub struct AuditReport {
     /// Bid ids the topic holds at two or more offsets (the CSV sink, exact by log position,
     /// would write them twice).
     pub written_twice: usize,
+    /// Acknowledged bids that are in the log but not valid at their position (another bid of
+    /// their auction before them was as high or higher).
+    pub invalid_acknowledged: usize,
     /// How long the bids took to place.
     pub placing: Duration,
     /// What went wrong stopping the sinks or reading the books back.
@@ -111,6 +116,7 @@ impl AuditReport {
                 && self.found_once.get(sink).copied().unwrap_or(0) == self.acknowledged
         }) && self.offsets_backwards == 0
             && self.written_twice == 0
+            && self.invalid_acknowledged == 0
     }
 }
 
@@ -148,8 +154,9 @@ impl std::fmt::Display for AuditReport {
         }
         write!(
             f,
-            "bids written to the topic twice: {}\ncommitted offsets that went backwards: {}\nverdict: {}",
+            "bids written to the topic twice: {}\nacknowledged bids not valid at their place in the log: {}\ncommitted offsets that went backwards: {}\nverdict: {}",
             self.written_twice,
+            self.invalid_acknowledged,
             self.offsets_backwards,
             if self.holds() {
                 "the books balance"
@@ -221,9 +228,10 @@ pub async fn run(args: AuditArgs) -> Result<AuditReport, String> {
     report.refused = outcomes.refused.len();
     eprintln!("audit: every bid placed; waiting for the sinks to catch up");
 
-    report.written_twice = written_twice(&bootstrap, &registry_url)
-        .await
-        .map_err(|e| format!("cannot read the topic back: {e}"))?;
+    (report.written_twice, report.invalid_acknowledged) =
+        read_topic_back(&bootstrap, &registry_url, &outcomes.acknowledged)
+            .await
+            .map_err(|e| format!("cannot read the topic back: {e}"))?;
     let sqlite_settings = sqlite_settings(&sqlite);
     // Wait until every acknowledged bid is in both sinks (or the time is up).
     let deadline = Instant::now() + Duration::from_secs(args.drain_timeout_secs);
