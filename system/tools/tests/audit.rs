@@ -1,8 +1,9 @@
 //! The short fault audits (the long one is `auction-tools audit --bids 100000`, see
 //! system/RELIABILITY.md): bids through two replicas while the sink processes are SIGKILLed and
-//! restarted, a replica restarts and the registry goes away; on the mock cluster the broker also
-//! fails requests, slows down and goes away, on three Apache Kafka nodes the partition leaders'
-//! brokers are SIGKILLed and SIGSTOPped. Afterwards the books must balance.
+//! restarted and the registry goes away; on the mock cluster the broker also fails requests,
+//! slows down and goes away, on three Apache Kafka nodes the partition leaders' brokers are
+//! SIGKILLed and SIGSTOPped and a replica restarts (partition ownership moves). Afterwards the
+//! books must balance.
 
 use std::path::PathBuf;
 
@@ -51,7 +52,9 @@ async fn every_acknowledged_bid_is_in_every_sink_exactly_once_despite_faults() {
         "produce request errors",
         "SIGKILL sql sink",
     ];
-    audit_holds(args(BrokersKind::Mock, 4_000, 500, &data), &faults).await;
+    // A fault a second: each broker fault costs the owners a transaction (timed out or aborted,
+    // then rewritten or its producer replaced); at two a second they spent the run recovering.
+    audit_holds(args(BrokersKind::Mock, 2_000, 1_000, &data), &faults).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

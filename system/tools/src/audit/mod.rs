@@ -10,9 +10,9 @@
 //! It runs on librdkafka's mock cluster (broker faults only it can inject: failed produce and
 //! commit requests, latency, the broker down) or on three Apache Kafka nodes (the partition
 //! leader's broker SIGKILLed and restarted, a leader SIGSTOPped past the broker session
-//! timeout). On both, the CSV and SQLite sinks are SIGKILLed and restarted (each runs in a process
-//! of its own, `auction-tools audit-sink`), a replica restarts and the schema registry goes away
-//! for a second. Every component is started through its typed start function; the rows are read
+//! timeout, and a replica restarts, which moves partition ownership). On both, the CSV and SQLite
+//! sinks are SIGKILLed and restarted (each runs in a process of its own, `auction-tools
+//! audit-sink`) and the schema registry goes away for a second. Every component is started through its typed start function; the rows are read
 //! back through the sinks crate.
 //!
 //! Layout: [`faults`] (the brokers and what is injected), `books` (placing bids, offsets, reading
