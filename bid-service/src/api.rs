@@ -243,16 +243,37 @@ impl BidApi {
                     let owner = self.read_copy.owner(partition).filter(|_| !forwarded);
                     if let Some(owner) = owner.filter(|o| o.address != self.address) {
                         let left = deadline.saturating_sub(started.elapsed());
-                        match self
-                            .forwarder
-                            .place(&owner.address, request.clone(), left)
-                            .await
-                        {
-                            Ok(response) => return Ok(response),
-                            Err(Some(status)) => return Err(status),
-                            // The named owner is gone (stopped or moved): a new one will
-                            // announce itself.
-                            Err(None) => {}
+                        let forward = self.forwarder.place(&owner.address, request.clone(), left);
+                        // A paused owner accepts the connection and never answers: watch for
+                        // the partition's next owner meanwhile.
+                        let moved = async {
+                            loop {
+                                tokio::time::sleep(OWNER_POLL).await;
+                                let now = self.read_copy.owner(partition).map(|o| o.address);
+                                if now.as_deref() != Some(owner.address.as_str()) {
+                                    break;
+                                }
+                            }
+                        };
+                        tokio::select! {
+                            forwarded = forward => match forwarded {
+                                Ok(response) => return Ok(response),
+                                Err(Some(status)) => return Err(status),
+                                // The named owner is gone (stopped or moved): a new one will
+                                // announce itself.
+                                Err(None) => {}
+                            },
+                            () = moved => {
+                                // The call may have reached the old owner: only a request id
+                                // makes sending it again safe.
+                                if request_id.is_none() {
+                                    return Err(Status::unavailable(
+                                        "the auction's partition moved to another replica while the \
+                                         call waited for its owner; its outcome is unknown (send a \
+                                         request_id to make retries safe)",
+                                    ));
+                                }
+                            }
                         }
                     }
                     // No reachable owner known yet (the group is handing the partition over):

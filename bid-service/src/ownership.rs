@@ -86,12 +86,9 @@ impl Ownership {
         match sender.try_send(command) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => Err(Submit::Overloaded),
-            Err(mpsc::error::TrySendError::Closed(command)) => {
-                let _ = command.reply.send(Err(PlaceError::Unavailable(
-                    "the owner of the auction's partition on this replica has stopped".to_owned(),
-                )));
-                Ok(())
-            }
+            // The owner here has stopped by itself (fenced: another replica took over) before
+            // the group revoked the partition: the caller looks for the new owner.
+            Err(mpsc::error::TrySendError::Closed(command)) => Err(Submit::NotOwner(command)),
         }
     }
 

@@ -462,20 +462,35 @@ async fn a_paused_owner_is_fenced_and_its_in_flight_bids_are_never_committed_aft
     );
     let took_over_at = epoch.elapsed();
     let mut survivor_client = replicas[survivor].client.clone();
-    let next = highest_of(survivor_client.clone(), auction)
-        .await
-        .0
-        .unwrap_or(0)
-        + 1;
-    survivor_client
-        .place_bid(request(
-            auction,
-            "after-takeover",
-            next,
-            &uuid::Uuid::new_v4().to_string(),
-            Duration::from_secs(20),
-        ))
-        .await
+    // The load keeps bidding through both replicas (the read copy a commit behind the owner), so
+    // a price just above the highest read may be too low by the time it arrives: bid 50 above it
+    // (the load's callers climb past it in a few refusals), again until one is accepted.
+    let mut accepted = None;
+    for _ in 0..20 {
+        let next = highest_of(survivor_client.clone(), auction)
+            .await
+            .0
+            .unwrap_or(0)
+            + 50;
+        match survivor_client
+            .place_bid(request(
+                auction,
+                "after-takeover",
+                next,
+                &uuid::Uuid::new_v4().to_string(),
+                Duration::from_secs(20),
+            ))
+            .await
+        {
+            Err(status) if status.code() == Code::FailedPrecondition => continue,
+            answer => {
+                accepted = Some(answer);
+                break;
+            }
+        }
+    }
+    accepted
+        .expect("the survivor accepted none of 20 bids above its highest")
         .expect("the survivor accepts bids once it owns the partition");
     tokio::time::sleep(Duration::from_secs(2)).await;
     replicas[owner].signal("-CONT");
