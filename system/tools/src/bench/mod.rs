@@ -110,6 +110,15 @@ pub struct BenchArgs {
     /// Where the JSON results are written.
     #[arg(long, default_value = "target/bench/results.json")]
     pub out: PathBuf,
+    /// Only the restore measurement (step 6): the pre-filled topic, a first start on its history,
+    /// then a new replica's restore from the state the first one wrote, waiting
+    /// `--compaction-wait-secs` between them.
+    #[arg(long)]
+    pub restore_only: bool,
+    /// With --restore-only: seconds to wait after the first start, so that Kafka's log cleaner
+    /// can compact the state topic before the restore reads it.
+    #[arg(long, default_value_t = 0)]
+    pub compaction_wait_secs: u64,
     /// Internal: replay the topic on these bootstrap servers in this process and print the time
     /// and memory as JSON.
     #[arg(long, hide = true, requires_all = ["replay_registry", "replay_topic", "replay_bids", "replay_auctions"])]
@@ -329,8 +338,16 @@ impl Bench {
 
 /// The whole run, step by step as in the list above.
 async fn run(args: BenchArgs) -> Outcome<()> {
+    let restore_only = args.restore_only;
     let (kafka, bench) = Bench::start(args).await?;
     let sizes = &bench.sizes;
+    if restore_only {
+        kafka_baseline::fill_topic(&bench, &kafka).await?;
+        let (replay, restore, _) = replay::measure(&bench, None).await?;
+        let results = serde_json::json!({ "replay": replay, "restore": restore });
+        println!("{results:#}");
+        return Ok(());
+    }
     // 1 and 3: PlaceBid, closed loop, then one hot auction.
     let closed = closed_loop::measure(&bench).await?;
     // 2: the bare producer, which also fills the topic for 5 and 6, and the bare consumer; the

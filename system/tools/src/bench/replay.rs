@@ -32,6 +32,13 @@ pub(super) async fn measure(bench: &Bench, mock: Option<&str>) -> Outcome<(Value
         replay["seconds"], replay["rss_mb"]
     ));
     progress.say("   a new replica restores from the state the first one wrote");
+    if bench.args.compaction_wait_secs > 0 {
+        progress.say(format!(
+            "   waiting {} s for the log cleaner to compact the state topic",
+            bench.args.compaction_wait_secs
+        ));
+        tokio::time::sleep(Duration::from_secs(bench.args.compaction_wait_secs)).await;
+    }
     let mut restore =
         replay_in_child(&bench.bootstrap, &bench.registry_url, PREFILL_TOPIC, sizes).await?;
     progress.say(format!(
@@ -68,6 +75,9 @@ async fn replay_in_child(
         .args(["--replay-registry", registry_url, "--replay-topic", topic])
         .args(["--replay-bids", &sizes.bids.to_string()])
         .args(["--replay-auctions", &sizes.auctions.to_string()])
+        // The state topic's read is logged with the records it held.
+        .env("RUST_LOG", "warn,auction_bid_service::state_log=info")
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -89,11 +99,27 @@ async fn replay_in_child(
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    stdout
+    let mut result = stdout
         .lines()
         .rev()
         .find_map(|line| serde_json::from_str::<Value>(line).ok())
-        .ok_or_else(|| format!("the replay process printed no result: {stdout}"))
+        .ok_or_else(|| format!("the replay process printed no result: {stdout}"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let state_records = stderr
+        .lines()
+        .filter(|line| line.contains("auction state read"))
+        .find_map(|line| {
+            let (_, after) = line.split_once("records=")?;
+            after
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        });
+    if let (Value::Object(map), Some(records)) = (&mut result, state_records) {
+        map.insert("state_records_read".into(), json!(records));
+    }
+    Ok(result)
 }
 
 /// The child side of the replay measurement.
