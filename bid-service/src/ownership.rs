@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use rdkafka::TopicPartitionList;
+use rdkafka::{Offset, TopicPartitionList};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
@@ -51,6 +51,8 @@ pub(crate) struct Ownership {
     assigned: AtomicBool,
     /// Partitions whose owner here has taken over.
     taken_over: Arc<Mutex<std::collections::HashSet<i32>>>,
+    /// When each partition's owner was last started again after it ended by itself.
+    restarted: Mutex<HashMap<i32, std::time::Instant>>,
 }
 
 /// Why a call could not be handed to a local owner.
@@ -164,6 +166,69 @@ impl Ownership {
     fn stop_all(&self) {
         let partitions: Vec<i32> = self.read().keys().copied().collect();
         self.stop_owners(&partitions);
+    }
+
+    /// Takes over again each partition whose owner ended by itself while the group still gives
+    /// the partition to this replica: fenced (a paused replica that woke up replaced its
+    /// producer, and its new epoch fenced this owner's) or a takeover that failed. Without it the
+    /// partition has no owner until the next rebalance. The group consumer reads the partition
+    /// again from the offset the last owner committed (what the ended owner was fed is gone with
+    /// it); at most once per partition every [`RESTART_BACKOFF`].
+    fn restart_ended_owners(&self, consumer: &BaseConsumer<GroupContext>) {
+        let now = std::time::Instant::now();
+        let due: Vec<i32> = {
+            let restarted = self
+                .restarted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.read()
+                .iter()
+                .filter(|(_, owner)| owner.commands.is_closed())
+                .map(|(partition, _)| *partition)
+                .filter(|p| {
+                    restarted
+                        .get(p)
+                        .is_none_or(|at| now.duration_since(*at) >= RESTART_BACKOFF)
+                })
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        let list = self.partition_list(&due);
+        let committed = match consumer.committed_offsets(list.clone(), Duration::from_secs(5)) {
+            Ok(committed) => committed,
+            Err(e) => {
+                tracing::warn!(partitions = ?due, error = %e, "an owner here has stopped, but the group's committed offsets cannot be read; trying again");
+                return;
+            }
+        };
+        tracing::warn!(partitions = ?due, "an owner stopped by itself while the group still gives this replica its partition; taking it over again");
+        {
+            let mut restarted = self
+                .restarted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for partition in &due {
+                restarted.insert(*partition, now);
+            }
+        }
+        self.stop_owners(&due);
+        if let Err(e) = consumer.pause(&list) {
+            tracing::error!(partitions = ?due, error = %e, "cannot pause partitions to take them over again");
+        }
+        for element in committed.elements() {
+            let from = match element.offset() {
+                Offset::Offset(offset) => Offset::Offset(offset),
+                _ => Offset::Beginning,
+            };
+            if let Err(e) = consumer.seek(&self.context.topic, element.partition(), from, Duration::from_secs(5)) {
+                tracing::error!(partition = element.partition(), error = %e, "cannot read a partition again from its committed offset");
+            }
+        }
+        for partition in due {
+            self.start_owner(partition);
+        }
     }
 
     fn backlog(&self) -> std::sync::MutexGuard<'_, HashMap<i32, VecDeque<Feed>>> {
@@ -324,6 +389,7 @@ pub(crate) fn start(
         backlog: Mutex::new(HashMap::new()),
         assigned: AtomicBool::new(false),
         taken_over: Arc::new(Mutex::new(std::collections::HashSet::new())),
+        restarted: Mutex::new(HashMap::new()),
     });
     let client_id = format!("bid-service@{}", context.address);
     let consumer: BaseConsumer<GroupContext> =
@@ -359,10 +425,15 @@ fn poll(
     shutdown: &CancellationToken,
 ) {
     let mut partition_check = std::time::Instant::now();
+    let mut owner_check = std::time::Instant::now();
     while !shutdown.is_cancelled() {
         if partition_check.elapsed() >= PARTITION_CHECK {
             partition_check = std::time::Instant::now();
             follow_partition_count(consumer, ownership);
+        }
+        if owner_check.elapsed() >= OWNER_CHECK {
+            owner_check = std::time::Instant::now();
+            ownership.restart_ended_owners(consumer);
         }
         let ready: Vec<i32> = std::mem::take(
             &mut *ownership
@@ -401,6 +472,12 @@ fn poll(
 
 /// How often the group consumer's thread reads the bid topic's partition count.
 const PARTITION_CHECK: Duration = Duration::from_secs(5);
+
+/// How often the group consumer's thread looks for owners that ended by themselves.
+const OWNER_CHECK: Duration = Duration::from_millis(500);
+
+/// The least time between two restarts of one partition's owner.
+const RESTART_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Takes partitions added to the bid topic into account for routing (the group assigns them by
 /// itself).
