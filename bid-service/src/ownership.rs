@@ -21,11 +21,11 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use rdkafka::{Offset, TopicPartitionList};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -222,7 +222,12 @@ impl Ownership {
                 Offset::Offset(offset) => Offset::Offset(offset),
                 _ => Offset::Beginning,
             };
-            if let Err(e) = consumer.seek(&self.context.topic, element.partition(), from, Duration::from_secs(5)) {
+            if let Err(e) = consumer.seek(
+                &self.context.topic,
+                element.partition(),
+                from,
+                Duration::from_secs(5),
+            ) {
                 tracing::error!(partition = element.partition(), error = %e, "cannot read a partition again from its committed offset");
             }
         }
