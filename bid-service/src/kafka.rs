@@ -42,7 +42,7 @@ fn set_default(config: &mut ClientConfig, name: &str, value: &str) {
 /// The partition of the bid topic that holds `auction_id`'s bids: librdkafka's default
 /// partitioner for a keyed record (CRC-32 of the key, modulo the partition count), so that the
 /// product and any librdkafka-based producer keying by auction id agree.
-pub(crate) fn partition_for(auction_id: &str, partitions: i32) -> i32 {
+pub fn partition_for(auction_id: &str, partitions: i32) -> i32 {
     let partitions = u32::try_from(partitions.max(1)).unwrap_or(1);
     i32::try_from(crc32fast::hash(auction_id.as_bytes()) % partitions).unwrap_or(0)
 }
@@ -118,11 +118,13 @@ async fn create_topic(
         .set("min.insync.replicas", min_insync)
         .set("unclean.leader.election.enable", "false");
     new_topic = if spec.compacted {
-        // Segments roll every 10 minutes and are cleaned once a fifth of them is superseded, so
-        // that a restore reads about one record per auction, not one per bid.
+        // Segments roll every 10 minutes or 16 MiB and are cleaned once a fifth of them is
+        // superseded, so that a restore reads about one record per auction, not one per bid
+        // (the active segment, never cleaned, stays small).
         new_topic
             .set("cleanup.policy", "compact")
             .set("segment.ms", "600000")
+            .set("segment.bytes", "16777216")
             .set("min.cleanable.dirty.ratio", "0.2")
     } else {
         new_topic.set("cleanup.policy", "delete")

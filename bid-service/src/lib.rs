@@ -53,6 +53,9 @@ use crate::api::{BidApi, BidGrpc};
 use crate::auction::BidRules;
 pub use crate::config::{GrpcTls, KafkaProperties, Settings};
 use crate::kafka::TopicSpec;
+/// The partition of the bid topic that holds an auction's bids (librdkafka's default
+/// partitioner for keyed records: CRC-32 of the auction id modulo the partition count).
+pub use crate::kafka::partition_for;
 use crate::owner::OwnerContext;
 use crate::read_copy::ReadCopy;
 use crate::state_log::StateFollower;
@@ -72,6 +75,7 @@ pub struct RunningBidService {
     /// an owner.
     pub caught_up: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<Result<(), String>>,
+    ownership: Arc<ownership::Ownership>,
     /// Stops the group consumer's thread (it is no tokio task) when this handle is dropped
     /// without a shutdown, as when a test panics.
     _group_stop: tokio_util::sync::DropGuard,
@@ -83,6 +87,13 @@ impl RunningBidService {
         tokio::time::timeout(timeout, self.caught_up.wait_for(|ready| *ready))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The partitions of the bid topic whose owner runs in this replica now.
+    pub fn owned_partitions(&self) -> Vec<i32> {
+        let mut owned = self.ownership.owned();
+        owned.sort_unstable();
+        owned
     }
 
     /// Waits until the service has stopped (after its shutdown token was cancelled).
@@ -356,7 +367,7 @@ pub async fn spawn(
     let partition_count = Arc::clone(&ownership.partitions);
     let api = Arc::new(BidApi {
         read_copy,
-        ownership,
+        ownership: Arc::clone(&ownership),
         forwarder: forward::Forwarder::default(),
         address,
         partitions: partition_count,
@@ -421,6 +432,7 @@ pub async fn spawn(
         metrics_addr,
         caught_up,
         task,
+        ownership,
         _group_stop: group_stop.drop_guard(),
     })
 }

@@ -20,7 +20,9 @@
 //!
 //! A commit that fails with an abortable error is aborted and its calls answer UNAVAILABLE (the
 //! bids are not in the log). A fenced owner stops. A commit whose outcome is unknown (a timeout)
-//! replaces the producer: the new instance's `init_transactions` bumps the epoch, which settles the
+//! first gives the group consumer a few heartbeats to learn whether this replica lost the
+//! partition (paused or cut off past its session: it then stops, so as not to fence the new
+//! owner), and otherwise replaces the producer: the new instance's `init_transactions` bumps the epoch, which settles the
 //! old transaction and fences any request of the old instance still in flight (librdkafka does
 //! not implement the client side of KIP-890, so a timed-out request could otherwise land in a
 //! later transaction); the doubtful bids then wait for the read-back like committed ones, and
@@ -55,8 +57,18 @@ use crate::state_log;
 /// remembered for the idempotency window.
 pub(crate) const REQUEST_HEADER: &str = "auction-request-id";
 
+/// How long a stopping owner with no bid in flight may take to commit the state it reached.
+const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often an owner still catching up on the log commits the state and offsets it has reached.
+const CATCH_UP_COMMIT_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Time limit of a transactional operation (init, offsets, commit, abort).
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an owner whose transaction timed out waits for the group consumer to learn whether
+/// the partition is still its own before it replaces its producer (a few heartbeats).
+const OWNERSHIP_CHECK_DELAY: Duration = Duration::from_secs(3);
 
 /// How long a committed bid may take to be read back before the owner checks that the log
 /// holds it (a partition leader's failover stalls reading for about 10 s).
@@ -179,6 +191,9 @@ pub(crate) struct OwnerHandle {
     /// False while the owner replaces its producer: new calls then answer UNAVAILABLE at once
     /// instead of waiting out their deadline in the queue.
     pub deciding: Arc<std::sync::atomic::AtomicBool>,
+    /// Set before `stop` when the replica shuts down: the owner then commits the state it
+    /// reached (if no bid is in flight) instead of only aborting.
+    commit_on_stop: Arc<std::sync::atomic::AtomicBool>,
     stop: CancellationToken,
     stopped: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
 }
@@ -186,9 +201,14 @@ pub(crate) struct OwnerHandle {
 impl OwnerHandle {
     /// Stops every owner of `handles` at once (open transactions aborted, waiting calls answered
     /// UNAVAILABLE), then waits until all have stopped (at most
-    /// `timeout` in all): partitions revoked together are released together.
-    pub(crate) fn stop_all_and_wait(handles: Vec<Self>, timeout: Duration) {
+    /// `timeout` in all): partitions revoked together are released together. With
+    /// `commit_reached` (the replica shuts down), an owner with no bid in flight first commits
+    /// the state and offsets it reached, so that the next owner need not replay them.
+    pub(crate) fn stop_all_and_wait(handles: Vec<Self>, timeout: Duration, commit_reached: bool) {
         for handle in &handles {
+            handle
+                .commit_on_stop
+                .store(commit_reached, std::sync::atomic::Ordering::Relaxed);
             handle.stop.cancel();
         }
         let deadline = Instant::now() + timeout;
@@ -227,6 +247,8 @@ pub(crate) fn start(
     let token = stop.clone();
     let deciding = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let flag = Arc::clone(&deciding);
+    let commit_on_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let commit_flag = Arc::clone(&commit_on_stop);
     runtime.spawn(async move {
         let _signal = StoppedSignal(stopped_sender);
         let started = Instant::now();
@@ -239,12 +261,15 @@ pub(crate) fn start(
         };
         metrics::histogram!(m::TAKEOVER_SECONDS).record(started.elapsed().as_secs_f64());
         ready();
-        owner.run(command_receiver, record_receiver, token).await;
+        owner
+            .run(command_receiver, record_receiver, token, commit_flag)
+            .await;
     });
     OwnerHandle {
         commands,
         records,
         deciding,
+        commit_on_stop,
         stop,
         stopped: std::sync::Mutex::new(stopped),
     }
@@ -367,7 +392,8 @@ struct PartitionOwner {
     partition: i32,
     owner_id: Uuid,
     producer: FutureProducer,
-    auctions: HashMap<AuctionId, AuctionState>,
+    /// Shared with the read copy (copy on write): one copy of each auction in memory.
+    auctions: HashMap<AuctionId, Arc<AuctionState>>,
     requests: HashMap<Uuid, Remembered>,
     request_expiry: VecDeque<(DateTime<Utc>, Uuid)>,
     position: Option<i64>,
@@ -447,7 +473,7 @@ impl PartitionOwner {
             |key, record| match record {
                 Some(StateRecord::Auction(record)) => {
                     if let Some(state) = AuctionState::from_record(&record) {
-                        auctions.insert(state.id.clone(), state);
+                        auctions.insert(state.id.clone(), Arc::new(state));
                     }
                 }
                 Some(StateRecord::Request(record)) => {
@@ -472,7 +498,7 @@ impl PartitionOwner {
             .collect();
         request_expiry.sort();
         for state in auctions.values() {
-            context.read_copy.update(Arc::new(state.clone()));
+            context.read_copy.update_from_owner(Arc::clone(state));
         }
         tracing::info!(
             partition,
@@ -515,6 +541,7 @@ impl PartitionOwner {
         mut commands: mpsc::Receiver<PlaceCommand>,
         mut records: mpsc::Receiver<Feed>,
         stop: CancellationToken,
+        commit_on_stop: Arc<std::sync::atomic::AtomicBool>,
     ) {
         let started = Instant::now();
         let mut overdue_check = tokio::time::interval(READ_BACK_WAIT / 4);
@@ -529,8 +556,10 @@ impl PartitionOwner {
                     Feed::End => {
                         if !self.caught_up {
                             tracing::info!(partition = self.partition, "read the partition to its end; deciding");
+                            self.caught_up = true;
+                            // What the catch-up reached goes out within the commit interval.
+                            self.schedule();
                         }
-                        self.caught_up = true;
                     }
                 },
                 _ = overdue_check.tick() => {
@@ -551,6 +580,16 @@ impl PartitionOwner {
             }
         };
         metrics::gauge!(m::OWNED_PARTITIONS).decrement(1.0);
+        if matches!(ended, Ended::Stopped)
+            && commit_on_stop.load(std::sync::atomic::Ordering::Relaxed)
+            && self.transaction.bids.is_empty()
+        {
+            // The replica shuts down and no bid is in flight: the state and offsets this owner
+            // reached go out, so that the next owner restores them instead of replaying the
+            // bids again (after a catch-up on a long history, that is most of the partition).
+            let unstoppable = CancellationToken::new();
+            let _ = tokio::time::timeout(FINAL_COMMIT_TIMEOUT, self.commit(&unstoppable)).await;
+        }
         if self.transaction.open && !matches!(ended, Ended::Fenced) {
             let producer = self.producer.clone();
             let _ = tokio::task::spawn_blocking(move || {
@@ -627,9 +666,19 @@ impl PartitionOwner {
         self.schedule();
     }
 
+    /// Sets when the next transaction commits: within the commit interval once the owner
+    /// decides; while it is still catching up on the log (no call decided yet), every
+    /// [`CATCH_UP_COMMIT_INTERVAL`], so that an auction with many bids in the history has its
+    /// state written a few times, not once per bid.
     fn schedule(&mut self) {
-        if self.transaction.due.is_none() {
-            self.transaction.due = Some(tokio::time::Instant::now() + self.context.commit_interval);
+        let interval = if self.caught_up {
+            self.context.commit_interval
+        } else {
+            CATCH_UP_COMMIT_INTERVAL
+        };
+        let due = tokio::time::Instant::now() + interval;
+        if self.transaction.due.is_none_or(|at| at > due) {
+            self.transaction.due = Some(due);
         }
     }
 
@@ -652,7 +701,7 @@ impl PartitionOwner {
         let applied = self
             .auctions
             .get(&bid.auction_id)
-            .and_then(AuctionState::highest_price);
+            .and_then(|state| state.highest_price());
         let pending = self
             .pending
             .get(&bid.auction_id)
@@ -815,14 +864,15 @@ impl PartitionOwner {
         let state = self
             .auctions
             .entry(id.clone())
-            .or_insert_with(|| AuctionState::new(id.clone(), self.partition));
+            .or_insert_with(|| Arc::new(AuctionState::new(id.clone(), self.partition)));
         let minimum_before = self.context.rules.minimum_next(state.highest_price());
-        let Applied::Bid { valid } = state.apply(&logged, &self.context.rules) else {
+        let Applied::Bid { valid } = Arc::make_mut(state).apply(&logged, &self.context.rules)
+        else {
             metrics::counter!(m::LOG_RECORDS, "outcome" => "already_reflected").increment(1);
             return;
         };
         metrics::counter!(m::LOG_RECORDS, "outcome" => "applied").increment(1);
-        self.context.read_copy.update(Arc::new(state.clone()));
+        self.context.read_copy.update_from_owner(Arc::clone(state));
         self.dirty_auctions.insert(id);
         let request_id = logged.bid.bid_id.as_uuid();
         if is_request && !self.requests.contains_key(&request_id) {
@@ -1054,11 +1104,26 @@ impl PartitionOwner {
         // The outcome is unknown (a timeout) or the producer is unusable: replace it. The new
         // instance's init fences the old one and settles its transaction, committed or aborted;
         // then the read-back (or the overdue check) says which of the doubtful bids the log holds.
-        metrics::counter!(m::TRANSACTIONS_FAILED, "outcome" => "replaced").increment(1);
         self.deciding
             .store(false, std::sync::atomic::Ordering::Relaxed);
+        // A timeout may mean that this replica was paused or cut off past its group session, and
+        // the group gave the partition to another replica: replacing the producer now would
+        // fence that owner. The group consumer hears of it at its next heartbeat (every second)
+        // and stops this owner; wait for that, and check the assignment, before replacing.
         tracing::warn!(partition = self.partition, error = %error,
-            "a transaction's outcome is unknown; replacing the producer");
+            "a transaction's outcome is unknown; replacing the producer unless the partition was lost");
+        tokio::select! {
+            () = stop.cancelled() => return Err(Ended::Stopped),
+            () = tokio::time::sleep(OWNERSHIP_CHECK_DELAY) => {}
+        }
+        if !self.still_assigned() {
+            tracing::warn!(
+                partition = self.partition,
+                "the group no longer gives this replica the partition; stopping without replacing the producer"
+            );
+            return Err(Ended::Stopped);
+        }
+        metrics::counter!(m::TRANSACTIONS_FAILED, "outcome" => "replaced").increment(1);
         self.producer = match fenced_producer(&self.context, self.partition, stop).await {
             Ok(producer) => producer,
             Err(_) => return Err(Ended::Stopped),
@@ -1079,6 +1144,23 @@ impl PartitionOwner {
         self.announce = true;
         self.schedule();
         Ok(())
+    }
+
+    /// Whether the group consumer's current assignment still holds this partition (true when
+    /// the group consumer is not known yet).
+    fn still_assigned(&self) -> bool {
+        let Some(group) = self.context.group.get() else {
+            return true;
+        };
+        match group.assignment() {
+            Ok(list) => list.elements().iter().any(|element| {
+                element.topic() == self.context.topic && element.partition() == self.partition
+            }),
+            Err(e) => {
+                tracing::warn!(partition = self.partition, error = %e, "cannot read the group assignment");
+                false
+            }
+        }
     }
 
     /// Doubtful bids (their transaction was settled by a replaced producer's init, which
@@ -1188,6 +1270,7 @@ impl PartitionOwner {
                     "no end event from the group consumer; every record is applied; deciding"
                 );
                 self.caught_up = true;
+                self.schedule();
             }
         }
     }

@@ -94,6 +94,11 @@ impl Ownership {
         }
     }
 
+    /// The partitions whose owner runs here.
+    pub(crate) fn owned(&self) -> Vec<i32> {
+        self.read().keys().copied().collect()
+    }
+
     /// Whether this replica has joined the group and every partition the group gave it has an
     /// owner that took it over (restored, deciding): the replica's own part of being SERVING.
     pub(crate) fn settled(&self) -> bool {
@@ -137,8 +142,10 @@ impl Ownership {
         tracing::info!(partition, "assigned a partition; taking it over");
     }
 
-    /// Stops the owners of `partitions` at once and waits until they have stopped.
-    fn stop_owners(&self, partitions: &[i32]) {
+    /// Stops the owners of `partitions` at once and waits until they have stopped; with
+    /// `commit_reached` (shutdown), each first commits the state it reached if no bid is in
+    /// flight.
+    fn stop_owners(&self, partitions: &[i32], commit_reached: bool) {
         let handles: Vec<OwnerHandle> = {
             let mut owners = self
                 .owners
@@ -159,13 +166,14 @@ impl Ownership {
         }
         if !handles.is_empty() {
             tracing::info!(?partitions, "partitions revoked; stopping their owners");
-            OwnerHandle::stop_all_and_wait(handles, STOP_TIMEOUT);
+            OwnerHandle::stop_all_and_wait(handles, STOP_TIMEOUT, commit_reached);
         }
     }
 
+    /// Stops every owner at shutdown.
     fn stop_all(&self) {
         let partitions: Vec<i32> = self.read().keys().copied().collect();
-        self.stop_owners(&partitions);
+        self.stop_owners(&partitions, true);
     }
 
     /// Takes over again each partition whose owner ended by itself while the group still gives
@@ -213,7 +221,7 @@ impl Ownership {
                 restarted.insert(*partition, now);
             }
         }
-        self.stop_owners(&due);
+        self.stop_owners(&due, false);
         if let Err(e) = consumer.pause(&list) {
             tracing::error!(partitions = ?due, error = %e, "cannot pause partitions to take them over again");
         }
@@ -349,7 +357,7 @@ impl ConsumerContext for GroupContext {
                 .filter(|element| element.topic() == self.ownership.context.topic)
                 .map(|element| element.partition())
                 .collect();
-            self.ownership.stop_owners(&partitions);
+            self.ownership.stop_owners(&partitions, false);
         }
     }
 

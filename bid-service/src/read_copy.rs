@@ -91,6 +91,17 @@ impl ReadCopy {
     /// known one is ignored: the owner's own update arrives before the state record that
     /// carries it).
     pub(crate) fn update(&self, state: Arc<AuctionState>) {
+        self.take(state, false);
+    }
+
+    /// Takes a state from this replica's owner of its partition: like [`Self::update`], but a
+    /// state of the same offset (the state topic's copy of it) is replaced too, without an update
+    /// to the watchers, so that the owner and the read copy share one copy in memory.
+    pub(crate) fn update_from_owner(&self, state: Arc<AuctionState>) {
+        self.take(state, true);
+    }
+
+    fn take(&self, state: Arc<AuctionState>, same_offset_replaces: bool) {
         let mut auctions = self
             .auctions
             .write()
@@ -101,6 +112,10 @@ impl ReadCopy {
             .iter_mut()
             .find(|s| s.partition == state.partition)
         {
+            Some(share) if same_offset_replaces && share.offset == state.offset => {
+                *share = state;
+                return;
+            }
             Some(share) if share.offset >= state.offset => return,
             Some(share) => *share = state,
             None => entry.shares.push(state),

@@ -8,7 +8,10 @@ use serde_json::Value;
 fn positive(report: &Value, path: &str) -> f64 {
     let value = path
         .split('.')
-        .fold(report, |v, key| &v[key])
+        .fold(report, |v, key| match key.parse::<usize>() {
+            Ok(index) => &v[index],
+            Err(_) => &v[key],
+        })
         .as_f64()
         .unwrap_or_else(|| panic!("{path} is missing or not a number in {report:#}"));
     assert!(value > 0.0, "{path} is {value}, not positive");
@@ -53,8 +56,17 @@ fn quick_bench_reports_every_measurement() {
         "measurements.bare_producer.record_bytes",
         "measurements.bare_producer.place_bid_ratio",
         "measurements.hot_auction.bids_per_s",
+        "measurements.replicas.0.many_auctions.bids_per_s",
+        "measurements.replicas.1.many_auctions.bids_per_s",
+        "measurements.replicas.2.many_auctions.bids_per_s",
+        "measurements.replicas.2.hot_auction.bids_per_s",
+        "measurements.transactional_producer.batched_transactions.records_per_s",
+        "measurements.transactional_producer.one_record_transactions.transaction.p99_ms",
         "measurements.open_loop_latency.accepted",
         "measurements.open_loop_latency.place_bid.p99_ms",
+        "measurements.open_loop_latency.place_bid_at_owner.count",
+        "measurements.open_loop_latency.place_bid_forwarded.count",
+        "measurements.open_loop_latency.highest_bid_on_second_replica.count",
         "measurements.open_loop_latency.watch_on_second_replica.count",
         "measurements.open_loop_latency.mysql_row.count",
         "measurements.open_loop_latency.mysql_row.p99_ms",
@@ -63,6 +75,8 @@ fn quick_bench_reports_every_measurement() {
         "measurements.replay.rss_mb",
         "measurements.restore.seconds",
         "measurements.restore.rss_mb",
+        "measurements.restore_scaling.restore.seconds",
+        "measurements.restore_scaling.restore_seconds_ratio",
         "machine.nproc",
     ] {
         positive(&report, path);
@@ -74,4 +88,9 @@ fn quick_bench_reports_every_measurement() {
     }
     assert_eq!(report["measurements"]["replay"]["bids"], 2000);
     assert_eq!(report["measurements"]["restore"]["bids"], 2000);
+    assert_eq!(report["measurements"]["restore_scaling"]["bids"], 6000);
+    let replicas: Vec<&Value> = (0..3)
+        .map(|k| &report["measurements"]["replicas"][k]["replicas"])
+        .collect();
+    assert_eq!(replicas, [1, 2, 3], "the scale-out runs");
 }

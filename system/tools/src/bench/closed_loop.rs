@@ -26,59 +26,125 @@ pub(super) struct ClosedLoops {
     pub(super) place_bid: Value,
     /// The `hot_auction` results.
     pub(super) hot_auction: Value,
-    /// Accepted `PlaceBid` calls a second in the closed loop.
+    /// 1 and 3 with 1, 2 and 3 replicas.
+    pub(super) replicas: Value,
+    /// Accepted `PlaceBid` calls a second in the closed loop (one replica).
     pub(super) bids_per_s: f64,
 }
 
-/// 1 and 3: a bid service on a fresh topic takes `PlaceBid` calls in a closed loop, then bids on
-/// one hot auction.
+/// 1 and 3 with 1, 2 and 3 replicas, each count on a fresh topic: the callers spread over the
+/// replicas round robin (as behind a load balancer that knows nothing of ownership), so a
+/// replica forwards the calls whose auction another replica owns.
 pub(super) async fn measure(bench: &Bench) -> Outcome<ClosedLoops> {
     let (progress, sizes) = (&bench.progress, &bench.sizes);
-    progress.say("1. PlaceBid over gRPC, closed loop, against Apache Kafka");
-    let place_stop = bench.shutdown.child_token();
-    let service = start_bid_service(bench, "bench-place", place_stop.clone()).await?;
-    let place = closed_loop(
-        service.grpc_addr,
-        sizes.callers,
-        sizes.place_bids,
-        false,
-        progress,
-        "PlaceBid",
-    )
-    .await?;
-    let breakdown = json!({
-        "commit": service_quantiles_ms(auction_bid_service::metrics::COMMIT_SECONDS),
-        "bids_per_transaction": service_quantiles(auction_bid_service::metrics::BIDS_PER_TRANSACTION),
-    });
-    progress.say(format!(
-        "   {:.0} bids/s, p99 {:.2} ms; inside the service: {breakdown}",
-        rate(place.accepted, place.seconds),
-        ms(&place.latency, 0.99)
-    ));
-    progress.say("3. one hot auction");
-    let hot = closed_loop(
-        service.grpc_addr,
-        sizes.hot_callers,
-        sizes.hot_bids,
-        true,
-        progress,
-        "hot auction",
-    )
-    .await?;
-    progress.say(format!(
-        "   {:.0} accepted bids/s ({} overtaken and re-bid)",
-        rate(hot.accepted, hot.seconds),
-        hot.rejected
-    ));
-    place_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), service.stopped()).await;
-    let mut place_bid = place.json(sizes.callers);
-    place_bid["inside_the_service"] = breakdown;
+    let mut place_bid = Value::Null;
+    let mut hot_auction = Value::Null;
+    let mut bids_per_s = 0.0;
+    let mut scaled = Vec::new();
+    for replicas in 1..=MAX_REPLICAS {
+        progress.say(format!(
+            "1. PlaceBid over gRPC, closed loop, against Apache Kafka, {replicas} replica(s)"
+        ));
+        let stop = bench.shutdown.child_token();
+        let services =
+            start_replicas(bench, &format!("bench-place-{replicas}"), replicas, &stop).await?;
+        let addrs: Vec<_> = services.iter().map(|s| s.grpc_addr).collect();
+        let place = closed_loop(
+            &addrs,
+            sizes.callers,
+            sizes.place_bids,
+            false,
+            progress,
+            "PlaceBid",
+        )
+        .await?;
+        let breakdown = json!({
+            "commit": service_quantiles_ms(auction_bid_service::metrics::COMMIT_SECONDS),
+            "bids_per_transaction": service_quantiles(auction_bid_service::metrics::BIDS_PER_TRANSACTION),
+        });
+        progress.say(format!(
+            "   {:.0} bids/s, p99 {:.2} ms; inside the service: {breakdown}",
+            rate(place.accepted, place.seconds),
+            ms(&place.latency, 0.99)
+        ));
+        progress.say(format!("3. one hot auction, {replicas} replica(s)"));
+        let hot = closed_loop(
+            &addrs,
+            sizes.hot_callers,
+            sizes.hot_bids,
+            true,
+            progress,
+            "hot auction",
+        )
+        .await?;
+        progress.say(format!(
+            "   {:.0} accepted bids/s ({} overtaken and re-bid)",
+            rate(hot.accepted, hot.seconds),
+            hot.rejected
+        ));
+        stop.cancel();
+        for service in services {
+            let _ = tokio::time::timeout(Duration::from_secs(30), service.stopped()).await;
+        }
+        scaled.push(json!({
+            "replicas": replicas,
+            "many_auctions": place.json(sizes.callers),
+            "hot_auction": hot.json(sizes.hot_callers),
+        }));
+        if replicas == 1 {
+            place_bid = place.json(sizes.callers);
+            place_bid["inside_the_service"] = breakdown;
+            hot_auction = hot.json(sizes.hot_callers);
+            bids_per_s = rate(place.accepted, place.seconds);
+        }
+    }
     Ok(ClosedLoops {
         place_bid,
-        hot_auction: hot.json(sizes.hot_callers),
-        bids_per_s: rate(place.accepted, place.seconds),
+        hot_auction,
+        replicas: Value::Array(scaled),
+        bids_per_s,
     })
+}
+
+/// Replica counts of the scale-out measurement.
+const MAX_REPLICAS: usize = 3;
+
+/// `count` bid services of the run on `topic` (one consumer group), started one after another;
+/// returns once every replica is SERVING and each partition has exactly one owner among them
+/// (every replica owning at least one while there are partitions enough).
+pub(super) async fn start_replicas(
+    bench: &Bench,
+    topic: &str,
+    count: usize,
+    shutdown: &CancellationToken,
+) -> Outcome<Vec<auction_bid_service::RunningBidService>> {
+    let mut services = Vec::new();
+    for _ in 0..count {
+        services.push(start_bid_service(bench, topic, shutdown.clone()).await?);
+    }
+    let partitions = usize::try_from(bench.sizes.partitions).unwrap_or(1);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let owned: Vec<Vec<i32>> = services.iter().map(|s| s.owned_partitions()).collect();
+        let mut all: Vec<i32> = owned.iter().flatten().copied().collect();
+        all.sort_unstable();
+        let each_owns = count > partitions || owned.iter().all(|o| !o.is_empty());
+        if all.len() == partitions && all.windows(2).all(|w| w[0] != w[1]) && each_owns {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the {count} replicas on {topic} did not settle their partitions within 120 s: {owned:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for service in &mut services {
+        if !service.wait_caught_up(Duration::from_secs(60)).await {
+            return Err(format!("a replica on {topic} is not SERVING after 60 s"));
+        }
+    }
+    Ok(services)
 }
 
 /// A client of the bid service at `addr`.
@@ -119,6 +185,9 @@ pub(super) async fn start_bid_service(
     settings.grpc_listen = ([127, 0, 0, 1], 0).into();
     settings.metrics_listen = ([127, 0, 0, 1], 0).into();
     settings.topic = topic.to_owned();
+    // A group (and so transactional ids) of the topic's own: runs on other topics never fence
+    // these owners.
+    settings.group_id = format!("bench-{topic}-{}", bench.stamp);
     settings.topic_partitions = bench.sizes.partitions;
     let mut service = auction_bid_service::spawn(settings, shutdown)
         .await
@@ -157,18 +226,25 @@ impl LoadResult {
     }
 }
 
-/// Closed loop: `callers` tasks each place bids one after another. With `hot`, every bid goes to
+/// Closed loop: `callers` tasks, spread over the replicas at `addrs`, each place bids one after
+/// another. With `hot`, every bid goes to
 /// one auction at the next price (a caller whose price was overtaken bids again, higher) until
 /// `total` bids were accepted; otherwise each caller bids on its own 8 auctions.
 async fn closed_loop(
-    addr: std::net::SocketAddr,
+    addrs: &[std::net::SocketAddr],
     callers: u64,
     total: u64,
     hot: bool,
     progress: &Progress,
     label: &str,
 ) -> Outcome<LoadResult> {
-    let clients = clients(addr, callers).await?;
+    // Caller i calls replica i mod replicas.
+    let replicas = addrs.len() as u64;
+    let mut per_replica = Vec::new();
+    for (r, addr) in addrs.iter().enumerate() {
+        let callers_here = callers / replicas + u64::from((r as u64) < callers % replicas);
+        per_replica.push(clients(*addr, callers_here.max(1)).await?);
+    }
     let accepted = Arc::new(AtomicU64::new(0));
     let next_price = Arc::new(AtomicU64::new(1));
     let failures = Arc::new(AtomicU64::new(0));
@@ -176,7 +252,8 @@ async fn closed_loop(
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for caller in 0..callers {
-        let mut client = clients[(caller as usize) % clients.len()].clone();
+        let here = &per_replica[(caller % replicas) as usize];
+        let mut client = here[((caller / replicas) as usize) % here.len()].clone();
         let accepted = Arc::clone(&accepted);
         let next_price = Arc::clone(&next_price);
         let failures = Arc::clone(&failures);

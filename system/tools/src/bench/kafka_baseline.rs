@@ -44,6 +44,11 @@ pub(super) struct Prefill {
 }
 
 impl Prefill {
+    /// The encoded records (key, value) of the pre-filled bids.
+    pub(super) fn records(&self) -> &Arc<Vec<(String, Vec<u8>)>> {
+        &self.records
+    }
+
     /// The `bare_producer` results, with the ratio of `PlaceBid`'s rate to the producer's.
     pub(super) fn producer_json(&self, sizes: &Sizes, place_bids_per_s: f64) -> Value {
         let producer_rate = rate(sizes.bids, self.produce_seconds);
@@ -80,7 +85,7 @@ pub(super) async fn fill_topic(bench: &Bench, kafka: &Kafka) -> Outcome<Prefill>
         .try_create_topic(PREFILL_TOPIC, sizes.partitions)
         .await?;
     kafka.try_create_topic("bench.dlq", 1).await?;
-    let (bids, records) = encode(bench).await?;
+    let (bids, records) = encode(bench, PREFILL_TOPIC, sizes.bids).await?;
     let record_bytes =
         records.iter().map(|(_, v)| v.len()).sum::<usize>() as f64 / records.len().max(1) as f64;
     let records = Arc::new(records);
@@ -88,6 +93,7 @@ pub(super) async fn fill_topic(bench: &Bench, kafka: &Kafka) -> Outcome<Prefill>
     let (produce_seconds, log_order) = produce(
         bench,
         bench.bootstrap.clone(),
+        PREFILL_TOPIC,
         &records,
         "bare producer → Apache Kafka",
     )
@@ -114,18 +120,49 @@ pub(super) async fn fill_topic(bench: &Bench, kafka: &Kafka) -> Outcome<Prefill>
     })
 }
 
-/// The pre-filled topic's bids and their records, encoded with the bid schemas registered.
-async fn encode(bench: &Bench) -> Outcome<(Vec<Bid>, Vec<(String, Vec<u8>)>)> {
+/// Fills `topic` (created with the run's partitions) with `count` bids over the run's auctions,
+/// as the pre-filled topic is filled; for the restore's scaling. Returns the seconds it took.
+pub(super) async fn fill_more(
+    bench: &Bench,
+    kafka: &Kafka,
+    topic: &str,
+    count: u64,
+) -> Outcome<f64> {
+    kafka
+        .try_create_topic(topic, bench.sizes.partitions)
+        .await?;
+    bench
+        .progress
+        .say(format!("   encoding {count} bids for {topic}"));
+    let (_, records) = encode(bench, topic, count).await?;
+    let (seconds, _) = produce(
+        bench,
+        bench.bootstrap.clone(),
+        topic,
+        &Arc::new(records),
+        &format!("bare producer → {topic}"),
+    )
+    .await?;
+    Ok(seconds)
+}
+
+/// `count` bids over the run's auctions for `topic` and their records, encoded with the bid
+/// schemas registered.
+async fn encode(
+    bench: &Bench,
+    topic: &str,
+    count: u64,
+) -> Outcome<(Vec<Bid>, Vec<(String, Vec<u8>)>)> {
     let sizes = &bench.sizes;
-    let encoder = BidEncoder::new(&RegistrySettings::new(&bench.registry_url), PREFILL_TOPIC)
+    let encoder = BidEncoder::new(&RegistrySettings::new(&bench.registry_url), topic)
         .map_err(|e| e.to_string())?;
     encoder
         .register_schemas()
         .await
         .map_err(|e| format!("cannot register the bid schemas: {e}"))?;
-    let mut bids = Vec::with_capacity(usize::try_from(sizes.bids).unwrap_or(0));
+    let mut bids = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut records = Vec::with_capacity(bids.capacity());
-    for i in 0..sizes.bids {
+    for i in 0..count {
         let bid = prefill_bid(i, sizes.auctions)?;
         let value = encoder
             .encode(&bid)
@@ -137,11 +174,12 @@ async fn encode(bench: &Bench) -> Outcome<(Vec<Bid>, Vec<(String, Vec<u8>)>)> {
     Ok((bids, records))
 }
 
-/// The bare producer in a blocking task, progress under `label`: `records` into the pre-filled
-/// topic on `bootstrap`.
+/// The bare producer in a blocking task, progress under `label`: `records` into `topic` on
+/// `bootstrap`.
 async fn produce(
     bench: &Bench,
     bootstrap: String,
+    topic: &str,
     records: &Arc<Vec<(String, Vec<u8>)>>,
     label: &str,
 ) -> Outcome<(f64, Vec<usize>)> {
@@ -149,12 +187,12 @@ async fn produce(
     let done = Arc::new(AtomicU64::new(0));
     let ticker = bench
         .progress
-        .ticker(label, Arc::clone(&done), bench.sizes.bids);
-    let outcome = tokio::task::spawn_blocking(move || {
-        bare_produce(&bootstrap, PREFILL_TOPIC, &records, &done)
-    })
-    .await
-    .map_err(|e| format!("the producer task failed: {e}"))?;
+        .ticker(label, Arc::clone(&done), records.len() as u64);
+    let topic = topic.to_owned();
+    let outcome =
+        tokio::task::spawn_blocking(move || bare_produce(&bootstrap, &topic, &records, &done))
+            .await
+            .map_err(|e| format!("the producer task failed: {e}"))?;
     ticker.cancel();
     outcome
 }
@@ -225,6 +263,7 @@ pub(super) async fn on_mock_cluster(bench: &Bench, prefill: &Prefill) -> Outcome
     let produce_seconds = produce(
         bench,
         bootstrap.clone(),
+        PREFILL_TOPIC,
         &prefill.records,
         "bare producer → mock",
     )
@@ -308,6 +347,24 @@ fn prefill_bid(i: u64, auctions: u64) -> Outcome<Bid> {
     .map_err(|e| e.to_string())
 }
 
+/// Hands `record` to `producer`, waiting while its queue is full (it drains as the broker
+/// acknowledges).
+pub(super) fn send_when_room<'a, C: ProducerContext>(
+    producer: &BaseProducer<C>,
+    mut record: BaseRecord<'a, str, [u8], C::DeliveryOpaque>,
+) -> Outcome<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(1));
+            }
+            Err((e, back)) => return Err(format!("cannot produce to {}: {e}", back.topic)),
+        }
+    }
+}
+
 /// Counts deliveries of a bare producer.
 #[derive(Debug, Default)]
 struct DeliveryCount {
@@ -366,19 +423,10 @@ fn bare_produce(
         .map_err(|e| format!("cannot create the producer: {e}"))?;
     let started = Instant::now();
     for (i, (key, value)) in records.iter().enumerate() {
-        let mut record = BaseRecord::with_opaque_to(topic, i)
-            .key(key.as_bytes())
+        let record = BaseRecord::with_opaque_to(topic, i)
+            .key(key.as_str())
             .payload(&value[..]);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(format!("cannot produce to {topic}: {e}")),
-            }
-        }
+        send_when_room(&producer, record)?;
         if i % 1000 == 999 {
             producer.poll(Duration::ZERO);
             done.store(

@@ -2,7 +2,7 @@
 //! it stands on, measured in the same run on the same machine.
 //!
 //! 1. `PlaceBid` over gRPC with N concurrent callers (closed loop) against Apache Kafka: bids/s and
-//!    p50/p99/p999.
+//!    p50/p99/p999, with 1, 2 and 3 replicas.
 //! 2. A bare idempotent rdkafka producer into the same Apache Kafka broker with the same records (this also
 //!    fills the topic that 5 and 6 read), and the ratio 1/2.
 //! 3. One hot auction: every bid on one auction.
@@ -12,12 +12,17 @@
 //!    inserts through one MariaDB connection, psqlODBC array inserts, plain buffered file
 //!    writes) and a bare consumer's rate from Apache Kafka.
 //! 6. Replay: a bid service in a child process rebuilds its state from the pre-filled topic; its
-//!    time and RSS (from `/proc/self/status`). Also against librdkafka's mock cluster.
+//!    time and RSS (from `/proc/self/status`). Also against librdkafka's mock cluster. Then a new
+//!    replica restores from the state; and (6b) the same with three times the bids over the same
+//!    auctions.
+//!
+//! Beside 1 and 4: the bare transactional producer (2b), one per partition as the owners.
 //!
 //! Progress goes to stderr; the table to stdout; every number to a JSON file.
 //!
 //! Layout, a module a measurement:
-//! - `closed_loop`: 1 and 3, `PlaceBid` in a closed loop and on one hot auction.
+//! - `closed_loop`: 1 and 3, `PlaceBid` in a closed loop and on one hot auction, 1 to 3 replicas.
+//! - `transactional`: 2b, the bare transactional producer.
 //! - `kafka_baseline`: 2, the bare producer and consumer (also on the mock cluster), the
 //!   pre-filled topic, and the original demo's produce path.
 //! - `open_loop`: 4, latency at a fixed offered rate to the second replica and to MariaDB.
@@ -44,6 +49,7 @@ mod open_loop;
 mod replay;
 mod report;
 mod sinks;
+mod transactional;
 
 pub use report::table;
 
@@ -110,15 +116,15 @@ pub struct BenchArgs {
     /// Where the JSON results are written.
     #[arg(long, default_value = "target/bench/results.json")]
     pub out: PathBuf,
-    /// Only the restore measurement (step 6): the pre-filled topic, a first start on its history,
-    /// then a new replica's restore from the state the first one wrote, waiting
-    /// `--compaction-wait-secs` between them.
+    /// Only the restore measurements (steps 6 and 6b): the pre-filled topic, a first start on its
+    /// history, then a new replica's restore from the state the first one wrote (waiting
+    /// `--compaction-wait-secs` between them); then the same with three times the bids.
     #[arg(long)]
     pub restore_only: bool,
-    /// With --restore-only: seconds to wait after the first start, so that Kafka's log cleaner
-    /// can compact the state topic before the restore reads it.
-    #[arg(long, default_value_t = 0)]
-    pub compaction_wait_secs: u64,
+    /// Seconds to wait after each first start before the restore, so that Kafka's log cleaner
+    /// can compact the state topic [default: 30, 0 with --quick].
+    #[arg(long)]
+    pub compaction_wait_secs: Option<u64>,
     /// Internal: replay the topic on these bootstrap servers in this process and print the time
     /// and memory as JSON.
     #[arg(long, hide = true, requires_all = ["replay_registry", "replay_topic", "replay_bids", "replay_auctions"])]
@@ -344,7 +350,12 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     if restore_only {
         kafka_baseline::fill_topic(&bench, &kafka).await?;
         let (replay, restore, _) = replay::measure(&bench, None).await?;
-        let results = serde_json::json!({ "replay": replay, "restore": restore });
+        let scaling = replay::restore_scaling(&bench, &kafka, &restore).await?;
+        let results = serde_json::json!({
+            "replay": replay,
+            "restore": restore,
+            "restore_scaling": scaling,
+        });
         println!("{results:#}");
         return Ok(());
     }
@@ -353,6 +364,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     // 2: the bare producer, which also fills the topic for 5 and 6, and the bare consumer; the
     // same against librdkafka's mock cluster.
     let prefill = kafka_baseline::fill_topic(&bench, &kafka).await?;
+    let transactional = transactional::measure(&bench, &kafka, prefill.records()).await?;
     let mock = kafka_baseline::on_mock_cluster(&bench, &prefill).await?;
     let mut results = serde_json::Map::new();
     results.insert("place_bid".into(), closed.place_bid);
@@ -361,6 +373,8 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         prefill.producer_json(sizes, closed.bids_per_s),
     );
     results.insert("hot_auction".into(), closed.hot_auction);
+    results.insert("replicas".into(), closed.replicas);
+    results.insert("transactional_producer".into(), transactional);
     // 4: open loop on a fresh topic, to a second replica and to MariaDB.
     let db = limits::mysql_connect(&bench.args.database_url).await?;
     let latency = open_loop::measure(&bench, &db).await?;
@@ -373,8 +387,10 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     // 6: first start on the history and restore, in child processes, from Apache Kafka; the
     // first start also from the mock cluster.
     let (replay, restore, replay_mock) = replay::measure(&bench, mock.served()).await?;
+    let scaling = replay::restore_scaling(&bench, &kafka, &restore).await?;
     results.insert("replay".into(), replay);
     results.insert("restore".into(), restore);
+    results.insert("restore_scaling".into(), scaling);
     // The original demo's I/O patterns, for comparison with 1 and 5.
     let demo =
         kafka_baseline::original_demo(&bench, &kafka, &db, &prefill, closed.bids_per_s).await?;

@@ -1,13 +1,14 @@
-//! 4: open loop at a fixed offered rate: `PlaceBid` latency, `PlaceBid` OK → `WatchAuction`
-//! update on a second replica, and → the row in MariaDB (the MySQL sink running).
+//! 4: open loop at a fixed offered rate against replica A of two: `PlaceBid` latency, apart for
+//! the auctions A owns and those it forwards to replica B; `PlaceBid` OK → `HighestBid` (sampled)
+//! and → `WatchAuction` update on B; and → the row in MariaDB (the MySQL sink running).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auction_proto::v1::bid_service_client::BidServiceClient;
-use auction_proto::v1::{PlaceBidRequest, WatchAuctionRequest};
+use auction_proto::v1::{HighestBidRequest, PlaceBidRequest, WatchAuctionRequest};
 use hdrhistogram::Histogram;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
@@ -15,7 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use super::closed_loop::{clients, start_bid_service};
+use super::closed_loop::{clients, start_replicas};
 use super::limits::mysql_drop;
 use super::report::{histogram, latency_json, record};
 use super::sinks::{mysql_destination, sink_settings};
@@ -31,8 +32,16 @@ pub(super) async fn measure(bench: &Bench, db: &DatabaseConnection) -> Outcome<V
     ));
     let latency_table = bench.table_name("latency");
     let replicas_stop = bench.shutdown.child_token();
-    let replica_a = start_bid_service(bench, "bench-latency", replicas_stop.clone()).await?;
-    let replica_b = start_bid_service(bench, "bench-latency", replicas_stop.clone()).await?;
+    let mut replicas = start_replicas(bench, "bench-latency", 2, &replicas_stop).await?;
+    let (Some(replica_b), Some(replica_a)) = (replicas.pop(), replicas.pop()) else {
+        return Err("the open loop needs two replicas".to_owned());
+    };
+    let a_owns: HashSet<i32> = replica_a.owned_partitions().into_iter().collect();
+    progress.say(format!(
+        "   replica A owns partitions {:?}, replica B {:?}; every bid goes to A",
+        replica_a.owned_partitions(),
+        replica_b.owned_partitions()
+    ));
     let sink_stop = CancellationToken::new();
     let latency_sink = auction_sinks::spawn(
         sink_settings(
@@ -49,6 +58,7 @@ pub(super) async fn measure(bench: &Bench, db: &DatabaseConnection) -> Outcome<V
     let latency = open_loop(
         replica_a.grpc_addr,
         replica_b.grpc_addr,
+        a_owns,
         db,
         &latency_table,
         bench,
@@ -70,8 +80,11 @@ pub(super) async fn measure(bench: &Bench, db: &DatabaseConnection) -> Outcome<V
     mysql_drop(db, &latency_table).await;
     let latency = latency?;
     progress.say(format!(
-        "   PlaceBid p99 {} ms, WatchAuction p99 {} ms, MariaDB row p99 {} ms",
+        "   PlaceBid p99 {} ms (at the owner {} ms, forwarded {} ms), HighestBid on B p99 {} ms, WatchAuction p99 {} ms, MariaDB row p99 {} ms",
         latency["place_bid"]["p99_ms"],
+        latency["place_bid_at_owner"]["p99_ms"],
+        latency["place_bid_forwarded"]["p99_ms"],
+        latency["highest_bid_on_second_replica"]["p99_ms"],
         latency["watch_on_second_replica"]["p99_ms"],
         latency["mysql_row"]["p99_ms"]
     ));
@@ -95,6 +108,18 @@ struct Calls {
     pending: Pending,
     placed: Arc<AtomicU64>,
     place_latency: Mutex<Histogram<u64>>,
+    /// The partitions replica A (which takes every call) owns; the others' calls are forwarded.
+    a_owns: HashSet<i32>,
+    partitions: i32,
+    at_owner_latency: Mutex<Histogram<u64>>,
+    forwarded_latency: Mutex<Histogram<u64>>,
+    /// Replica B, asked `HighestBid` after every [`HIGHEST_BID_SAMPLE`]th OK until it shows the
+    /// bid (or a higher one).
+    b: BidServiceClient<Channel>,
+    highest_latency: Arc<Mutex<Histogram<u64>>>,
+    highest_missing: Arc<AtomicU64>,
+    /// `HighestBid` polls still running.
+    highest_outstanding: Arc<AtomicU64>,
     errors: AtomicU64,
     rejected: AtomicU64,
     first_error: Mutex<Option<String>>,
@@ -105,6 +130,7 @@ struct Calls {
 async fn open_loop(
     a: std::net::SocketAddr,
     b: std::net::SocketAddr,
+    a_owns: HashSet<i32>,
     db: &DatabaseConnection,
     table: &str,
     bench: &Bench,
@@ -133,6 +159,14 @@ async fn open_loop(
         pending,
         placed: Arc::new(AtomicU64::new(0)),
         place_latency: Mutex::new(histogram()),
+        a_owns,
+        partitions: sizes.partitions,
+        at_owner_latency: Mutex::new(histogram()),
+        forwarded_latency: Mutex::new(histogram()),
+        b: clients(b, 1).await?.remove(0),
+        highest_latency: Arc::new(Mutex::new(histogram())),
+        highest_missing: Arc::new(AtomicU64::new(0)),
+        highest_outstanding: Arc::new(AtomicU64::new(0)),
         errors: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
         first_error: Mutex::default(),
@@ -142,6 +176,10 @@ async fn open_loop(
         .ticker("open loop", Arc::clone(&calls.placed), total);
     let (offered_seconds, all_answered_seconds) = generate(&place_clients, sizes, &calls).await;
     ticker.cancel();
+    let polls_deadline = Instant::now() + Duration::from_secs(15);
+    while calls.highest_outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < polls_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     generating.store(false, Ordering::Relaxed);
     // Give the second replica time to deliver the last updates.
     wait_watched(&seen, Duration::from_secs(10)).await;
@@ -156,11 +194,9 @@ async fn open_loop(
         .map_err(|e| format!("the MariaDB poller failed: {e}"))??;
     let (watch_latency, watch_missing, watch_before_ok) = watch_latency(&seen);
     let accepted = calls.placed.load(Ordering::Relaxed);
-    let place_latency = calls
-        .place_latency
-        .lock()
-        .map(|h| h.clone())
-        .unwrap_or_else(|_| histogram());
+    let snapshot =
+        |h: &Mutex<Histogram<u64>>| h.lock().map(|h| h.clone()).unwrap_or_else(|_| histogram());
+    let place_latency = snapshot(&calls.place_latency);
     Ok(json!({
         "offered_per_s": sizes.rate,
         "seconds": sizes.latency_seconds,
@@ -173,6 +209,12 @@ async fn open_loop(
         "first_error": calls.first_error.lock().ok().and_then(|f| f.clone()),
         "watched_auctions": sizes.watched,
         "place_bid": latency_json(&place_latency),
+        "place_bid_at_owner": latency_json(&snapshot(&calls.at_owner_latency)),
+        "place_bid_forwarded": latency_json(&snapshot(&calls.forwarded_latency)),
+        "partitions_owned_by_a": calls.a_owns.len(),
+        "highest_bid_on_second_replica": latency_json(&snapshot(&calls.highest_latency)),
+        "highest_bid_sample": format!("every {HIGHEST_BID_SAMPLE}th OK, polled every 1 ms"),
+        "highest_bid_missing": calls.highest_missing.load(Ordering::Relaxed),
         "watch_on_second_replica": latency_json(&watch_latency),
         "watch_missing": watch_missing,
         "watch_update_before_ok": watch_before_ok,
@@ -385,10 +427,16 @@ async fn place_one(
     due: Instant,
     calls: Arc<Calls>,
 ) {
+    let auction_id = format!("w-{}", i % watched);
+    let price = i64::try_from(i / watched + 1).unwrap_or(i64::MAX);
+    let at_owner = calls.a_owns.contains(&auction_bid_service::partition_for(
+        &auction_id,
+        calls.partitions,
+    ));
     let request = PlaceBidRequest {
-        auction_id: format!("w-{}", i % watched),
+        auction_id: auction_id.clone(),
         name: format!("Bidder {}", i % 997),
-        price: i64::try_from(i / watched + 1).unwrap_or(i64::MAX),
+        price,
         request_id: String::new(),
     };
     match client.place_bid(request).await {
@@ -396,6 +444,26 @@ async fn place_one(
             let now = Instant::now();
             if let Ok(mut histogram) = calls.place_latency.lock() {
                 record(&mut histogram, now.saturating_duration_since(due));
+            }
+            let path = if at_owner {
+                &calls.at_owner_latency
+            } else {
+                &calls.forwarded_latency
+            };
+            if let Ok(mut histogram) = path.lock() {
+                record(&mut histogram, now.saturating_duration_since(due));
+            }
+            if i.is_multiple_of(HIGHEST_BID_SAMPLE) {
+                calls.highest_outstanding.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(poll_highest_bid(
+                    calls.b.clone(),
+                    auction_id,
+                    price,
+                    now,
+                    Arc::clone(&calls.highest_latency),
+                    Arc::clone(&calls.highest_missing),
+                    Arc::clone(&calls.highest_outstanding),
+                ));
             }
             calls.placed.fetch_add(1, Ordering::Relaxed);
             let id = response
@@ -420,6 +488,47 @@ async fn place_one(
             }
         }
     }
+}
+
+/// Every how many bids of the open loop one is followed by `HighestBid` polls on replica B.
+const HIGHEST_BID_SAMPLE: u64 = 10;
+
+/// Asks replica `b` for `auction_id`'s highest bid every millisecond until it is at least
+/// `price` (the bid OK'd at `ok_at`, or a later one), at most 10 s; records the time from the OK.
+async fn poll_highest_bid(
+    mut b: BidServiceClient<Channel>,
+    auction_id: String,
+    price: i64,
+    ok_at: Instant,
+    latency: Arc<Mutex<Histogram<u64>>>,
+    missing: Arc<AtomicU64>,
+    outstanding: Arc<AtomicU64>,
+) {
+    let deadline = ok_at + Duration::from_secs(10);
+    loop {
+        let highest = b
+            .highest_bid(HighestBidRequest {
+                auction_id: auction_id.clone(),
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().auction)
+            .and_then(|a| a.highest_bid)
+            .map_or(0, |bid| bid.price);
+        let now = Instant::now();
+        if highest >= price {
+            if let Ok(mut histogram) = latency.lock() {
+                record(&mut histogram, now.saturating_duration_since(ok_at));
+            }
+            break;
+        }
+        if now > deadline {
+            missing.fetch_add(1, Ordering::Relaxed);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    outstanding.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Waits until every bid seen OK was also seen on the watched replica, or `timeout` passed.

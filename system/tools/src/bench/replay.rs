@@ -1,7 +1,8 @@
 //! 6: a bid service in a child process on the pre-filled topic, twice: first on the history alone
 //! (no state yet: its owners apply every bid and write the auctions' state), then as a new replica
 //! that restores from that state. Time to the complete state and RSS (from `/proc/self/status`),
-//! from Apache Kafka; the first start also from librdkafka's mock cluster.
+//! from Apache Kafka; the first start also from librdkafka's mock cluster. Then (6b) the same on
+//! three times the bids over the same auctions, to show what a restore's time follows.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::closed_loop::connect;
-use super::kafka_baseline::PREFILL_TOPIC;
+use super::kafka_baseline::{PREFILL_TOPIC, fill_more};
 use super::report::proc_status_kb;
 use super::{Bench, BenchArgs, Outcome, Sizes};
 
@@ -32,13 +33,7 @@ pub(super) async fn measure(bench: &Bench, mock: Option<&str>) -> Outcome<(Value
         replay["seconds"], replay["rss_mb"]
     ));
     progress.say("   a new replica restores from the state the first one wrote");
-    if bench.args.compaction_wait_secs > 0 {
-        progress.say(format!(
-            "   waiting {} s for the log cleaner to compact the state topic",
-            bench.args.compaction_wait_secs
-        ));
-        tokio::time::sleep(Duration::from_secs(bench.args.compaction_wait_secs)).await;
-    }
+    compaction_wait(bench).await;
     let mut restore =
         replay_in_child(&bench.bootstrap, &bench.registry_url, PREFILL_TOPIC, sizes).await?;
     progress.say(format!(
@@ -62,6 +57,69 @@ pub(super) async fn measure(bench: &Bench, mock: Option<&str>) -> Outcome<(Value
     Ok((replay, restore, replay_mock))
 }
 
+/// How many times the pre-filled topic's bids the restore's scaling run restores, over the same
+/// auctions.
+const RESTORE_SCALE: u64 = 3;
+
+/// Waits `--compaction-wait-secs` (default 30 s, none with `--quick`), so that Kafka's log
+/// cleaner can compact the state topic the first start wrote.
+async fn compaction_wait(bench: &Bench) {
+    let seconds = bench
+        .args
+        .compaction_wait_secs
+        .unwrap_or(if bench.args.quick { 0 } else { 30 });
+    if seconds > 0 {
+        bench.progress.say(format!(
+            "   waiting {seconds} s for the log cleaner to compact the state topic"
+        ));
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+    }
+}
+
+/// 6b: the restore's scaling: a topic with [`RESTORE_SCALE`] times the pre-filled bids over the
+/// same auctions, a first start on it, then a new replica's restore, to set beside `restore`
+/// (the restore of the pre-filled topic): a restore reads the auctions' state, so its time
+/// should follow the auctions, not the bids.
+pub(super) async fn restore_scaling(
+    bench: &Bench,
+    kafka: &auction_testkit::Kafka,
+    restore: &Value,
+) -> Outcome<Value> {
+    let progress = &bench.progress;
+    let mut larger = bench.sizes;
+    larger.bids = bench.sizes.bids * RESTORE_SCALE;
+    let topic = format!("{PREFILL_TOPIC}-x{RESTORE_SCALE}");
+    progress.say(format!(
+        "6b. restore's scaling: {} bids over the same {} auctions on {topic}",
+        larger.bids, larger.auctions
+    ));
+    fill_more(bench, kafka, &topic, larger.bids).await?;
+    progress.say("   first start (no state yet)");
+    let first = replay_in_child(&bench.bootstrap, &bench.registry_url, &topic, &larger).await?;
+    progress.say(format!(
+        "   {} s, RSS {} MB",
+        first["seconds"], first["rss_mb"]
+    ));
+    compaction_wait(bench).await;
+    progress.say("   a new replica restores from the state the first one wrote");
+    let larger_restore =
+        replay_in_child(&bench.bootstrap, &bench.registry_url, &topic, &larger).await?;
+    progress.say(format!(
+        "   {} s, RSS {} MB (the {} bids' restore: {} s)",
+        larger_restore["seconds"], larger_restore["rss_mb"], bench.sizes.bids, restore["seconds"]
+    ));
+    let ratio = larger_restore["seconds"].as_f64().unwrap_or(0.0)
+        / restore["seconds"].as_f64().unwrap_or(0.0).max(1e-9);
+    Ok(json!({
+        "broker": "kafka",
+        "bids": larger.bids,
+        "auctions": larger.auctions,
+        "first_start": first,
+        "restore": larger_restore,
+        "restore_seconds_ratio": ratio,
+    }))
+}
+
 /// A bid service in a child process on `topic`; its time to the complete state, and memory.
 async fn replay_in_child(
     bootstrap: &str,
@@ -76,7 +134,10 @@ async fn replay_in_child(
         .args(["--replay-bids", &sizes.bids.to_string()])
         .args(["--replay-auctions", &sizes.auctions.to_string()])
         // The state topic's read is logged with the records it held.
-        .env("RUST_LOG", "warn,auction_bid_service::state_log=info")
+        .env(
+            "RUST_LOG",
+            "warn,auction_bid_service::state_log=info,auction_bid_service::owner=info",
+        )
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -105,21 +166,39 @@ async fn replay_in_child(
         .find_map(|line| serde_json::from_str::<Value>(line).ok())
         .ok_or_else(|| format!("the replay process printed no result: {stdout}"))?;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let state_records = stderr
-        .lines()
-        .filter(|line| line.contains("auction state read"))
-        .find_map(|line| {
-            let (_, after) = line.split_once("records=")?;
-            after
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse::<u64>()
-                .ok()
-        });
-    if let (Value::Object(map), Some(records)) = (&mut result, state_records) {
-        map.insert("state_records_read".into(), json!(records));
+    // The read copy's read of the state topic, and each owner's take-over, log the state
+    // records they read.
+    let logged = |message: &str, field: &str| {
+        stderr
+            .lines()
+            .filter(|line| line.contains(message))
+            .filter_map(|line| number_after(line, field))
+            .collect::<Vec<u64>>()
+    };
+    let state_records = logged("auction state read", " records=").first().copied();
+    let takeover_records: u64 = logged("took over the partition", "state_records=")
+        .iter()
+        .sum();
+    if let Value::Object(map) = &mut result {
+        if let Some(records) = state_records {
+            map.insert("state_records_read".into(), json!(records));
+        }
+        map.insert(
+            "state_records_read_by_owners".into(),
+            json!(takeover_records),
+        );
     }
     Ok(result)
+}
+
+/// The number right after `field` in a log line.
+fn number_after(line: &str, field: &str) -> Option<u64> {
+    let (_, after) = line.split_once(field)?;
+    after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The child side of the replay measurement.
@@ -138,6 +217,8 @@ pub(super) async fn replay_child(args: &BenchArgs) -> Outcome<()> {
     settings.grpc_listen = ([127, 0, 0, 1], 0).into();
     settings.metrics_listen = ([127, 0, 0, 1], 0).into();
     settings.topic = topic.to_owned();
+    // A group (and transactional ids) of the topic's own.
+    settings.group_id = format!("bench-replay-{topic}");
     settings.create_topic = false;
     let shutdown = CancellationToken::new();
     let started = Instant::now();

@@ -208,6 +208,51 @@ fn place_bid_rows(m: &Value, rows: &mut Rows) {
         "target 5000".into(),
         pct(num(&hot["bids_per_s"]) / 5000.0),
     );
+    if let Some(scaled) = m["replicas"].as_array() {
+        let one = num(&place["bids_per_s"]);
+        let one_hot = num(&hot["bids_per_s"]);
+        for run in scaled {
+            rows.row(
+                format!(
+                    "   {} replica(s): many auctions / one hot auction (bids/s)",
+                    run["replicas"]
+                ),
+                format!(
+                    "{:.0} / {:.0}",
+                    num(&run["many_auctions"]["bids_per_s"]),
+                    num(&run["hot_auction"]["bids_per_s"])
+                ),
+                "1 replica".into(),
+                format!(
+                    "{} / {}",
+                    pct(num(&run["many_auctions"]["bids_per_s"]) / one.max(1e-9)),
+                    pct(num(&run["hot_auction"]["bids_per_s"]) / one_hot.max(1e-9))
+                ),
+            );
+        }
+    }
+    let transactional = &m["transactional_producer"];
+    if transactional.is_object() {
+        let batched = &transactional["batched_transactions"];
+        rows.row(
+            format!(
+                "2b. bare transactional producers ({}), {}-record transactions (rec/s)",
+                transactional["producers"], batched["records_per_transaction"]
+            ),
+            format!("{:.0}", num(&batched["records_per_s"])),
+            "limit of 1".into(),
+            format!(
+                "1/2b = {}",
+                pct(num(&place["bids_per_s"]) / num(&batched["records_per_s"]).max(1e-9))
+            ),
+        );
+        rows.row(
+            "    one-record transaction: begin, produce, commit (ms)".into(),
+            quantiles(&transactional["one_record_transactions"]["transaction"]),
+            String::new(),
+            String::new(),
+        );
+    }
     let demo = &m["original_demo"];
     if demo.is_object() {
         rows.row(
@@ -231,6 +276,30 @@ fn open_loop_rows(m: &Value, rows: &mut Rows) {
         "target p99 ≤ 10".into(),
         pct(num(&open["place_bid"]["p99_ms"]) / 10.0),
     );
+    for (key, label) in [
+        ("place_bid_at_owner", "   its calls to auctions A owns"),
+        ("place_bid_forwarded", "   its calls A forwards to B"),
+    ] {
+        if open[key].is_object() {
+            let bare = num(
+                &m["transactional_producer"]["one_record_transactions"]["transaction"]["p99_ms"],
+            );
+            rows.row(
+                format!("{label} (ms)"),
+                quantiles(&open[key]),
+                format!("bare txn p99 {bare:.2} + 5"),
+                pct(num(&open[key]["p99_ms"]) / (bare + 5.0)),
+            );
+        }
+    }
+    if open["highest_bid_on_second_replica"].is_object() {
+        rows.row(
+            "   OK → HighestBid on 2nd replica, sampled (ms)".into(),
+            quantiles(&open["highest_bid_on_second_replica"]),
+            "target p99 ≤ 20".into(),
+            pct(num(&open["highest_bid_on_second_replica"]["p99_ms"]) / 20.0),
+        );
+    }
     rows.row(
         "   OK → WatchAuction on 2nd replica (ms)".into(),
         quantiles(&open["watch_on_second_replica"]),
@@ -314,6 +383,28 @@ fn replay_rows(m: &Value, rows: &mut Rows) {
         "target ≤ 200".into(),
         pct(num(&restore["rss_mb"]) / 200.0),
     );
+    let scaling = &m["restore_scaling"];
+    if scaling.is_object() {
+        rows.row(
+            format!(
+                "6b. restore of {} bids / {} auctions (s)",
+                scaling["bids"], scaling["auctions"]
+            ),
+            format!("{:.2}", num(&scaling["restore"]["seconds"])),
+            format!("restore of {} bids", replay["bids"]),
+            format!("{:.2} ×", num(&scaling["restore_seconds_ratio"])),
+        );
+        rows.row(
+            "    its RSS (MB); first start on these bids (s)".into(),
+            format!(
+                "{:.0}; {:.2}",
+                num(&scaling["restore"]["rss_mb"]),
+                num(&scaling["first_start"]["seconds"])
+            ),
+            String::new(),
+            String::new(),
+        );
+    }
     let mock = &m["mock_cluster"];
     let shown = |v: &Value| match v.as_f64() {
         Some(x) => format!("{x:.0}"),
