@@ -29,6 +29,9 @@ enum Command {
     /// One sink of the fault audit, in a process of its own (started by `audit`).
     #[command(hide = true)]
     AuditSink(auction_tools::audit::AuditSinkArgs),
+    /// One bid-service replica of the fault audit, in a process of its own (started by `audit`).
+    #[command(hide = true)]
+    AuditReplica(auction_tools::audit::AuditReplicaArgs),
 }
 
 #[tokio::main]
@@ -41,6 +44,13 @@ async fn main() -> ExitCode {
             auction_process::exit_with(
                 "auction-tools audit-sink",
                 auction_tools::audit::run_sink(args).await,
+            )
+        }
+        Command::AuditReplica(args) => {
+            auction_process::init_logging(false);
+            auction_process::exit_with(
+                "auction-tools audit-replica",
+                auction_tools::audit::run_replica(args).await,
             )
         }
         Command::Audit(args) => {

@@ -2,8 +2,9 @@
 //! system/RELIABILITY.md): bids through two replicas while the sink processes are SIGKILLed and
 //! restarted and the registry goes away; on the mock cluster the broker also fails requests,
 //! slows down and goes away, on three Apache Kafka nodes the partition leaders' brokers are
-//! SIGKILLed and SIGSTOPped and a replica restarts (partition ownership moves). Afterwards the
-//! books must balance.
+//! SIGKILLed and SIGSTOPped, a replica restarts (partition ownership moves) and a third replica,
+//! in a process of its own, is SIGKILLed while it owns partitions. Afterwards the books must
+//! balance.
 
 use std::path::PathBuf;
 
@@ -62,8 +63,11 @@ async fn on_three_kafka_nodes_every_acknowledged_bid_is_in_every_sink_exactly_on
  {
     let data = tempfile::tempdir().expect("temp dir");
     // Each broker fault checks that the leadership really moved, or the audit fails.
+    // The owner kill checks that the killed replica owned partitions and that the SIGKILL ended
+    // it.
     let faults = [
         "SIGKILL csv sink",
+        "owner replica SIGKILLed (it owned partitions), restarted",
         "partition leader SIGKILLed (leadership moved), restarted",
     ];
     // A fault every 5 s: a broker fault or a replica restart moves partition ownership, and each

@@ -15,6 +15,7 @@ use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tokio_util::sync::CancellationToken;
 
+use super::replica_process::ReplicaProcess;
 use super::sink_process::SinkProcess;
 use super::{DEAD_LETTER_TOPIC, PARTITIONS, TOPIC};
 
@@ -53,6 +54,9 @@ pub(super) enum Fault {
     KillSink(usize),
     /// Stop bid-service replica B and start it again on the same address.
     RestartReplica,
+    /// Three nodes: SIGKILL the third replica (its own process, which the clients do not call:
+    /// the other two forward to it) while it owns partitions, and start it again.
+    KillOwner,
     /// The registry goes away for a second and comes back with the same schemas.
     RegistryDown,
     /// Mock cluster: produce requests fail with retriable errors.
@@ -142,6 +146,7 @@ impl Brokers {
             ],
             Self::ThreeNodes(_) => vec![
                 Fault::KillSink(0),
+                Fault::KillOwner,
                 Fault::KillLeader,
                 Fault::KillSink(1),
                 Fault::PauseLeader,
@@ -163,6 +168,8 @@ pub(super) struct Stage {
     replica_a: Option<(RunningBidService, CancellationToken)>,
     replica_b: Option<(RunningBidService, CancellationToken)>,
     replica_b_addr: SocketAddr,
+    /// The third replica, in a process of its own (three nodes only).
+    owner_process: Option<ReplicaProcess>,
 }
 
 impl Stage {
@@ -183,6 +190,7 @@ impl Stage {
             replica_a: None,
             replica_b: None,
             replica_b_addr: ANY_PORT,
+            owner_process: None,
         };
         stage.replica_a = Some(stage.start_replica(ANY_PORT).await?);
         let replica_b = stage.start_replica(ANY_PORT).await?;
@@ -206,6 +214,20 @@ impl Stage {
             .filter_map(|replica| replica.as_ref())
             .map(|(running, _)| format!("http://{}", running.grpc_addr))
             .collect()
+    }
+
+    /// Starts the third replica in a process of its own (`binary`'s `audit-replica`), its log in
+    /// `dir`, and waits until it is SERVING.
+    pub(super) async fn start_owner_process(
+        &mut self,
+        binary: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Result<(), String> {
+        let mut process =
+            ReplicaProcess::new(binary, &self.bootstrap(), &self.registry_url(), dir)?;
+        process.start().await?;
+        self.owner_process = Some(process);
+        Ok(())
     }
 
     async fn start_replica(
@@ -260,6 +282,14 @@ impl Stage {
                 }
                 self.replica_b = Some(self.start_replica(self.replica_b_addr).await?);
                 Ok("bid-service replica restart")
+            }
+            (Fault::KillOwner, _) => {
+                let process = self
+                    .owner_process
+                    .as_mut()
+                    .ok_or("the third replica's process was not started")?;
+                process.kill_owner_and_restart().await?;
+                Ok("owner replica SIGKILLed (it owned partitions), restarted")
             }
             (Fault::RegistryDown, _) => {
                 self.stop_registry.cancel();
@@ -334,6 +364,10 @@ impl Stage {
 
     /// Stops the replicas and the registry (the sinks are stopped by the caller).
     pub(super) async fn stop(mut self) {
+        if let Some(mut process) = self.owner_process.take() {
+            // A replica that does not stop in time is killed; the books are already read.
+            let _ = process.terminate();
+        }
         for (running, stop) in [self.replica_a.take(), self.replica_b.take()]
             .into_iter()
             .flatten()

@@ -10,16 +10,20 @@
 //! It runs on librdkafka's mock cluster (broker faults only it can inject: failed produce and
 //! commit requests, latency, the broker down) or on three Apache Kafka nodes (the partition
 //! leader's broker SIGKILLed and restarted, a leader SIGSTOPped past the broker session
-//! timeout, and a replica restarts, which moves partition ownership). On both, the CSV and SQLite
+//! timeout, a replica restarts, which moves partition ownership, and a third replica, in a process
+//! of its own, is SIGKILLed while it owns partitions). On both, the CSV and SQLite
 //! sinks are SIGKILLed and restarted (each runs in a process of its own, `auction-tools
 //! audit-sink`) and the schema registry goes away for a second. Every component is started through its typed start function; the rows are read
 //! back through the sinks crate.
 //!
 //! Layout: [`faults`] (the brokers and what is injected), `books` (placing bids, offsets, reading
-//! rows back), [`sink_process`] (the sinks' processes).
+//! rows back), [`sink_process`] (the sinks' processes), [`replica_process`] (the replica that is
+//! SIGKILLed).
 
 mod books;
+mod child;
 pub mod faults;
+pub mod replica_process;
 pub mod sink_process;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +39,7 @@ use faults::{Brokers, Stage};
 use sink_process::{SinkProcess, sqlite_settings};
 
 pub use faults::BrokersKind;
+pub use replica_process::{AuditReplicaArgs, run_replica};
 pub use sink_process::{AuditSinkArgs, run_sink};
 
 const TOPIC: &str = "auction";
@@ -186,6 +191,9 @@ pub async fn run(args: AuditArgs) -> Result<AuditReport, String> {
     ];
     for sink in &mut stage.sinks {
         sink.start()?;
+    }
+    if stage.brokers.schedule().contains(&faults::Fault::KillOwner) {
+        stage.start_owner_process(&sink_binary, &dir).await?;
     }
 
     let stop_watch = CancellationToken::new();

@@ -3,14 +3,16 @@
 //! builds the sink's settings and starts it through `auction_sinks::spawn`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use auction_process::{KafkaProperties, Secret};
 use auction_schemas::RegistrySettings;
 use auction_sinks::destination::csv_file::CsvSettings;
 use auction_sinks::destination::sql::SqlSettings;
 use auction_sinks::{DestinationSettings, KafkaSettings, RuntimeSettings, SinkSettings};
+
+use super::child::{log_tail, spawn_logged, terminate};
 
 /// `auction-tools audit-sink`: one sink of the fault audit, run until SIGTERM (or SIGKILL).
 #[derive(Debug, Clone, clap::Args)]
@@ -136,29 +138,16 @@ impl SinkProcess {
         }
     }
 
-    /// Starts it, appending its output to its log.
+    /// Starts it, appending its output to its log (with its own start, rebalances and stop,
+    /// for when the books do not balance).
     pub(super) fn start(&mut self) -> Result<(), String> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(|e| format!("cannot open {}: {e}", self.log.display()))?;
-        let child = Command::new(&self.binary)
-            .args(&self.args)
-            // The sink's own start, rebalances and stop are in its log tail when the books
-            // do not balance.
-            .env("RUST_LOG", "warn,auction_sinks=info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start the {} sink ({}): {e}",
-                    self.name,
-                    self.binary.display()
-                )
-            })?;
+        let child = spawn_logged(
+            &self.binary,
+            &self.args,
+            "warn,auction_sinks=info",
+            &self.log,
+            &format!("the {} sink", self.name),
+        )?;
         self.child = Some(child);
         Ok(())
     }
@@ -186,33 +175,17 @@ impl SinkProcess {
 
     /// SIGTERM, then waits up to 20 s for it to stop; what went wrong, if anything.
     pub(super) fn terminate(&mut self) -> Option<String> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            match child.try_wait() {
-                Ok(Some(status)) if status.success() => return None,
-                Ok(Some(status)) => {
-                    return Some(format!("the {} sink exited with {status}", self.name));
-                }
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        Some(format!(
-            "the {} sink did not stop within 20 s of SIGTERM",
-            self.name
-        ))
+        let child = self.child.take()?;
+        terminate(
+            child,
+            &format!("the {} sink", self.name),
+            Duration::from_secs(20),
+        )
     }
 
     /// The last `lines` lines of its log.
     pub(super) fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        log_tail(&self.log, lines)
     }
 }
 
