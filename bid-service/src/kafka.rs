@@ -286,6 +286,11 @@ pub(crate) fn producer_config(
         );
     set_default(&mut config, "linger.ms", "1");
     set_default(&mut config, "queue.buffering.max.messages", "100000");
+    // Right after a commit the coordinator may still be completing it and answers the next
+    // transaction's offsets request CONCURRENT_TRANSACTIONS; librdkafka retries that after
+    // `retry.backoff.ms` (default 100 ms). 20 ms, as Kafka's own Java client waits in that case;
+    // other retries back off exponentially from there up to `retry.backoff.max.ms`.
+    set_default(&mut config, "retry.backoff.ms", "20");
     config
 }
 

@@ -169,6 +169,13 @@ fn produce(
                 .payload(&value[..]);
             send_when_room(&producer, record)?;
         }
+        // As the bid service does: every delivery report served before the commit, whose
+        // flush (rust-rdkafka's) would otherwise wait for events 100 ms at a time.
+        let delivered_by = Instant::now() + CALL_TIMEOUT;
+        while producer.in_flight_count() > 0 && Instant::now() < delivered_by {
+            producer.poll(Duration::ZERO);
+            std::thread::sleep(Duration::from_micros(250));
+        }
         producer
             .commit_transaction(CALL_TIMEOUT)
             .map_err(|e| format!("cannot commit a transaction: {e}"))?;
