@@ -45,18 +45,20 @@ impl ConsumerContext for ReaderContext {}
 
 type Reader = StreamConsumer<ReaderContext>;
 
+/// A reader of `partitions` of `topic`, each from `start`.
 fn reader(
     config: &ClientConfig,
     topic: &str,
     partitions: std::ops::Range<i32>,
+    start: Offset,
 ) -> Result<Reader, KafkaSetupError> {
     let consumer: Reader = config
         .create_with_context(ReaderContext)
-        .map_err(|e| KafkaSetupError(format!("cannot create a state topic reader: {e}")))?;
+        .map_err(|e| KafkaSetupError(format!("cannot create a reader of {topic}: {e}")))?;
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
         assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
+            .add_partition_offset(topic, partition, start)
             .map_err(|e| {
                 KafkaSetupError(format!(
                     "cannot assign partition {partition} of {topic}: {e}"
@@ -80,20 +82,7 @@ pub(crate) async fn read_raw(
     shutdown: &CancellationToken,
     mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
 ) -> Result<u64, KafkaSetupError> {
-    let consumer: Reader = config
-        .create_with_context(ReaderContext)
-        .map_err(|e| KafkaSetupError(format!("cannot create a reader of {topic}: {e}")))?;
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, partition, start)
-        .map_err(|e| {
-            KafkaSetupError(format!(
-                "cannot assign partition {partition} of {topic}: {e}"
-            ))
-        })?;
-    consumer
-        .assign(&assignment)
-        .map_err(|e| KafkaSetupError(format!("cannot assign {topic}: {e}")))?;
+    let consumer = reader(config, topic, partition..partition + 1, start)?;
     let mut records = 0_u64;
     loop {
         let message = tokio::select! {
@@ -172,7 +161,12 @@ impl StateFollower {
         caught_up: watch::Sender<bool>,
         shutdown: CancellationToken,
     ) -> Result<tokio::task::JoinHandle<()>, KafkaSetupError> {
-        let consumer = Arc::new(reader(&self.config, &self.topic, 0..self.partitions)?);
+        let consumer = Arc::new(reader(
+            &self.config,
+            &self.topic,
+            0..self.partitions,
+            Offset::Beginning,
+        )?);
         Ok(tokio::spawn(self.run(consumer, caught_up, shutdown)))
     }
 

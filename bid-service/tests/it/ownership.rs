@@ -55,6 +55,20 @@ fn assert_oks_valid(log: &[(Bid, i32, i64)], oks: &[PlaceBidResponse]) {
     }
 }
 
+/// The highest valid bid of `auction` in the judged `log`.
+fn highest_valid(
+    log: &[(Bid, i32, i64)],
+    judged: &HashMap<String, (i32, i64, bool)>,
+    auction: &str,
+) -> Option<i64> {
+    log.iter()
+        .filter(|(bid, _, _)| {
+            bid.auction_id.as_str() == auction && judged[&bid.bid_id.to_string()].2
+        })
+        .map(|(bid, _, _)| i64::from(bid.price.get()))
+        .max()
+}
+
 fn request(
     auction: &str,
     name: &str,
@@ -574,13 +588,7 @@ async fn a_paused_owner_is_fenced_and_its_in_flight_bids_are_never_committed_aft
     }
 
     // Both replicas report the log's state.
-    let highest = log
-        .iter()
-        .filter(|(bid, _, _)| {
-            bid.auction_id.as_str() == auction && judged[&bid.bid_id.to_string()].2
-        })
-        .map(|(bid, _, _)| i64::from(bid.price.get()))
-        .max();
+    let highest = highest_valid(&log, &judged, auction);
     for replica in &replicas {
         let client = replica.client.clone();
         let agreed = eventually(Duration::from_secs(30), || {
@@ -699,13 +707,7 @@ async fn a_killed_owner_loses_nothing_and_retries_on_another_replica_place_each_
     );
     let survivor_client = replicas[survivor].client.clone();
     for auction in auctions {
-        let highest = log
-            .iter()
-            .filter(|(bid, _, _)| {
-                bid.auction_id.as_str() == auction && judged[&bid.bid_id.to_string()].2
-            })
-            .map(|(bid, _, _)| i64::from(bid.price.get()))
-            .max();
+        let highest = highest_valid(&log, &judged, auction);
         let client = survivor_client.clone();
         assert!(
             eventually(Duration::from_secs(20), || {

@@ -223,8 +223,7 @@ impl Stage {
         binary: &std::path::Path,
         dir: &std::path::Path,
     ) -> Result<(), String> {
-        let mut process =
-            ReplicaProcess::new(binary, &self.bootstrap(), &self.registry_url(), dir)?;
+        let mut process = ReplicaProcess::new(binary, &self.bootstrap(), &self.registry_url(), dir);
         process.start().await?;
         self.owner_process = Some(process);
         Ok(())

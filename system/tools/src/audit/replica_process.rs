@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use auction_testkit::free_port;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::child::{log_tail, spawn_logged, terminate};
@@ -61,13 +62,9 @@ pub(super) struct ReplicaProcess {
 
 impl ReplicaProcess {
     /// A replica on free local ports, logging into `dir`.
-    pub(super) fn new(
-        binary: &Path,
-        bootstrap: &str,
-        registry: &str,
-        dir: &Path,
-    ) -> Result<Self, String> {
-        let (grpc, metrics) = (free_address()?, free_address()?);
+    pub(super) fn new(binary: &Path, bootstrap: &str, registry: &str, dir: &Path) -> Self {
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let (grpc, metrics) = (local(free_port()), local(free_port()));
         let args = vec![
             "audit-replica".to_owned(),
             "--bootstrap-servers".to_owned(),
@@ -79,13 +76,13 @@ impl ReplicaProcess {
             "--metrics-listen".to_owned(),
             metrics.to_string(),
         ];
-        Ok(Self {
+        Self {
             binary: binary.to_path_buf(),
             args,
             metrics,
             log: dir.join("replica-process.log"),
             child: None,
-        })
+        }
     }
 
     /// Starts it, appending its output to its log, and waits until it is ready (SERVING).
@@ -182,13 +179,6 @@ impl Drop for ReplicaProcess {
             let _ = child.wait();
         }
     }
-}
-
-/// A local address nothing listens on now.
-fn free_address() -> Result<SocketAddr, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map_err(|e| format!("cannot find a free port: {e}"))
 }
 
 /// The whole answer (status line, headers, body) to `GET path` on `addr`.

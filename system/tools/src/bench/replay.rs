@@ -26,20 +26,7 @@ pub(super) async fn measure(bench: &Bench, mock: Option<&str>) -> Outcome<(Value
         "6. a bid service on {} bids over {} auctions in a child process, from Apache Kafka: first start (no state yet)",
         sizes.bids, sizes.auctions
     ));
-    let mut replay =
-        replay_in_child(&bench.bootstrap, &bench.registry_url, PREFILL_TOPIC, sizes).await?;
-    progress.say(format!(
-        "   {} s, RSS {} MB",
-        replay["seconds"], replay["rss_mb"]
-    ));
-    progress.say("   a new replica restores from the state the first one wrote");
-    compaction_wait(bench).await;
-    let mut restore =
-        replay_in_child(&bench.bootstrap, &bench.registry_url, PREFILL_TOPIC, sizes).await?;
-    progress.say(format!(
-        "   {} s, RSS {} MB",
-        restore["seconds"], restore["rss_mb"]
-    ));
+    let (mut replay, mut restore) = first_start_then_restore(bench, PREFILL_TOPIC, sizes).await?;
     progress.say("   first start from the mock cluster");
     let replay_mock = match mock {
         Some(mock_bootstrap) => {
@@ -95,18 +82,10 @@ pub(super) async fn restore_scaling(
     ));
     fill_more(bench, kafka, &topic, larger.bids).await?;
     progress.say("   first start (no state yet)");
-    let first = replay_in_child(&bench.bootstrap, &bench.registry_url, &topic, &larger).await?;
+    let (first, larger_restore) = first_start_then_restore(bench, &topic, &larger).await?;
     progress.say(format!(
-        "   {} s, RSS {} MB",
-        first["seconds"], first["rss_mb"]
-    ));
-    compaction_wait(bench).await;
-    progress.say("   a new replica restores from the state the first one wrote");
-    let larger_restore =
-        replay_in_child(&bench.bootstrap, &bench.registry_url, &topic, &larger).await?;
-    progress.say(format!(
-        "   {} s, RSS {} MB (the {} bids' restore: {} s)",
-        larger_restore["seconds"], larger_restore["rss_mb"], bench.sizes.bids, restore["seconds"]
+        "   (the {} bids' restore: {} s)",
+        bench.sizes.bids, restore["seconds"]
     ));
     let ratio = larger_restore["seconds"].as_f64().unwrap_or(0.0)
         / restore["seconds"].as_f64().unwrap_or(0.0).max(1e-9);
@@ -118,6 +97,29 @@ pub(super) async fn restore_scaling(
         "restore": larger_restore,
         "restore_seconds_ratio": ratio,
     }))
+}
+
+/// A first start on `topic` (no state yet) and, after the compaction wait, a new replica's
+/// restore from the state it wrote, each in a child process; their results.
+async fn first_start_then_restore(
+    bench: &Bench,
+    topic: &str,
+    sizes: &Sizes,
+) -> Outcome<(Value, Value)> {
+    let progress = &bench.progress;
+    let first = replay_in_child(&bench.bootstrap, &bench.registry_url, topic, sizes).await?;
+    progress.say(format!(
+        "   {} s, RSS {} MB",
+        first["seconds"], first["rss_mb"]
+    ));
+    compaction_wait(bench).await;
+    progress.say("   a new replica restores from the state the first one wrote");
+    let restore = replay_in_child(&bench.bootstrap, &bench.registry_url, topic, sizes).await?;
+    progress.say(format!(
+        "   {} s, RSS {} MB",
+        restore["seconds"], restore["rss_mb"]
+    ));
+    Ok((first, restore))
 }
 
 /// A bid service in a child process on `topic`; its time to the complete state, and memory.
