@@ -8,20 +8,27 @@
 //! [`Ownership`], another replica's through the [`Forwarder`]. Reads answer from the
 //! [`ReadCopy`].
 
-use auction_proto::error_details::{BID_TOO_LOW, CURRENT_HIGHEST, DOMAIN, MINIMUM_NEXT_BID};
+use auction_proto::error_details::{
+    ALREADY_LEADING, AUCTION_NOT_OPEN, BID_TOO_LOW, CURRENT_HIGHEST, DOMAIN, MINIMUM_NEXT_BID,
+    STATUS,
+};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
+use auction_process::Secret;
 use auction_proto::v1::bid_service_server::BidService;
 use auction_proto::v1::{
-    AuctionState, Bid as ProtoBid, HighestBidRequest, HighestBidResponse, ListAuctionsRequest,
-    ListAuctionsResponse, ListRecentBidsRequest, ListRecentBidsResponse, PlaceBidRequest,
-    PlaceBidResponse, WatchAuctionRequest, WatchAuctionResponse,
+    AuctionDefinition, AuctionResult, AuctionState, AuctionStatus, Bid as ProtoBid,
+    CancelAuctionRequest, CancelAuctionResponse, CreateAuctionRequest, CreateAuctionResponse,
+    GetAuctionRequest, GetAuctionResponse, HighestBidRequest, HighestBidResponse, IncrementBand,
+    ListAuctionsRequest, ListAuctionsResponse, ListRecentBidsRequest, ListRecentBidsResponse,
+    PlaceBidRequest, PlaceBidResponse, WatchAuctionRequest, WatchAuctionResponse,
 };
 use auction_schemas::{AuctionId, Bid, BidId, BidInput, FieldViolation};
+use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use tokio::sync::{Semaphore, oneshot};
 use tokio_stream::wrappers::BroadcastStream;
@@ -31,11 +38,13 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::auction::LoggedBid;
+use crate::auction::{BidRules, LoggedBid};
+use crate::creation;
 use crate::forward::{FORWARDED_HEADER, Forwarder};
 use crate::kafka::partition_for;
+use crate::lifecycle::Status as LifeStatus;
 use crate::metrics as m;
-use crate::owner::{PlaceCommand, PlaceError, Placed};
+use crate::owner::{OwnerCommand, PlaceCommand, PlaceError, Placed};
 use crate::ownership::{self, Ownership, Submit};
 use crate::read_copy::{AuctionSnapshot, ReadCopy};
 
@@ -64,9 +73,18 @@ pub(crate) struct BidApi {
     pub default_deadline: Duration,
     /// Ends `WatchAuction` streams at shutdown.
     pub shutdown: CancellationToken,
+    /// `CreateAuction` needs this token, when set.
+    pub creation_token: Option<Secret>,
+    /// The rules of auctions nobody created (defaults for created ones).
+    pub rules: BidRules,
 }
 
 fn invalid_argument(violations: &[FieldViolation]) -> Status {
+    invalid("invalid bid", violations)
+}
+
+/// INVALID_ARGUMENT for a request other than a bid; `what` starts the message.
+fn invalid(what: &str, violations: &[FieldViolation]) -> Status {
     let message = violations
         .iter()
         .map(ToString::to_string)
@@ -78,11 +96,7 @@ fn invalid_argument(violations: &[FieldViolation]) -> Status {
             .map(|v| tonic_types::FieldViolation::new(v.field, v.description.clone()))
             .collect::<Vec<_>>(),
     );
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("invalid bid: {message}"),
-        details,
-    )
+    Status::with_error_details(Code::InvalidArgument, format!("{what}: {message}"), details)
 }
 
 fn too_low(price: i32, current_highest: Option<i64>, minimum_next_bid: i64) -> Status {
@@ -143,18 +157,81 @@ pub(crate) fn proto_bid(logged: &LoggedBid) -> ProtoBid {
     }
 }
 
-/// The proto form of an auction's state.
+fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn duration(span: chrono::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: span.num_seconds(),
+        nanos: span.subsec_nanos(),
+    }
+}
+
+/// The status clients see at `now`.
+pub(crate) fn status_at(snapshot: &AuctionSnapshot, now: DateTime<Utc>) -> AuctionStatus {
+    let Some(life) = snapshot.lifecycle.as_deref().map(|s| &s.life) else {
+        return AuctionStatus::Open;
+    };
+    match &life.status {
+        LifeStatus::Closed { .. } => AuctionStatus::Closed,
+        LifeStatus::Cancelled { .. } => AuctionStatus::Cancelled,
+        LifeStatus::Open => match &life.definition {
+            Some(definition) if now < definition.start => AuctionStatus::Scheduled,
+            _ => AuctionStatus::Open,
+        },
+    }
+}
+
+/// The proto form of an auction's state (never its reserve or proxy maxima).
 pub(crate) fn proto_state(snapshot: &AuctionSnapshot) -> AuctionState {
+    let life = snapshot.lifecycle.as_deref().map(|s| &s.life);
+    let definition = life.and_then(|l| l.definition.as_deref());
     AuctionState {
         auction_id: snapshot.auction_id.to_string(),
         highest_bid: snapshot.highest.as_deref().map(proto_bid),
         minimum_next_bid: snapshot.minimum_next_bid,
         bid_count: snapshot.bid_count,
+        status: status_at(snapshot, Utc::now()) as i32,
+        definition: definition.map(|d| AuctionDefinition {
+            title: d.title.clone(),
+            description: d.description.clone(),
+            seller: d.seller.clone(),
+            starting_price: d.starting_price,
+            has_reserve: d.reserve_price.is_some(),
+            increments: d
+                .increments
+                .bands()
+                .iter()
+                .map(|(from_price, increment)| IncrementBand {
+                    from_price: *from_price,
+                    increment: *increment,
+                })
+                .collect(),
+            start_time: Some(timestamp(d.start)),
+            scheduled_end_time: Some(timestamp(d.end)),
+            soft_close_window: Some(duration(d.soft_close_window)),
+            extension: Some(duration(d.extension)),
+        }),
+        end_time: life.and_then(|l| l.end).map(timestamp),
+        reserve_met: snapshot.reserve_met,
+        extensions: life.map_or(0, |l| l.extensions),
+        result: life.and_then(|l| match &l.status {
+            LifeStatus::Closed { at, winner } => Some(AuctionResult {
+                sold: winner.is_some(),
+                winning_bid: winner.as_deref().map(proto_bid),
+                closed_at: Some(timestamp(*at)),
+            }),
+            _ => None,
+        }),
     }
 }
 
-/// The status of a bid that was not placed.
-fn place_error(price: i32, error: PlaceError) -> Status {
+/// The status of a call the owner did not carry out (`price`: the bid's, for messages).
+fn owner_error(price: i32, error: PlaceError) -> Status {
     match error {
         PlaceError::TooLow {
             current_highest,
@@ -175,6 +252,26 @@ fn place_error(price: i32, error: PlaceError) -> Status {
                 ErrorDetails::with_error_info(BID_TOO_LOW, DOMAIN, metadata),
             )
         }
+        PlaceError::NotOpen(why) => {
+            let mut metadata = HashMap::new();
+            metadata.insert(STATUS.to_owned(), why.status_word().to_owned());
+            Status::with_error_details(
+                Code::FailedPrecondition,
+                format!("the bid was refused: {why}"),
+                ErrorDetails::with_error_info(AUCTION_NOT_OPEN, DOMAIN, metadata),
+            )
+        }
+        PlaceError::AlreadyLeading { maximum } => Status::with_error_details(
+            Code::FailedPrecondition,
+            format!(
+                "you already lead this auction with a maximum of {maximum}; a new maximum must be higher"
+            ),
+            ErrorDetails::with_error_info(ALREADY_LEADING, DOMAIN, HashMap::new()),
+        ),
+        PlaceError::NotFound(message) => Status::not_found(message),
+        PlaceError::AlreadyExists(message) => Status::already_exists(message),
+        PlaceError::PermissionDenied(message) => Status::permission_denied(message),
+        PlaceError::CannotCancel(message) => Status::failed_precondition(message),
         PlaceError::Overloaded => Status::resource_exhausted(
             "the service is overloaded; retry shortly with the same request_id",
         ),
@@ -182,6 +279,14 @@ fn place_error(price: i32, error: PlaceError) -> Status {
             Status::unavailable(format!("{reason}; retry with the same request_id"))
         }
     }
+}
+
+/// Where a call for an owner went.
+enum Routed<T> {
+    /// To the owner on this replica: the answer comes on the command's reply channel.
+    Local,
+    /// To the owner on another replica, which answered.
+    Forwarded(T),
 }
 
 impl BidApi {
@@ -192,58 +297,42 @@ impl BidApi {
                 &self.read_copy.snapshot(&placed.logged.bid.auction_id),
             )),
             replayed: placed.replayed,
+            outbid: placed.outbid,
         }
     }
 
-    /// Places the bid through the owner of its auction's partition, waiting within `deadline`
-    /// for one while the partition is being handed over.
-    async fn place(
-        self: Arc<Self>,
-        request: PlaceBidRequest,
-        request_id: Option<uuid::Uuid>,
+    /// Hands `command` to the owner of `partition`: the local one, or another replica's through
+    /// `forward` (given the owner's address and the time left), waiting within `deadline` for an
+    /// owner while the partition is being handed over. `retry_safe`: sending the call again
+    /// cannot do it twice (it carries a request id).
+    #[allow(clippy::too_many_arguments)]
+    async fn route<T, F, Fut>(
+        &self,
+        partition: i32,
+        auction: &AuctionId,
+        mut command: OwnerCommand,
+        retry_safe: bool,
         forwarded: bool,
         deadline: Duration,
-    ) -> Result<PlaceBidResponse, Status> {
-        let input = BidInput {
-            auction_id: Some(request.auction_id.as_str()),
-            name: &request.name,
-            price: request.price,
-        };
-        let bid_id = request_id.map_or_else(BidId::new_random, BidId::from);
-        let bid = Bid::new(&input, bid_id).map_err(|invalid| {
-            metrics::counter!(m::BIDS_REJECTED, "reason" => "invalid").increment(1);
-            invalid_argument(&invalid.violations)
-        })?;
-        let price = bid.price.get();
-        let partition = partition_for(
-            bid.auction_id.as_str(),
-            self.partitions.load(Ordering::Relaxed),
-        );
-        let (reply, outcome) = oneshot::channel();
-        let command = PlaceCommand {
-            bid,
-            request: request_id.is_some(),
-            reply,
-        };
-        let mut command = command;
+        forward: F,
+    ) -> Result<Routed<T>, Status>
+    where
+        F: Fn(String, Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Option<Status>>>,
+    {
         let started = tokio::time::Instant::now();
         loop {
             match self.ownership.submit(partition, command) {
-                Ok(()) => {
-                    let placed = ownership::outcome(outcome)
-                        .await
-                        .map_err(|e| place_error(price, e))?;
-                    return Ok(self.accepted(&placed));
-                }
+                Ok(()) => return Ok(Routed::Local),
                 Err(Submit::Overloaded) => {
                     metrics::counter!(m::BIDS_REJECTED, "reason" => "overloaded").increment(1);
-                    return Err(place_error(price, PlaceError::Overloaded));
+                    return Err(owner_error(0, PlaceError::Overloaded));
                 }
                 Err(Submit::NotOwner(returned)) => {
                     let owner = self.read_copy.owner(partition).filter(|_| !forwarded);
                     if let Some(owner) = owner.filter(|o| o.address != self.address) {
                         let left = deadline.saturating_sub(started.elapsed());
-                        let forward = self.forwarder.place(&owner.address, request.clone(), left);
+                        let call = forward(owner.address.clone(), left);
                         // A paused owner accepts the connection and never answers: watch for
                         // the partition's next owner meanwhile.
                         let moved = async {
@@ -256,8 +345,8 @@ impl BidApi {
                             }
                         };
                         tokio::select! {
-                            forwarded = forward => match forwarded {
-                                Ok(response) => return Ok(response),
+                            answered = call => match answered {
+                                Ok(response) => return Ok(Routed::Forwarded(response)),
                                 Err(Some(status)) => return Err(status),
                                 // The named owner is gone (stopped or moved): a new one will
                                 // announce itself.
@@ -266,7 +355,7 @@ impl BidApi {
                             () = moved => {
                                 // The call may have reached the old owner: only a request id
                                 // makes sending it again safe.
-                                if request_id.is_none() {
+                                if !retry_safe {
                                     return Err(Status::unavailable(
                                         "the auction's partition moved to another replica while the \
                                          call waited for its owner; its outcome is unknown (send a \
@@ -281,9 +370,8 @@ impl BidApi {
                     if forwarded || started.elapsed() + OWNER_POLL >= deadline {
                         metrics::counter!(m::BIDS_REJECTED, "reason" => "no_owner").increment(1);
                         return Err(Status::unavailable(format!(
-                            "partition {partition}, which holds auction {}, has no owner that can take \
-                             the bid right now (its ownership is moving); retry with the same request_id",
-                            request.auction_id
+                            "partition {partition}, which holds auction {auction}, has no owner that can take \
+                             the call right now (its ownership is moving); retry with the same request_id"
                         )));
                     }
                     tokio::time::sleep(OWNER_POLL).await;
@@ -291,6 +379,264 @@ impl BidApi {
                 }
             }
         }
+    }
+
+    fn partition_of(&self, auction: &AuctionId) -> i32 {
+        partition_for(auction.as_str(), self.partitions.load(Ordering::Relaxed))
+    }
+
+    /// Places the bid through the owner of its auction's partition.
+    async fn place(
+        self: Arc<Self>,
+        request: PlaceBidRequest,
+        request_id: Option<uuid::Uuid>,
+        forwarded: bool,
+        deadline: Duration,
+    ) -> Result<PlaceBidResponse, Status> {
+        let maximum = (request.max_price != 0).then_some(request.max_price);
+        let mut violations = Vec::new();
+        if let Some(max) = maximum {
+            if !(1..=i64::from(i32::MAX)).contains(&max) {
+                violations.push(FieldViolation {
+                    field: "max_price",
+                    description: format!(
+                        "must be a whole number from 1 to 2147483647, or 0 for none; got {max}"
+                    ),
+                });
+            } else if request.price > max {
+                violations.push(FieldViolation {
+                    field: "price",
+                    description: format!(
+                        "must not be above max_price ({max}); got {}",
+                        request.price
+                    ),
+                });
+            }
+        }
+        // With a maximum and no amount, the bid is validated at its maximum; the owner picks
+        // the amount.
+        let amount = request.price;
+        let input = BidInput {
+            auction_id: Some(request.auction_id.as_str()),
+            name: &request.name,
+            price: match maximum {
+                Some(max) if amount == 0 => max,
+                _ => amount,
+            },
+        };
+        let bid_id = request_id.map_or_else(BidId::new_random, BidId::from);
+        let bid = match Bid::new(&input, bid_id) {
+            Ok(bid) if violations.is_empty() => bid,
+            result => {
+                if let Err(invalid) = result {
+                    violations.extend(invalid.violations);
+                }
+                metrics::counter!(m::BIDS_REJECTED, "reason" => "invalid").increment(1);
+                return Err(invalid_argument(&violations));
+            }
+        };
+        let price = bid.price.get();
+        let auction = bid.auction_id.clone();
+        let partition = self.partition_of(&auction);
+        let (reply, outcome) = oneshot::channel();
+        let command = OwnerCommand::Place(PlaceCommand {
+            bid,
+            amount,
+            maximum,
+            request: request_id.is_some(),
+            reply,
+        });
+        let routed = self
+            .route(
+                partition,
+                &auction,
+                command,
+                request_id.is_some(),
+                forwarded,
+                deadline,
+                |address, left| {
+                    let request = request.clone();
+                    let forwarder = &self.forwarder;
+                    async move {
+                        forwarder
+                            .call(&address, request, left, |mut client, call| async move {
+                                client.place_bid(call).await
+                            })
+                            .await
+                    }
+                },
+            )
+            .await?;
+        match routed {
+            Routed::Forwarded(response) => Ok(response),
+            Routed::Local => {
+                let placed = ownership::outcome(outcome)
+                    .await
+                    .map_err(|e| owner_error(price, e))?;
+                Ok(self.accepted(&placed))
+            }
+        }
+    }
+
+    /// Creates an auction through the owner of its partition.
+    async fn create(
+        self: Arc<Self>,
+        mut request: CreateAuctionRequest,
+        forwarded: bool,
+        deadline: Duration,
+    ) -> Result<CreateAuctionResponse, Status> {
+        if let Some(token) = &self.creation_token
+            && !crate::owner::constant_time_eq(
+                token.expose().as_bytes(),
+                request.creation_token.as_bytes(),
+            )
+        {
+            return Err(Status::permission_denied(
+                "creating auctions needs the service's creation token (field creation_token)",
+            ));
+        }
+        if request.auction_id.trim().is_empty() {
+            request.auction_id = generated_auction_id();
+        }
+        let (auction, definition) = creation::definition(&request, &self.rules, Utc::now())
+            .map_err(|violations| invalid("invalid auction", &violations))?;
+        let seller_key = generated_seller_key();
+        let definition = crate::lifecycle::Definition {
+            seller_key_sha256: crate::lifecycle::seller_key_hash(&seller_key),
+            ..definition
+        };
+        self.lifecycle_call(
+            &auction,
+            |reply| OwnerCommand::Create {
+                auction: auction.clone(),
+                definition: Box::new(definition),
+                reply,
+            },
+            false,
+            forwarded,
+            deadline,
+            request,
+            |mut client, call| async move { client.create_auction(call).await },
+            |state| CreateAuctionResponse {
+                auction: Some(state),
+                seller_key,
+            },
+        )
+        .await
+    }
+
+    /// Cancels an auction through the owner of its partition.
+    async fn cancel(
+        self: Arc<Self>,
+        request: CancelAuctionRequest,
+        forwarded: bool,
+        deadline: Duration,
+    ) -> Result<CancelAuctionResponse, Status> {
+        let auction =
+            AuctionId::parse(&request.auction_id).map_err(|v| invalid("invalid request", &[v]))?;
+        if request.seller_key.is_empty() {
+            return Err(invalid(
+                "invalid request",
+                &[FieldViolation {
+                    field: "seller_key",
+                    description: "is required: the seller key CreateAuction handed back".to_owned(),
+                }],
+            ));
+        }
+        let seller_key_sha256 = crate::lifecycle::seller_key_hash(&request.seller_key);
+        self.lifecycle_call(
+            &auction,
+            |reply| OwnerCommand::Cancel {
+                auction: auction.clone(),
+                seller_key_sha256,
+                reply,
+            },
+            true,
+            forwarded,
+            deadline,
+            request,
+            |mut client, call| async move { client.cancel_auction(call).await },
+            |state| CancelAuctionResponse {
+                auction: Some(state),
+            },
+        )
+        .await
+    }
+
+    /// Hands a lifecycle call (`command`, given its reply channel) to the owner of the auction's
+    /// partition, or forwards `request` there with `method`; the local answer is made by `answer`
+    /// from the state as committed.
+    #[allow(clippy::too_many_arguments)]
+    async fn lifecycle_call<Req, Resp, M, Fut>(
+        &self,
+        auction: &AuctionId,
+        command: impl FnOnce(crate::owner::AuctionReply) -> OwnerCommand,
+        retry_safe: bool,
+        forwarded: bool,
+        deadline: Duration,
+        request: Req,
+        method: M,
+        answer: impl FnOnce(AuctionState) -> Resp,
+    ) -> Result<Resp, Status>
+    where
+        Req: Clone,
+        M: FnOnce(
+                auction_proto::v1::bid_service_client::BidServiceClient<tonic::transport::Channel>,
+                tonic::Request<Req>,
+            ) -> Fut
+            + Copy,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let (reply, outcome) = oneshot::channel();
+        let routed = self
+            .route(
+                self.partition_of(auction),
+                auction,
+                command(reply),
+                retry_safe,
+                forwarded,
+                deadline,
+                |address, left| {
+                    let request = request.clone();
+                    let forwarder = &self.forwarder;
+                    async move { forwarder.call(&address, request, left, method).await }
+                },
+            )
+            .await?;
+        match routed {
+            Routed::Forwarded(response) => Ok(response),
+            Routed::Local => {
+                let state = ownership::outcome(outcome)
+                    .await
+                    .map_err(|e| owner_error(0, e))?;
+                self.read_copy.update_from_owner(Arc::clone(&state));
+                Ok(answer(proto_state(&self.read_copy.snapshot(&state.id))))
+            }
+        }
+    }
+}
+
+/// A new auction id: `lot-` and 12 random hex digits.
+fn generated_auction_id() -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("lot-{}", &random[..12])
+}
+
+/// A new seller key: a random (version 4) UUID's 122 random bits, hex.
+fn generated_seller_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The answer of a call that ran in its own task within its deadline.
+fn finish<T>(
+    answer: Result<Result<Result<T, Status>, tokio::task::JoinError>, tokio::time::error::Elapsed>,
+) -> Result<Response<T>, Status> {
+    match answer {
+        Ok(Ok(outcome)) => outcome.map(Response::new),
+        Ok(Err(_)) => Err(Status::unavailable("the call failed; retry")),
+        Err(_) => Err(Status::unavailable(
+            "the call was not confirmed before the deadline; its outcome is unknown: look the auction up before retrying",
+        )),
     }
 }
 
@@ -412,14 +758,70 @@ impl BidService for BidGrpc {
             0 => 50,
             n => n.min(500) as usize,
         };
+        let status = request.get_ref().status;
+        let wanted = match AuctionStatus::try_from(status) {
+            Ok(AuctionStatus::Unspecified) => None,
+            Ok(status) => Some(status),
+            Err(_) => {
+                return Err(invalid(
+                    "invalid request",
+                    &[FieldViolation {
+                        field: "status",
+                        description: format!(
+                            "must be one of the AuctionStatus values; got {status}"
+                        ),
+                    }],
+                ));
+            }
+        };
+        let now = Utc::now();
         let auctions = self
             .0
             .read_copy
-            .auctions(limit)
+            .auctions(limit, |snapshot| {
+                wanted.is_none_or(|wanted| status_at(snapshot, now) == wanted)
+            })
             .iter()
             .map(proto_state)
             .collect();
         Ok(Response::new(ListAuctionsResponse { auctions }))
+    }
+
+    async fn create_auction(
+        &self,
+        request: Request<CreateAuctionRequest>,
+    ) -> Result<Response<CreateAuctionResponse>, Status> {
+        let deadline = client_deadline(request.metadata()).unwrap_or(self.0.default_deadline);
+        let forwarded = request.metadata().contains_key(FORWARDED_HEADER);
+        let wait = deadline.saturating_sub(ANSWER_MARGIN);
+        let task = tokio::spawn(Arc::clone(&self.0).create(request.into_inner(), forwarded, wait));
+        finish(tokio::time::timeout(wait, task).await)
+    }
+
+    async fn get_auction(
+        &self,
+        request: Request<GetAuctionRequest>,
+    ) -> Result<Response<GetAuctionResponse>, Status> {
+        let id = parse_auction_id(&request.get_ref().auction_id)?;
+        if !self.0.read_copy.exists(&id) {
+            return Err(Status::not_found(format!(
+                "auction {id} does not exist: nobody created it and it has no bid"
+            )));
+        }
+        Ok(Response::new(GetAuctionResponse {
+            auction: Some(proto_state(&self.0.read_copy.snapshot(&id))),
+        }))
+    }
+
+    async fn cancel_auction(
+        &self,
+        request: Request<CancelAuctionRequest>,
+    ) -> Result<Response<CancelAuctionResponse>, Status> {
+        let deadline = client_deadline(request.metadata()).unwrap_or(self.0.default_deadline);
+        let forwarded = request.metadata().contains_key(FORWARDED_HEADER);
+        let wait = deadline.saturating_sub(ANSWER_MARGIN);
+        let task = tokio::spawn(Arc::clone(&self.0).cancel(request.into_inner(), forwarded, wait));
+        finish(tokio::time::timeout(wait, task).await)
     }
 }
 

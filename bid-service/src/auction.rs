@@ -1,17 +1,21 @@
 //! One auction's state and the bid rules that depend on it, as a pure fold of the bid log: every
 //! owner, every read copy and every restore computes the same state from the same records.
 //!
-//! A bid is *valid at its position* when it offers at least the minimum next bid of the state
-//! before it (the starting price, or the highest plus the increment); only a valid bid becomes
-//! the highest, so on equal prices the earlier one in the log keeps the lead, and a record that
-//! another producer wrote below the bar counts as a bid but never leads. Owners check validity
-//! before they write a bid, and again when they read it back, before they answer OK.
+//! A bid is *valid at its position* when the auction is open at the bid's time and the bid offers
+//! at least the minimum next bid of the state before it (the starting price, or the highest plus
+//! the increment; an automatic proxy bid needs only the current price, see `lifecycle.rs`); only a
+//! valid bid becomes the highest, so on equal prices the earlier one in the log keeps the lead,
+//! and a record that another producer wrote below the bar counts as a bid but never leads. Owners
+//! check validity before they write a bid, and again when they read it back, before they answer
+//! OK. The auction's definition, status and proxy maxima are in [`Lifecycle`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use auction_schemas::state::{AuctionRecord, RecordedBid};
 use auction_schemas::{AuctionId, Bid, BidId, BidTimestamp, BidderName, Price};
+
+use crate::lifecycle::{Lifecycle, lifecycle_from};
 
 /// A bid as it is in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +28,7 @@ pub(crate) struct LoggedBid {
     pub offset: i64,
 }
 
-/// The bid rules that depend on configuration.
+/// The bid rules of auctions nobody created, which the service's configuration sets.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BidRules {
     /// How much a bid must add to the current highest.
@@ -35,24 +39,15 @@ pub(crate) struct BidRules {
     pub recent_limit: usize,
 }
 
-impl BidRules {
-    /// The lowest acceptable price after `highest`.
-    pub(crate) fn minimum_next(&self, highest: Option<i64>) -> i64 {
-        match highest {
-            Some(price) => price + i64::from(self.min_increment),
-            None => i64::from(self.starting_price),
-        }
-    }
-}
-
 /// What applying a record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Applied {
     /// The record was at or before the offset the state already reflects: nothing changed.
     AlreadyReflected,
-    /// Applied; `valid` says whether it offered at least the minimum next bid at its position.
+    /// Applied; `valid` says whether it counted at its position.
     Bid {
-        /// It beat the state before it by the increment (or met the starting price).
+        /// The auction was open at its time and it beat the state before it by the increment
+        /// (or met the starting price).
         valid: bool,
     },
 }
@@ -72,6 +67,10 @@ pub(crate) struct AuctionState {
     pub highest: Option<Arc<LoggedBid>>,
     /// The most recent bids, newest first.
     pub recent: VecDeque<Arc<LoggedBid>>,
+    /// Counts every change (bids and lifecycle).
+    pub revision: u64,
+    /// Definition, status, end and proxy maxima.
+    pub life: Lifecycle,
 }
 
 impl AuctionState {
@@ -84,6 +83,8 @@ impl AuctionState {
             bid_count: 0,
             highest: None,
             recent: VecDeque::new(),
+            revision: 0,
+            life: Lifecycle::default(),
         }
     }
 
@@ -92,16 +93,23 @@ impl AuctionState {
         self.highest.as_ref().map(|h| i64::from(h.bid.price.get()))
     }
 
-    /// Applies the record `logged` of this auction's partition.
-    pub(crate) fn apply(&mut self, logged: &Arc<LoggedBid>, rules: &BidRules) -> Applied {
+    /// Applies the record `logged` of this auction's partition; `automatic` marks an automatic
+    /// proxy bid.
+    pub(crate) fn apply(
+        &mut self,
+        logged: &Arc<LoggedBid>,
+        automatic: bool,
+        rules: &BidRules,
+    ) -> Applied {
         if logged.offset <= self.offset {
             return Applied::AlreadyReflected;
         }
-        let price = i64::from(logged.bid.price.get());
-        let valid = price >= rules.minimum_next(self.highest_price());
+        let valid = self.lifecycle_validity(logged, automatic, rules);
         if valid {
             self.highest = Some(Arc::clone(logged));
+            self.after_valid_bid(logged);
         }
+        self.revision += 1;
         self.offset = logged.offset;
         self.bid_count += 1;
         self.recent.push_front(Arc::clone(logged));
@@ -118,6 +126,8 @@ impl AuctionState {
             bid_count: self.bid_count,
             highest: self.highest.as_deref().map(recorded),
             recent: self.recent.iter().map(|b| recorded(b)).collect(),
+            revision: self.revision,
+            lifecycle: self.lifecycle_record().map(Box::new),
         }
     }
 
@@ -139,12 +149,14 @@ impl AuctionState {
             None => None,
         };
         Some(Self {
+            life: lifecycle_from(record.lifecycle.as_deref(), &id, record.partition)?,
             id: id.clone(),
             partition: record.partition,
             offset: record.offset,
             bid_count: record.bid_count,
             highest,
             recent,
+            revision: record.revision,
         })
     }
 }
@@ -215,35 +227,35 @@ mod tests {
     fn validity_needs_the_starting_price_then_the_increment() {
         let mut s = state();
         assert_eq!(
-            s.apply(&logged("x", 9, 0), &RULES),
+            s.apply(&logged("x", 9, 0), false, &RULES),
             Applied::Bid { valid: false }
         );
         assert_eq!(s.highest_price(), None, "an invalid record never leads");
         assert_eq!(
-            s.apply(&logged("x", 10, 1), &RULES),
+            s.apply(&logged("x", 10, 1), false, &RULES),
             Applied::Bid { valid: true }
         );
         assert_eq!(
-            s.apply(&logged("y", 14, 2), &RULES),
+            s.apply(&logged("y", 14, 2), false, &RULES),
             Applied::Bid { valid: false }
         );
         assert_eq!(
-            s.apply(&logged("y", 15, 3), &RULES),
+            s.apply(&logged("y", 15, 3), false, &RULES),
             Applied::Bid { valid: true }
         );
         assert_eq!(s.highest_price(), Some(15));
         assert_eq!(s.bid_count, 4);
-        assert_eq!(RULES.minimum_next(s.highest_price()), 20);
+        assert_eq!(s.minimum_next(&RULES), 20);
     }
 
     #[test]
     fn equal_prices_keep_the_earlier_bid_and_replayed_records_count_once() {
         let mut s = state();
         let first = logged("first", 20, 4);
-        s.apply(&first, &RULES);
-        s.apply(&logged("second", 20, 5), &RULES);
+        s.apply(&first, false, &RULES);
+        s.apply(&logged("second", 20, 5), false, &RULES);
         assert_eq!(s.highest.as_ref().unwrap().bid.name.as_str(), "first");
-        assert_eq!(s.apply(&first, &RULES), Applied::AlreadyReflected);
+        assert_eq!(s.apply(&first, false, &RULES), Applied::AlreadyReflected);
         assert_eq!(s.bid_count, 2);
     }
 
@@ -251,7 +263,7 @@ mod tests {
     fn the_record_restores_the_same_state() {
         let mut s = state();
         for (offset, price) in [10, 15, 20, 25, 30].into_iter().enumerate() {
-            s.apply(&logged("x", price, offset as i64), &RULES);
+            s.apply(&logged("x", price, offset as i64), false, &RULES);
         }
         assert_eq!(s.recent.len(), 3);
         let restored = AuctionState::from_record(&s.to_record()).unwrap();

@@ -66,6 +66,11 @@ pub struct Settings {
     pub min_increment: i32,
     /// The lowest first bid of an auction.
     pub starting_price: i32,
+    /// Whether a bid on an auction nobody created opens it (the demo's way) with the rules
+    /// above; when false such a bid gets NOT_FOUND.
+    pub implicit_auctions: bool,
+    /// When set, `CreateAuction` needs this token.
+    pub creation_token: Option<Secret>,
     /// How many recent bids each auction keeps for `ListRecentBids`.
     pub recent_bids_per_auction: usize,
     /// Kafka's `transaction.timeout.ms` for the owners' transactions (and so the longest a bid
@@ -104,6 +109,8 @@ impl Settings {
             register_schemas: true,
             min_increment: 1,
             starting_price: 1,
+            implicit_auctions: true,
+            creation_token: None,
             recent_bids_per_auction: 10,
             delivery_timeout: Duration::from_secs(30),
             default_deadline: Duration::from_secs(10),
@@ -212,6 +219,14 @@ pub struct Args {
     /// The lowest first bid of an auction.
     #[arg(long, env = "AUCTION_STARTING_PRICE", default_value_t = 1)]
     pub starting_price: i32,
+    /// Refuse bids on auctions nobody created (NOT_FOUND) instead of opening them on the first
+    /// bid, as the original demo does.
+    #[arg(long, env = "AUCTION_NO_IMPLICIT_AUCTIONS")]
+    pub no_implicit_auctions: bool,
+    /// Require this token in CreateAuction's `creation_token` (prefer the environment variable);
+    /// anyone may create auctions when unset.
+    #[arg(long, env = "AUCTION_CREATION_TOKEN", hide_env_values = true)]
+    pub creation_token: Option<String>,
     /// Kafka's transaction timeout: how long a bid may take to be committed (longer than a
     /// partition leader's failover, about 10 s with Kafka's defaults). The call itself answers
     /// by the client's deadline.
@@ -275,6 +290,8 @@ impl Args {
         settings.register_schemas = !self.schema_registry_verify_only;
         settings.min_increment = self.min_increment;
         settings.starting_price = self.starting_price;
+        settings.implicit_auctions = !self.no_implicit_auctions;
+        settings.creation_token = self.creation_token.map(Secret::new);
         settings.delivery_timeout = Duration::from_millis(self.delivery_timeout_ms);
         settings.max_bids_in_flight = self.max_in_flight;
         settings.cors_allowed_origins = self.cors_origins;

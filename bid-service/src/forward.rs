@@ -1,4 +1,4 @@
-//! Forwarding `PlaceBid` to the replica that owns the auction's partition, transparently to the
+//! Forwarding `PlaceBid`, `CreateAuction` and `CancelAuction` to the replica that owns the auction's partition, transparently to the
 //! client. The owner is the one the state topic's `#owner` record names (written by the owner
 //! in its first transaction, so a fenced replica cannot claim a partition). A forwarded call
 //! carries [`FORWARDED_HEADER`]; a replica that receives one for a partition it does not own
@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use auction_proto::v1::bid_service_client::BidServiceClient;
-use auction_proto::v1::{PlaceBidRequest, PlaceBidResponse};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -44,23 +43,28 @@ impl Forwarder {
         Ok(client)
     }
 
-    /// Places `request` through the owner at `address`, within `deadline`. `Err(None)`: the
-    /// owner could not be reached at all (nothing was sent), so the caller may look for the
-    /// owner again.
-    pub(crate) async fn place(
+    /// Makes the call `method` with `request` on the owner at `address`, within `deadline`.
+    /// `Err(None)`: the owner could not be reached at all (nothing was sent), so the caller may
+    /// look for the owner again.
+    pub(crate) async fn call<Req, Resp, F, Fut>(
         &self,
         address: &str,
-        request: PlaceBidRequest,
+        request: Req,
         deadline: Duration,
-    ) -> Result<PlaceBidResponse, Option<Status>> {
-        let mut client = self.client(address).map_err(Some)?;
+        method: F,
+    ) -> Result<Resp, Option<Status>>
+    where
+        F: FnOnce(BidServiceClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let client = self.client(address).map_err(Some)?;
         let mut call = tonic::Request::new(request);
         call.set_timeout(deadline);
         call.metadata_mut().insert(
             FORWARDED_HEADER,
             tonic::metadata::MetadataValue::from_static("1"),
         );
-        match client.place_bid(call).await {
+        match method(client, call).await {
             Ok(response) => {
                 metrics::counter!(crate::metrics::BIDS_FORWARDED, "outcome" => "ok").increment(1);
                 Ok(response.into_inner())

@@ -26,8 +26,10 @@
 mod api;
 mod auction;
 pub mod config;
+mod creation;
 mod forward;
 mod kafka;
+mod lifecycle;
 pub mod metrics;
 mod owner;
 mod ownership;
@@ -296,6 +298,7 @@ pub async fn spawn(
         read_copy: Arc::clone(&read_copy),
         address: address.clone(),
         group: OnceLock::new(),
+        implicit_auctions: settings.implicit_auctions,
     });
     let group_stop = shutdown.child_token();
     let (ownership, group_ended) = ownership::start(
@@ -374,6 +377,8 @@ pub async fn spawn(
         in_flight: Arc::new(Semaphore::new(settings.max_bids_in_flight)),
         default_deadline: settings.default_deadline,
         shutdown: shutdown.clone(),
+        creation_token: settings.creation_token.clone(),
+        rules,
     });
     let bid_service =
         BidServiceServer::new(BidGrpc(api)).max_decoding_message_size(MAX_REQUEST_BYTES);

@@ -3,7 +3,8 @@
 /// Counter: bids answered OK (committed and read back from the log).
 pub const BIDS_ACCEPTED: &str = "bid_service_bids_accepted_total";
 /// Counter: bids not accepted, by `reason` (`invalid`, `too_low`, `outbid_in_log`, `overloaded`,
-/// `kafka_unavailable`, `registry_unavailable`, `no_owner`, `not_in_log`).
+/// `kafka_unavailable`, `registry_unavailable`, `no_owner`, `not_in_log`, `not_open`,
+/// `already_leading`, `no_such_auction`).
 pub const BIDS_REJECTED: &str = "bid_service_bids_rejected_total";
 /// Counter: `PlaceBid` calls forwarded to the owner of the auction's partition, by `outcome`.
 pub const BIDS_FORWARDED: &str = "bid_service_bids_forwarded_total";
@@ -20,3 +21,7 @@ pub const TAKEOVER_SECONDS: &str = "bid_service_takeover_seconds";
 /// Counter: records the owners read from the bid log, by `outcome` (`applied`, or why it was
 /// skipped).
 pub const LOG_RECORDS: &str = "bid_service_log_records_total";
+/// Counter: automatic bids that proxy maxima made, by `valid` (whether they counted in the log).
+pub const AUTOMATIC_BIDS: &str = "bid_service_automatic_bids_total";
+/// Counter: auctions the owners closed at their end.
+pub const AUCTIONS_CLOSED: &str = "bid_service_auctions_closed_total";

@@ -48,6 +48,7 @@ use uuid::Uuid;
 use crate::auction::{Applied, AuctionState, BidRules, LoggedBid};
 use crate::config::KafkaProperties;
 use crate::kafka::{self, KafkaSetupError};
+use crate::lifecycle::{self, Definition, NotOpen, PROXY_HEADER, Refused};
 use crate::metrics as m;
 use crate::ownership::GroupContext;
 use crate::read_copy::ReadCopy;
@@ -78,6 +79,9 @@ const READ_BACK_WAIT: Duration = Duration::from_secs(12);
 /// as a group generation that moved during a rebalance, aborts a transaction).
 const WRITE_ATTEMPTS: u8 = 3;
 
+/// How often an owner looks for auctions whose end has passed.
+const CLOSE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Calls waiting for a partition owner at most.
 pub(crate) const COMMAND_QUEUE: usize = 4096;
 
@@ -101,6 +105,21 @@ pub(crate) enum PlaceError {
         /// The price it needed there.
         minimum_next_bid: i64,
     },
+    /// The auction takes no bid now (not started, ended, closed or cancelled).
+    NotOpen(NotOpen),
+    /// The bidder leads already with a maximum at least as high.
+    AlreadyLeading {
+        /// Their standing maximum.
+        maximum: i64,
+    },
+    /// The auction does not exist where one must.
+    NotFound(String),
+    /// An auction with that id exists already.
+    AlreadyExists(String),
+    /// The seller key does not match.
+    PermissionDenied(String),
+    /// The auction cannot be cancelled (it has a bid, or has ended).
+    CannotCancel(String),
     /// Too much work queued.
     Overloaded,
     /// Kafka, the registry or the owner cannot take the bid now; the bid is not placed.
@@ -114,6 +133,8 @@ pub(crate) struct Placed {
     pub logged: Arc<LoggedBid>,
     /// An earlier call with the same request id placed it.
     pub replayed: bool,
+    /// Another bidder's maximum outbid it at once.
+    pub outbid: bool,
 }
 
 /// The outcome of one call.
@@ -128,15 +149,62 @@ pub(crate) enum Feed {
     End,
 }
 
-/// A call for the owner.
+/// A bid for the owner.
 #[derive(Debug)]
 pub(crate) struct PlaceCommand {
-    /// The validated bid (its id is the request id when `request` is set).
+    /// The validated bid (its id is the request id when `request` is set); its price is the
+    /// amount, or the maximum when the amount is left to the service.
     pub bid: Bid,
+    /// The amount asked for (0: as little as needed, with a maximum).
+    pub amount: i64,
+    /// The proxy maximum.
+    pub maximum: Option<i64>,
     /// The client gave a request id: remember the outcome for retries.
     pub request: bool,
     /// Where the outcome goes.
     pub reply: oneshot::Sender<PlaceOutcome>,
+}
+
+/// Where the outcome of a lifecycle call goes: the auction as committed.
+pub(crate) type AuctionReply = oneshot::Sender<Result<Arc<AuctionState>, PlaceError>>;
+
+/// A call for the owner of an auction's partition.
+#[derive(Debug)]
+pub(crate) enum OwnerCommand {
+    /// Place a bid.
+    Place(PlaceCommand),
+    /// Create an auction with a definition.
+    Create {
+        /// Its id.
+        auction: AuctionId,
+        /// What it is.
+        definition: Box<Definition>,
+        /// The outcome.
+        reply: AuctionReply,
+    },
+    /// Cancel an auction that has no bid.
+    Cancel {
+        /// Its id.
+        auction: AuctionId,
+        /// SHA-256 of the key given.
+        seller_key_sha256: String,
+        /// The outcome.
+        reply: AuctionReply,
+    },
+}
+
+impl OwnerCommand {
+    /// Answers the call with `error`.
+    pub(crate) fn fail(self, error: PlaceError) {
+        match self {
+            Self::Place(command) => {
+                let _ = command.reply.send(Err(error));
+            }
+            Self::Create { reply, .. } | Self::Cancel { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
 }
 
 /// What every partition owner of a replica shares.
@@ -169,6 +237,8 @@ pub(crate) struct OwnerContext {
     pub address: String,
     /// The group consumer, for the group metadata that fences offset commits (KIP-447).
     pub group: OnceLock<Arc<BaseConsumer<GroupContext>>>,
+    /// A bid on an auction nobody created opens it.
+    pub implicit_auctions: bool,
 }
 
 impl std::fmt::Debug for OwnerContext {
@@ -185,7 +255,7 @@ impl std::fmt::Debug for OwnerContext {
 #[derive(Debug)]
 pub(crate) struct OwnerHandle {
     /// Calls for the owner.
-    pub commands: mpsc::Sender<PlaceCommand>,
+    pub commands: mpsc::Sender<OwnerCommand>,
     /// Committed records of the partition, in order, and its ends.
     pub records: mpsc::Sender<Feed>,
     /// False while the owner replaces its producer: new calls then answer UNAVAILABLE at once
@@ -275,12 +345,15 @@ pub(crate) fn start(
     }
 }
 
-/// A call waiting for its bid to be read back.
+/// A bid waiting to be read back (an automatic bid has no caller).
 #[derive(Debug)]
 struct Waiter {
     replies: Vec<(oneshot::Sender<PlaceOutcome>, bool)>,
     auction: AuctionId,
-    price: i32,
+    /// Another bidder's maximum outbids it at once (its answer is written after it).
+    outbid: bool,
+    /// An automatic bid for a maximum.
+    automatic: bool,
     /// The bid and its framed value, to write again after an aborted transaction.
     bid: Bid,
     request: bool,
@@ -354,6 +427,7 @@ impl Remembered {
             Outcome::Placed(logged) => Ok(Placed {
                 logged: Arc::clone(logged),
                 replayed: true,
+                outbid: false,
             }),
             Outcome::Refused(refusal) => Err(match refusal.offset {
                 Some(offset) => PlaceError::OutbidInLog {
@@ -375,6 +449,22 @@ struct Transaction {
     open: bool,
     bids: Vec<BidId>,
     due: Option<tokio::time::Instant>,
+}
+
+/// A bid written and not yet read back, as the owner's projection of its auction counts it.
+#[derive(Debug)]
+struct PendingBid {
+    logged: Arc<LoggedBid>,
+    automatic: bool,
+}
+
+/// A call answered once the state it changed is committed.
+#[derive(Debug)]
+enum AfterCommit {
+    /// A bid that only raised the leader's own maximum: the answer is their leading bid.
+    Place(oneshot::Sender<PlaceOutcome>, AuctionId),
+    /// A creation or cancellation.
+    Auction(AuctionReply, AuctionId),
 }
 
 /// How an owner's run ends early.
@@ -399,7 +489,11 @@ struct PartitionOwner {
     position: Option<i64>,
     committed_position: Option<i64>,
     waiting: HashMap<BidId, Waiter>,
-    pending: HashMap<AuctionId, Vec<i32>>,
+    pending: HashMap<AuctionId, Vec<PendingBid>>,
+    /// Open auctions with an end, which the owner closes once it has passed.
+    timed: HashSet<AuctionId>,
+    /// Calls answered at the next successful commit.
+    after_commit: Vec<AfterCommit>,
     transaction: Transaction,
     dirty_auctions: HashSet<AuctionId>,
     dirty_requests: Vec<Uuid>,
@@ -500,6 +594,13 @@ impl PartitionOwner {
         for state in auctions.values() {
             context.read_copy.update_from_owner(Arc::clone(state));
         }
+        let timed = auctions
+            .values()
+            .filter(|state| {
+                state.life.end.is_some() && state.life.status == lifecycle::Status::Open
+            })
+            .map(|state| state.id.clone())
+            .collect();
         tracing::info!(
             partition,
             auctions = auctions.len(),
@@ -521,6 +622,8 @@ impl PartitionOwner {
             committed_position: None,
             waiting: HashMap::new(),
             pending: HashMap::new(),
+            timed,
+            after_commit: Vec::new(),
             // The owner record goes out with the first transaction, right away.
             transaction: Transaction {
                 due: Some(tokio::time::Instant::now()),
@@ -538,7 +641,7 @@ impl PartitionOwner {
 
     async fn run(
         mut self,
-        mut commands: mpsc::Receiver<PlaceCommand>,
+        mut commands: mpsc::Receiver<OwnerCommand>,
         mut records: mpsc::Receiver<Feed>,
         stop: CancellationToken,
         commit_on_stop: Arc<std::sync::atomic::AtomicBool>,
@@ -546,6 +649,8 @@ impl PartitionOwner {
         let started = Instant::now();
         let mut overdue_check = tokio::time::interval(READ_BACK_WAIT / 4);
         overdue_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut close_check = tokio::time::interval(CLOSE_CHECK_INTERVAL);
+        close_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ended = loop {
             let due = self.transaction.due;
             tokio::select! {
@@ -556,9 +661,7 @@ impl PartitionOwner {
                     Feed::End => {
                         if !self.caught_up {
                             tracing::info!(partition = self.partition, "read the partition to its end; deciding");
-                            self.caught_up = true;
-                            // What the catch-up reached goes out within the commit interval.
-                            self.schedule();
+                            self.became_caught_up().await;
                         }
                     }
                 },
@@ -573,9 +676,14 @@ impl PartitionOwner {
                         break ended;
                     }
                 }
+                _ = close_check.tick(), if self.caught_up => self.close_due_auctions(),
                 // Nothing is decided before the bids committed by earlier owners are applied:
                 // a retry must find the request id its first call placed.
-                Some(command) = commands.recv(), if self.caught_up => self.decide(command).await,
+                Some(command) = commands.recv(), if self.caught_up => match command {
+                    OwnerCommand::Place(command) => self.decide(command).await,
+                    OwnerCommand::Create { auction, definition, reply } => self.create(auction, definition, reply),
+                    OwnerCommand::Cancel { auction, seller_key_sha256, reply } => self.cancel(&auction, &seller_key_sha256, reply),
+                },
                 else => break Ended::Stopped,
             }
         };
@@ -602,11 +710,20 @@ impl PartitionOwner {
             Ended::Stopped => "the auction's partition moved to another replica",
         };
         self.fail_waiting(|_| true, reason);
+        for call in self.after_commit.drain(..) {
+            let error = PlaceError::Unavailable(format!("{reason}; the change was not made"));
+            match call {
+                AfterCommit::Place(reply, _) => {
+                    let _ = reply.send(Err(error));
+                }
+                AfterCommit::Auction(reply, _) => {
+                    let _ = reply.send(Err(error));
+                }
+            }
+        }
         commands.close();
         while let Ok(command) = commands.try_recv() {
-            let _ = command
-                .reply
-                .send(Err(PlaceError::Unavailable(reason.to_owned())));
+            command.fail(PlaceError::Unavailable(reason.to_owned()));
         }
         tracing::info!(
             partition = self.partition,
@@ -625,7 +742,14 @@ impl PartitionOwner {
             .collect();
         for id in failed {
             if let Some(waiter) = self.waiting.remove(&id) {
-                self.release(&waiter.auction, waiter.price);
+                self.release(&waiter.auction, id);
+                // A maximum its call set goes with the bid that was never placed.
+                if let Some(state) = self.auctions.get_mut(&waiter.auction)
+                    && state.life.maxima.iter().any(|m| m.bid_id == id)
+                {
+                    Arc::make_mut(state).forget_maximum(id);
+                    self.dirty_auctions.insert(waiter.auction.clone());
+                }
                 metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable")
                     .increment(waiter.replies.len() as u64);
                 for (reply, _) in waiter.replies {
@@ -637,15 +761,35 @@ impl PartitionOwner {
         }
     }
 
-    fn release(&mut self, auction: &AuctionId, price: i32) {
-        if let Some(prices) = self.pending.get_mut(auction) {
-            if let Some(at) = prices.iter().position(|p| *p == price) {
-                prices.swap_remove(at);
-            }
-            if prices.is_empty() {
+    fn release(&mut self, auction: &AuctionId, bid_id: BidId) {
+        if let Some(bids) = self.pending.get_mut(auction) {
+            bids.retain(|pending| pending.logged.bid.bid_id != bid_id);
+            if bids.is_empty() {
                 self.pending.remove(auction);
             }
         }
+    }
+
+    /// The auction as it will be once the bids written for it are applied (a new auction
+    /// nobody created when it has neither state nor bids in flight).
+    fn projected(&self, auction: &AuctionId) -> Option<AuctionState> {
+        let applied = self.auctions.get(auction);
+        let pending = self.pending.get(auction);
+        if applied.is_none() && pending.is_none() {
+            return None;
+        }
+        let mut state = applied.map_or_else(
+            || AuctionState::new(auction.clone(), self.partition),
+            |state| (**state).clone(),
+        );
+        for bid in pending.into_iter().flatten() {
+            let logged = Arc::new(LoggedBid {
+                offset: state.offset + 1,
+                ..(*bid.logged).clone()
+            });
+            state.apply(&logged, bid.automatic, &self.context.rules);
+        }
+        Some(state)
     }
 
     /// Remembers a request's final outcome for the window (written with the next commit).
@@ -685,6 +829,8 @@ impl PartitionOwner {
     async fn decide(&mut self, command: PlaceCommand) {
         let PlaceCommand {
             bid,
+            amount,
+            maximum,
             request,
             reply,
         } = command;
@@ -698,52 +844,149 @@ impl PartitionOwner {
                 return;
             }
         }
-        let applied = self
-            .auctions
-            .get(&bid.auction_id)
-            .and_then(|state| state.highest_price());
-        let pending = self
-            .pending
-            .get(&bid.auction_id)
-            .and_then(|prices| prices.iter().max())
-            .map(|p| i64::from(*p));
+        let Some(state) = self.projected(&bid.auction_id).or_else(|| {
+            self.context
+                .implicit_auctions
+                .then(|| AuctionState::new(bid.auction_id.clone(), self.partition))
+        }) else {
+            metrics::counter!(m::BIDS_REJECTED, "reason" => "no_such_auction").increment(1);
+            let _ = reply.send(Err(PlaceError::NotFound(format!(
+                "auction {} does not exist: create it first (this service does not open auctions on a first bid)",
+                bid.auction_id
+            ))));
+            return;
+        };
         let elsewhere = self
             .context
             .read_copy
             .highest_elsewhere(&bid.auction_id, self.partition);
-        let current_highest = applied.max(pending).max(elsewhere);
-        let minimum_next_bid = self.context.rules.minimum_next(current_highest);
-        if i64::from(bid.price.get()) < minimum_next_bid {
-            metrics::counter!(m::BIDS_REJECTED, "reason" => "too_low").increment(1);
-            if request {
-                self.remember(
-                    bid.bid_id.as_uuid(),
-                    bid.auction_id.clone(),
-                    Outcome::Refused(Refusal {
+        let now = Utc::now();
+        let plan = match state.plan(
+            &bid.name,
+            amount,
+            maximum,
+            now,
+            elsewhere,
+            &self.context.rules,
+        ) {
+            Ok(plan) => plan,
+            Err(refused) => {
+                let error = match refused {
+                    Refused::TooLow {
                         current_highest,
                         minimum_next_bid,
-                        offset: None,
-                    }),
-                );
+                    } => {
+                        metrics::counter!(m::BIDS_REJECTED, "reason" => "too_low").increment(1);
+                        if request {
+                            self.remember(
+                                bid.bid_id.as_uuid(),
+                                bid.auction_id.clone(),
+                                Outcome::Refused(Refusal {
+                                    current_highest,
+                                    minimum_next_bid,
+                                    offset: None,
+                                }),
+                            );
+                        }
+                        PlaceError::TooLow {
+                            current_highest,
+                            minimum_next_bid,
+                        }
+                    }
+                    Refused::NotOpen(why) => {
+                        metrics::counter!(m::BIDS_REJECTED, "reason" => "not_open").increment(1);
+                        PlaceError::NotOpen(why)
+                    }
+                    Refused::AlreadyLeading { maximum } => {
+                        metrics::counter!(m::BIDS_REJECTED, "reason" => "already_leading")
+                            .increment(1);
+                        PlaceError::AlreadyLeading { maximum }
+                    }
+                };
+                let _ = reply.send(Err(error));
+                return;
             }
-            let _ = reply.send(Err(PlaceError::TooLow {
-                current_highest,
-                minimum_next_bid,
-            }));
+        };
+        if let Some(maximum) = plan.maximum {
+            let id = bid.auction_id.clone();
+            let applied = self
+                .auctions
+                .entry(id.clone())
+                .or_insert_with(|| Arc::new(AuctionState::new(id.clone(), self.partition)));
+            Arc::make_mut(applied).register_maximum(&bid.name, maximum, bid.bid_id);
+            self.dirty_auctions.insert(id);
+            self.schedule();
+        }
+        if plan.bids.is_empty() {
+            // The leader raised their own maximum: nothing to write but the state.
+            self.after_commit
+                .push(AfterCommit::Place(reply, bid.auction_id.clone()));
             return;
         }
+        let mut reply = Some(reply);
+        for planned in &plan.bids {
+            let caller = reply.is_some() && !planned.automatic;
+            let Ok(price) = auction_schemas::Price::parse(planned.price) else {
+                continue;
+            };
+            let written = Bid {
+                bid_id: if caller {
+                    bid.bid_id
+                } else {
+                    BidId::new_random()
+                },
+                auction_id: bid.auction_id.clone(),
+                name: planned.name.clone(),
+                price,
+                bid_ts: now.into(),
+            };
+            let replies = if caller {
+                reply.take().map(|r| vec![(r, false)]).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            if let Err(replies) = self
+                .write_decided(
+                    written,
+                    caller && request,
+                    planned.automatic,
+                    plan.outbid && caller,
+                    replies,
+                )
+                .await
+            {
+                // The caller's own bid could not be written: nothing else is.
+                for (reply, error) in replies {
+                    let _ = reply.send(Err(error));
+                }
+                return;
+            }
+        }
+    }
+
+    /// Writes a decided bid into the open transaction and waits for its read-back; `Err` hands
+    /// back the callers to answer (the bid was not written).
+    async fn write_decided(
+        &mut self,
+        bid: Bid,
+        request: bool,
+        automatic: bool,
+        outbid: bool,
+        replies: Vec<(oneshot::Sender<PlaceOutcome>, bool)>,
+    ) -> Result<(), Vec<(oneshot::Sender<PlaceOutcome>, PlaceError)>> {
         let payload = match self.context.encoder.encode(&bid).await {
             Ok(payload) => payload,
             Err(e) => {
                 metrics::counter!(m::BIDS_REJECTED, "reason" => "registry_unavailable")
                     .increment(1);
-                let _ = reply.send(Err(PlaceError::Unavailable(format!(
-                    "the bid cannot be written now ({e})"
-                ))));
-                return;
+                let reason = format!("the bid cannot be written now ({e})");
+                return Err(replies
+                    .into_iter()
+                    .map(|(r, _)| (r, PlaceError::Unavailable(reason.clone())))
+                    .collect());
             }
         };
-        if let Err(e) = self.write_bid(&bid, request, &payload) {
+        if let Err(e) = self.write_bid(&bid, request, automatic, &payload) {
             let overloaded = matches!(
                 e,
                 KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
@@ -753,24 +996,37 @@ impl PartitionOwner {
                 self.transaction.due = Some(tokio::time::Instant::now());
             }
             metrics::counter!(m::BIDS_REJECTED, "reason" => if overloaded { "overloaded" } else { "kafka_unavailable" }).increment(1);
-            let _ = reply.send(Err(if overloaded {
-                PlaceError::Overloaded
-            } else {
-                PlaceError::Unavailable(format!("Kafka cannot take the bid ({e})"))
-            }));
-            return;
+            return Err(replies
+                .into_iter()
+                .map(|(r, _)| {
+                    (
+                        r,
+                        if overloaded {
+                            PlaceError::Overloaded
+                        } else {
+                            PlaceError::Unavailable(format!("Kafka cannot take the bid ({e})"))
+                        },
+                    )
+                })
+                .collect());
         }
+        let logged = Arc::new(LoggedBid {
+            bid: bid.clone(),
+            partition: self.partition,
+            offset: -1,
+        });
         self.pending
             .entry(bid.auction_id.clone())
             .or_default()
-            .push(bid.price.get());
+            .push(PendingBid { logged, automatic });
         let id = bid.bid_id;
         self.waiting.insert(
             id,
             Waiter {
-                replies: vec![(reply, false)],
+                replies,
                 auction: bid.auction_id.clone(),
-                price: bid.price.get(),
+                outbid,
+                automatic,
                 committed: None,
                 bid,
                 request,
@@ -781,10 +1037,163 @@ impl PartitionOwner {
         );
         self.transaction.bids.push(id);
         self.schedule();
+        Ok(())
+    }
+
+    /// Writes the automatic bid that a standing maximum calls for in `auction`, if any, once
+    /// no bid of the auction is in flight (stamped with the time of the bid it answers).
+    async fn answer_maxima(&mut self, auction: &AuctionId) {
+        if !self.caught_up || self.pending.contains_key(auction) {
+            return;
+        }
+        let Some(state) = self.auctions.get(auction) else {
+            return;
+        };
+        let Some(answer) = state.reaction(&self.context.rules) else {
+            return;
+        };
+        let Some(at) = state.highest.as_ref().map(|h| h.bid.bid_ts) else {
+            return;
+        };
+        let Ok(price) = auction_schemas::Price::parse(answer.price) else {
+            return;
+        };
+        let bid = Bid {
+            bid_id: BidId::new_random(),
+            auction_id: auction.clone(),
+            name: answer.name,
+            price,
+            bid_ts: at,
+        };
+        if self
+            .write_decided(bid, false, true, false, Vec::new())
+            .await
+            .is_err()
+        {
+            tracing::warn!(partition = self.partition, auction = %auction,
+                "cannot write an automatic bid now; it is tried again after the next bid of the auction");
+        }
+    }
+
+    /// Once the partition is read to its end: the catch-up's state goes out within the commit
+    /// interval, and maxima that an earlier owner had not answered yet are answered.
+    async fn became_caught_up(&mut self) {
+        self.caught_up = true;
+        self.schedule();
+        let with_maxima: Vec<AuctionId> = self
+            .auctions
+            .values()
+            .filter(|state| !state.life.maxima.is_empty())
+            .map(|state| state.id.clone())
+            .collect();
+        for auction in with_maxima {
+            self.answer_maxima(&auction).await;
+        }
+    }
+
+    /// Closes the auctions whose end has passed (by this owner's clock) and that have no bid
+    /// in flight and no maximum left to answer.
+    fn close_due_auctions(&mut self) {
+        let now = Utc::now();
+        let due: Vec<AuctionId> = self
+            .timed
+            .iter()
+            .filter(|id| !self.pending.contains_key(*id))
+            .filter(|id| {
+                self.auctions.get(*id).is_some_and(|state| {
+                    state.due_to_close(now) && state.reaction(&self.context.rules).is_none()
+                })
+            })
+            .cloned()
+            .collect();
+        for id in due {
+            self.timed.remove(&id);
+            if let Some(state) = self.auctions.get_mut(&id) {
+                Arc::make_mut(state).close(now);
+                tracing::info!(partition = self.partition, auction = %id, sold = state.reserve_met(), "closed the auction");
+                metrics::counter!(m::AUCTIONS_CLOSED).increment(1);
+                self.dirty_auctions.insert(id);
+            }
+        }
+        if !self.dirty_auctions.is_empty() {
+            self.schedule();
+        }
+    }
+
+    /// Creates an auction; the answer follows the commit.
+    fn create(&mut self, auction: AuctionId, definition: Box<Definition>, reply: AuctionReply) {
+        if self.auctions.contains_key(&auction) || self.pending.contains_key(&auction) {
+            let _ = reply.send(Err(PlaceError::AlreadyExists(format!(
+                "auction {auction} exists already; choose another id or leave it empty for a generated one"
+            ))));
+            return;
+        }
+        let mut state = AuctionState::new(auction.clone(), self.partition);
+        state.life.end = Some(definition.end);
+        state.life.definition = Some(Arc::from(definition));
+        state.revision = 1;
+        self.auctions.insert(auction.clone(), Arc::new(state));
+        self.timed.insert(auction.clone());
+        self.dirty_auctions.insert(auction.clone());
+        self.after_commit.push(AfterCommit::Auction(reply, auction));
+        self.schedule();
+    }
+
+    /// Cancels an auction without bids, given its seller key; the answer follows the commit.
+    fn cancel(&mut self, auction: &AuctionId, seller_key_sha256: &str, reply: AuctionReply) {
+        let refusal = match self.auctions.get(auction) {
+            None => Some(PlaceError::NotFound(format!(
+                "auction {auction} does not exist"
+            ))),
+            Some(state) => match state.life.definition.as_deref() {
+                None => Some(PlaceError::CannotCancel(format!(
+                    "auction {auction} was opened by a first bid, not created, so it has no seller who could cancel it"
+                ))),
+                Some(definition)
+                    if !constant_time_eq(
+                        definition.seller_key_sha256.as_bytes(),
+                        seller_key_sha256.as_bytes(),
+                    ) =>
+                {
+                    Some(PlaceError::PermissionDenied(
+                        "the seller key does not match this auction's".to_owned(),
+                    ))
+                }
+                Some(_) if state.bid_count > 0 || self.pending.contains_key(auction) => {
+                    Some(PlaceError::CannotCancel(format!(
+                        "auction {auction} has bids: only an auction without bids can be cancelled"
+                    )))
+                }
+                Some(_) if state.life.status != lifecycle::Status::Open => {
+                    Some(PlaceError::CannotCancel(format!(
+                        "auction {auction} is already closed or cancelled"
+                    )))
+                }
+                Some(_) => None,
+            },
+        };
+        if let Some(refusal) = refusal {
+            let _ = reply.send(Err(refusal));
+            return;
+        }
+        if let Some(state) = self.auctions.get_mut(auction) {
+            Arc::make_mut(state).cancel(Utc::now());
+        }
+        self.timed.remove(auction);
+        self.dirty_auctions.insert(auction.clone());
+        self.after_commit
+            .push(AfterCommit::Auction(reply, auction.clone()));
+        self.schedule();
     }
 
     /// Writes a bid into the open transaction (beginning one if none is open).
-    fn write_bid(&mut self, bid: &Bid, request: bool, payload: &[u8]) -> Result<(), KafkaError> {
+    fn write_bid(
+        &mut self,
+        bid: &Bid,
+        request: bool,
+        automatic: bool,
+        payload: &[u8],
+    ) -> Result<(), KafkaError> {
         if !self.transaction.open {
             self.producer.begin_transaction()?;
             self.transaction.open = true;
@@ -794,11 +1203,21 @@ impl PartitionOwner {
             .partition(self.partition)
             .key(bid.auction_id.as_str())
             .payload(payload);
+        let mut headers = OwnedHeaders::new();
         if request {
-            record = record.headers(OwnedHeaders::new().insert(Header {
+            headers = headers.insert(Header {
                 key: REQUEST_HEADER,
                 value: Some(id.as_str()),
-            }));
+            });
+        }
+        if automatic {
+            headers = headers.insert(Header {
+                key: PROXY_HEADER,
+                value: Some("answer"),
+            });
+        }
+        if request || automatic {
+            record = record.headers(headers);
         }
         self.producer
             .send_result(record)
@@ -852,9 +1271,13 @@ impl PartitionOwner {
                 }
             }
         };
-        let is_request = message
-            .headers()
-            .is_some_and(|headers| headers.iter().any(|h| h.key == REQUEST_HEADER));
+        let has_header = |key: &str| {
+            message
+                .headers()
+                .is_some_and(|headers| headers.iter().any(|h| h.key == key))
+        };
+        let is_request = has_header(REQUEST_HEADER);
+        let automatic = has_header(PROXY_HEADER);
         let logged = Arc::new(LoggedBid {
             bid,
             partition: self.partition,
@@ -865,15 +1288,19 @@ impl PartitionOwner {
             .auctions
             .entry(id.clone())
             .or_insert_with(|| Arc::new(AuctionState::new(id.clone(), self.partition)));
-        let minimum_before = self.context.rules.minimum_next(state.highest_price());
-        let Applied::Bid { valid } = Arc::make_mut(state).apply(&logged, &self.context.rules)
+        let minimum_before = state.minimum_next(&self.context.rules);
+        let Applied::Bid { valid } =
+            Arc::make_mut(state).apply(&logged, automatic, &self.context.rules)
         else {
             metrics::counter!(m::LOG_RECORDS, "outcome" => "already_reflected").increment(1);
             return;
         };
         metrics::counter!(m::LOG_RECORDS, "outcome" => "applied").increment(1);
         self.context.read_copy.update_from_owner(Arc::clone(state));
-        self.dirty_auctions.insert(id);
+        if state.life.end.is_some() && state.life.status == lifecycle::Status::Open {
+            self.timed.insert(id.clone());
+        }
+        self.dirty_auctions.insert(id.clone());
         let request_id = logged.bid.bid_id.as_uuid();
         if is_request && !self.requests.contains_key(&request_id) {
             let outcome = if valid {
@@ -888,8 +1315,10 @@ impl PartitionOwner {
             self.remember(request_id, logged.bid.auction_id.clone(), outcome);
         }
         if let Some(waiter) = self.waiting.remove(&logged.bid.bid_id) {
-            self.release(&waiter.auction, waiter.price);
-            if valid {
+            self.release(&waiter.auction, logged.bid.bid_id);
+            if waiter.automatic {
+                metrics::counter!(m::AUTOMATIC_BIDS, "valid" => valid.to_string()).increment(1);
+            } else if valid {
                 metrics::counter!(m::BIDS_ACCEPTED).increment(1);
             } else {
                 metrics::counter!(m::BIDS_REJECTED, "reason" => "outbid_in_log").increment(1);
@@ -899,6 +1328,7 @@ impl PartitionOwner {
                     Ok(Placed {
                         logged: Arc::clone(&logged),
                         replayed,
+                        outbid: waiter.outbid,
                     })
                 } else {
                     Err(PlaceError::OutbidInLog {
@@ -908,6 +1338,7 @@ impl PartitionOwner {
                 });
             }
         }
+        self.answer_maxima(&id).await;
     }
 
     /// The records that carry the state changed since the last commit: expired requests'
@@ -1029,7 +1460,37 @@ impl PartitionOwner {
                         waiter.committed = Some((now, self.committed_position));
                     }
                 }
-                self.dirty_auctions.clear();
+                for id in self.dirty_auctions.drain() {
+                    if let Some(state) = self.auctions.get(&id) {
+                        self.context.read_copy.update_from_owner(Arc::clone(state));
+                    }
+                }
+                for call in std::mem::take(&mut self.after_commit) {
+                    match call {
+                        AfterCommit::Place(reply, auction) => {
+                            let leading =
+                                self.auctions.get(&auction).and_then(|s| s.highest.clone());
+                            let _ = reply.send(match leading {
+                                Some(logged) => Ok(Placed {
+                                    logged,
+                                    replayed: false,
+                                    outbid: false,
+                                }),
+                                None => Err(PlaceError::Unavailable(
+                                    "the auction changed while the maximum was raised".to_owned(),
+                                )),
+                            });
+                        }
+                        AfterCommit::Auction(reply, auction) => {
+                            let _ =
+                                reply.send(self.auctions.get(&auction).cloned().ok_or_else(|| {
+                                    PlaceError::NotFound(format!(
+                                        "auction {auction} does not exist"
+                                    ))
+                                }));
+                        }
+                    }
+                }
                 self.dirty_requests.clear();
                 self.announce = false;
                 self.committed_position = self.position;
@@ -1057,9 +1518,13 @@ impl PartitionOwner {
                 continue;
             }
             waiter.attempts += 1;
-            let (bid, request, payload) =
-                (waiter.bid.clone(), waiter.request, waiter.payload.clone());
-            match self.write_bid(&bid, request, &payload) {
+            let (bid, request, automatic, payload) = (
+                waiter.bid.clone(),
+                waiter.request,
+                waiter.automatic,
+                waiter.payload.clone(),
+            );
+            match self.write_bid(&bid, request, automatic, &payload) {
                 Ok(()) => self.transaction.bids.push(id),
                 Err(_) => failed.push(id),
             }
@@ -1207,7 +1672,7 @@ impl PartitionOwner {
             if let Some(waiter) = self.waiting.remove(&id) {
                 tracing::warn!(partition = self.partition, bid_id = %id,
                     "Kafka committed a bid's transaction but the log does not hold the bid");
-                self.release(&waiter.auction, waiter.price);
+                self.release(&waiter.auction, id);
                 metrics::counter!(m::BIDS_REJECTED, "reason" => "not_in_log")
                     .increment(waiter.replies.len() as u64);
                 for (reply, _) in waiter.replies {
@@ -1270,8 +1735,7 @@ impl PartitionOwner {
                     partition = self.partition,
                     "no end event from the group consumer; every record is applied; deciding"
                 );
-                self.caught_up = true;
-                self.schedule();
+                self.became_caught_up().await;
             }
         }
     }
@@ -1333,4 +1797,9 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
         Some(due) => tokio::time::sleep_until(due).await,
         None => std::future::pending().await,
     }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

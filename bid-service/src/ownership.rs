@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::kafka::{self, KafkaSetupError};
-use crate::owner::{self, Feed, OwnerContext, OwnerHandle, PlaceCommand, PlaceError, PlaceOutcome};
+use crate::owner::{self, Feed, OwnerCommand, OwnerContext, OwnerHandle, PlaceError};
 
 /// How long a revocation waits for a partition's owner to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -59,7 +59,7 @@ pub(crate) struct Ownership {
 #[derive(Debug)]
 pub(crate) enum Submit {
     /// This replica does not own the partition; the command comes back.
-    NotOwner(PlaceCommand),
+    NotOwner(OwnerCommand),
     /// The owner's queue is full.
     Overloaded,
 }
@@ -73,13 +73,13 @@ impl Ownership {
 
     /// Hands `command` to the owner of `partition` if it runs here; the outcome arrives on the
     /// command's reply channel.
-    pub(crate) fn submit(&self, partition: i32, command: PlaceCommand) -> Result<(), Submit> {
+    pub(crate) fn submit(&self, partition: i32, command: OwnerCommand) -> Result<(), Submit> {
         let sender = match self.read().get(&partition) {
             Some(owner) if !owner.deciding.load(std::sync::atomic::Ordering::Relaxed) => {
-                let _ = command.reply.send(Err(PlaceError::Unavailable(
+                command.fail(PlaceError::Unavailable(
                     "the owner of the auction's partition is replacing its Kafka producer after a failure"
                         .to_owned(),
-                )));
+                ));
                 return Ok(());
             }
             Some(owner) => owner.commands.clone(),
@@ -515,7 +515,9 @@ fn follow_partition_count(consumer: &BaseConsumer<GroupContext>, ownership: &Own
 }
 
 /// Waits for a call's outcome.
-pub(crate) async fn outcome(reply: oneshot::Receiver<PlaceOutcome>) -> PlaceOutcome {
+pub(crate) async fn outcome<T>(
+    reply: oneshot::Receiver<Result<T, PlaceError>>,
+) -> Result<T, PlaceError> {
     reply.await.unwrap_or_else(|_| {
         Err(PlaceError::Unavailable(
             "the owner of the auction's partition stopped".to_owned(),

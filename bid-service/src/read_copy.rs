@@ -32,6 +32,11 @@ pub(crate) struct AuctionSnapshot {
     pub minimum_next_bid: i64,
     /// Bids applied.
     pub bid_count: u64,
+    /// The share that holds the auction's definition and status (the first share of an auction
+    /// nobody created; none when nothing is known of the auction).
+    pub lifecycle: Option<Arc<AuctionState>>,
+    /// Whether the highest bid meets the reserve (true with a bid and no reserve).
+    pub reserve_met: bool,
 }
 
 #[derive(Debug, Default)]
@@ -77,26 +82,40 @@ impl ReadCopy {
                 _ => Some(h),
             })
             .cloned();
+        let primary = shares
+            .iter()
+            .find(|s| s.life.definition.is_some())
+            .or_else(|| shares.first())
+            .cloned();
+        let highest_price = highest.as_ref().map(|h| i64::from(h.bid.price.get()));
+        let reserve = primary
+            .as_ref()
+            .and_then(|p| p.life.definition.as_ref())
+            .and_then(|d| d.reserve_price);
         AuctionSnapshot {
             auction_id: id.clone(),
-            minimum_next_bid: self
-                .rules
-                .minimum_next(highest.as_ref().map(|h| i64::from(h.bid.price.get()))),
+            minimum_next_bid: match &primary {
+                Some(primary) => primary.minimum_after(highest_price, &self.rules),
+                None => AuctionState::new(id.clone(), 0).minimum_after(highest_price, &self.rules),
+            },
+            reserve_met: highest_price.is_some_and(|p| reserve.is_none_or(|r| p >= r)),
             highest,
             bid_count: shares.iter().map(|s| s.bid_count).sum(),
+            lifecycle: primary,
         }
     }
 
     /// Takes a newer state of one auction's share in one partition (one not newer than the
-    /// known one is ignored: the owner's own update arrives before the state record that
-    /// carries it).
+    /// known one, by offset then revision, is ignored: the owner's own update arrives before the
+    /// state record that carries it).
     pub(crate) fn update(&self, state: Arc<AuctionState>) {
         self.take(state, false);
     }
 
     /// Takes a state from this replica's owner of its partition: like [`Self::update`], but a
-    /// state of the same offset (the state topic's copy of it) is replaced too, without an update
-    /// to the watchers, so that the owner and the read copy share one copy in memory.
+    /// state of the same offset and revision (the state topic's copy of it) is replaced too,
+    /// without an update to the watchers, so that the owner and the read copy share one copy in
+    /// memory.
     pub(crate) fn update_from_owner(&self, state: Arc<AuctionState>) {
         self.take(state, true);
     }
@@ -112,11 +131,16 @@ impl ReadCopy {
             .iter_mut()
             .find(|s| s.partition == state.partition)
         {
-            Some(share) if same_offset_replaces && share.offset == state.offset => {
+            Some(share)
+                if same_offset_replaces
+                    && (share.offset, share.revision) == (state.offset, state.revision) =>
+            {
                 *share = state;
                 return;
             }
-            Some(share) if share.offset >= state.offset => return,
+            Some(share) if (share.offset, share.revision) >= (state.offset, state.revision) => {
+                return;
+            }
             Some(share) => *share = state,
             None => entry.shares.push(state),
         }
@@ -198,23 +222,42 @@ impl ReadCopy {
         bids
     }
 
-    /// Up to `limit` auctions with bids, the most recently active first.
-    pub(crate) fn auctions(&self, limit: usize) -> Vec<AuctionSnapshot> {
+    /// Up to `limit` auctions with bids or a definition that `keep` accepts, the most recently
+    /// active first.
+    pub(crate) fn auctions(
+        &self,
+        limit: usize,
+        keep: impl Fn(&AuctionSnapshot) -> bool,
+    ) -> Vec<AuctionSnapshot> {
         let auctions = self
             .auctions
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut active: Vec<(u64, &AuctionId, &Entry)> = auctions
             .iter()
-            .filter(|(_, e)| e.shares.iter().any(|s| s.bid_count > 0))
+            .filter(|(_, e)| {
+                e.shares
+                    .iter()
+                    .any(|s| s.bid_count > 0 || s.life.definition.is_some())
+            })
             .map(|(id, e)| (e.last_activity, id, e))
             .collect();
         active.sort_by_key(|(activity, _, _)| std::cmp::Reverse(*activity));
         active
             .into_iter()
-            .take(limit)
             .map(|(_, id, e)| self.snapshot_of(id, Some(e)))
+            .filter(|snapshot| keep(snapshot))
+            .take(limit)
             .collect()
+    }
+
+    /// Whether anything is known of the auction (a definition or a bid).
+    pub(crate) fn exists(&self, id: &AuctionId) -> bool {
+        self.auctions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .is_some_and(|e| !e.shares.is_empty())
     }
 
     /// How many auctions have bids.
@@ -274,6 +317,7 @@ mod tests {
                     partition,
                     offset: offset as i64,
                 }),
+                false,
                 &RULES,
             );
         }

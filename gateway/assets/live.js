@@ -71,6 +71,7 @@
       byId('highest-name').parentElement.hidden = true;
       byId('no-bids').hidden = false;
     }
+    renderLife(auction);
     setText('minimum-next', String(auction.minimum_next_bid));
     setText('price-help-minimum', String(auction.minimum_next_bid));
     setText('bid-count', String(auction.bid_count));
@@ -81,6 +82,68 @@
       highlight(byId('highest-price'));
     }
   }
+
+  // The auction's life: status, the end (moved by late bids), the reserve, the result.
+  function renderLife(auction) {
+    var status = byId('auction-status');
+    if (status) {
+      status.className = 'status status-' + auction.status;
+      setText('auction-status', auction.status_text);
+    }
+    var end = byId('end-time');
+    if (end && auction.end_at) {
+      if (setText('end-time', auction.end_at)) {
+        highlight(end);
+      }
+      end.dataset.endMs = String(auction.end_ms);
+    }
+    if (byId('extensions')) {
+      byId('extensions').hidden = !auction.extensions;
+      setText('extension-count', String(auction.extensions));
+    }
+    if (byId('reserve')) {
+      byId('reserve').hidden = !auction.reserve_not_met || !!auction.result;
+    }
+    var result = byId('result');
+    if (result) {
+      result.hidden = !auction.result;
+      if (auction.result) {
+        setText('result', auction.result.sentence);
+        if (byId('auction-end')) {
+          byId('auction-end').hidden = true;
+        }
+      }
+    }
+    byId('bid-section').hidden = !auction.taking_bids;
+    byId('bids-closed').hidden = auction.taking_bids;
+    tick();
+  }
+
+  // The countdown to the end, once a second; the plain end time stays for everyone.
+  function tick() {
+    var end = byId('end-time');
+    var countdown = byId('countdown');
+    if (!end || !countdown || !end.dataset.endMs) {
+      return;
+    }
+    var left = Math.max(0, Number(end.dataset.endMs) - Date.now());
+    var seconds = Math.floor(left / 1000);
+    var text;
+    if (left === 0) {
+      text = '(ending…)';
+    } else if (seconds < 120) {
+      text = '(' + seconds + ' s left)';
+    } else {
+      var minutes = Math.floor(seconds / 60);
+      var hours = Math.floor(minutes / 60);
+      text = hours > 0
+        ? '(' + hours + ' h ' + (minutes % 60) + ' min left)'
+        : '(' + minutes + ' min left)';
+    }
+    countdown.textContent = ' ' + text;
+  }
+  tick();
+  window.setInterval(tick, 1000);
 
   var source = new EventSource(root.dataset.liveEvents);
 

@@ -8,6 +8,7 @@
 //! - [`config`] - settings, and the binary's command line.
 //! - [`metrics`] - metric names.
 //! - `pages` - the pages and the bid form (post/redirect/get with a one-shot message).
+//! - `create` - the form that creates an auction and shows its seller key once.
 //! - `outcome` - what a `PlaceBid` answer means, in sentences.
 //! - `live` - the SSE bridge from `WatchAuction`, resubscribing per connection.
 //! - `security` - the signed CSRF token, the signed message cookie and the security headers.
@@ -22,6 +23,7 @@
 
 mod assets;
 pub mod config;
+mod create;
 mod live;
 pub mod metrics;
 mod outcome;
@@ -131,7 +133,7 @@ impl App {
         self.0.readiness.clone()
     }
 
-    fn cookie_key(&self) -> &CookieKey {
+    pub(crate) fn cookie_key(&self) -> &CookieKey {
         &self.0.cookie_key
     }
 
@@ -193,6 +195,8 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/", get(pages::index))
         .route("/open", get(pages::open))
+        .route("/auctions/new", get(create::new_auction))
+        .route("/auctions", post(create::create_auction))
         .route("/auctions/{id}", get(pages::auction))
         .route("/auctions/{id}/bids", post(pages::place_bid))
         .route("/auctions/{id}/events", get(live::events))

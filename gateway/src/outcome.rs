@@ -1,6 +1,6 @@
 //! What a `PlaceBid` call's answer means for the person who filled in the form, in sentences.
 
-use auction_proto::error_details::{CURRENT_HIGHEST, MINIMUM_NEXT_BID};
+use auction_proto::error_details::{BID_TOO_LOW, CURRENT_HIGHEST, MINIMUM_NEXT_BID};
 use auction_proto::v1::PlaceBidResponse;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -59,6 +59,11 @@ impl BidOutcome {
                 "This bid was already accepted: {} bid {} and nothing was placed twice.",
                 bid.name, bid.price
             ),
+            Some(bid) if response.outbid => format!(
+                "Your bid of {} was placed, but another bidder's earlier maximum covers it: \
+                 an automatic bid for them outbid it at once.",
+                bid.price
+            ),
             Some(bid) => format!("Bid accepted: {} bid {}.", bid.name, bid.price),
             None => "Bid accepted.".to_owned(),
         };
@@ -66,6 +71,14 @@ impl BidOutcome {
     }
 
     /// The outcome of a price the user typed that is not a whole number.
+    pub(crate) fn maximum_not_a_number() -> Self {
+        Self::Invalid {
+            message:
+                "The bid was not placed: the maximum must be a whole number, such as 300, or empty."
+                    .to_owned(),
+        }
+    }
+
     pub(crate) fn price_not_a_number() -> Self {
         Self::Invalid {
             message: "The bid was not placed: the price must be a whole number, such as 125."
@@ -79,8 +92,29 @@ impl BidOutcome {
             Code::InvalidArgument => Self::Invalid {
                 message: invalid_message(status),
             },
+            Code::FailedPrecondition
+                if status
+                    .get_details_error_info()
+                    .is_some_and(|info| info.reason != BID_TOO_LOW) =>
+            {
+                Self::TooLow {
+                    message: format!(
+                        "The bid was not placed: {}.",
+                        status
+                            .message()
+                            .trim_start_matches("the bid was refused: ")
+                            .trim_end_matches('.')
+                    ),
+                }
+            }
             Code::FailedPrecondition => Self::TooLow {
                 message: too_low_message(status),
+            },
+            Code::NotFound => Self::Invalid {
+                message: format!(
+                    "The bid was not placed: {}.",
+                    status.message().trim_end_matches('.')
+                ),
             },
             Code::Unavailable
             | Code::ResourceExhausted

@@ -3,8 +3,8 @@
 
 use askama::Template;
 use auction_proto::v1::{
-    AuctionState, Bid, HighestBidRequest, ListAuctionsRequest, ListRecentBidsRequest,
-    PlaceBidRequest,
+    AuctionState, AuctionStatus, Bid, HighestBidRequest, ListAuctionsRequest,
+    ListRecentBidsRequest, PlaceBidRequest,
 };
 use auction_schemas::AuctionId;
 use axum::Form;
@@ -48,11 +48,54 @@ impl From<&Bid> for BidView {
     }
 }
 
-/// An auction as a page shows it.
+/// A time as pages show it without JavaScript.
+pub(crate) fn plain_time(at: &prost_types::Timestamp) -> String {
+    chrono::DateTime::from_timestamp(at.seconds, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+fn epoch_ms(at: &prost_types::Timestamp) -> i64 {
+    at.seconds * 1000 + i64::from(at.nanos / 1_000_000)
+}
+
+/// How a closed auction ended, as pages say it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ResultView {
+    /// A sentence: who won at what price, or why there was no sale.
+    pub sentence: String,
+}
+
+/// An auction as a page shows it (never its reserve price or anyone's maximum: the bid service
+/// does not say them).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct AuctionView {
     /// The auction id.
     pub id: String,
+    /// The title, or the id for an auction nobody created.
+    pub title: String,
+    /// The seller, if the auction was created.
+    pub seller: Option<String>,
+    /// The description.
+    pub description: String,
+    /// `scheduled`, `open`, `closed` or `cancelled`.
+    pub status: String,
+    /// The status in words.
+    pub status_text: String,
+    /// The current end, in plain text.
+    pub end_at: Option<String>,
+    /// The current end, milliseconds since the epoch (for the countdown).
+    pub end_ms: Option<i64>,
+    /// When bidding opens, in plain text (scheduled auctions).
+    pub start_at: Option<String>,
+    /// How many times soft close moved the end.
+    pub extensions: u32,
+    /// Whether the auction has a reserve the price does not meet yet.
+    pub reserve_not_met: bool,
+    /// Set once closed.
+    pub result: Option<ResultView>,
+    /// Whether the bid form takes bids.
+    pub taking_bids: bool,
     /// The highest bid, if any.
     pub highest: Option<BidView>,
     /// The lowest price a new bid must offer.
@@ -64,8 +107,47 @@ pub(crate) struct AuctionView {
 impl AuctionView {
     /// The view of an auction's state.
     pub(crate) fn from_state(state: &AuctionState) -> Self {
+        let status = AuctionStatus::try_from(state.status).unwrap_or(AuctionStatus::Open);
+        let definition = state.definition.as_ref();
+        let (status_word, status_text) = match status {
+            AuctionStatus::Scheduled => ("scheduled", "Not open yet"),
+            AuctionStatus::Closed => ("closed", "Closed"),
+            AuctionStatus::Cancelled => ("cancelled", "Cancelled by the seller"),
+            AuctionStatus::Open | AuctionStatus::Unspecified => ("open", "Open for bids"),
+        };
+        let result = state.result.as_ref().map(|result| ResultView {
+            sentence: match result.winning_bid.as_ref() {
+                Some(winner) if result.sold => {
+                    format!("Sold to {} for {}.", winner.name, winner.price)
+                }
+                _ if state.highest_bid.is_some() => {
+                    "No sale: the highest bid did not meet the reserve price.".to_owned()
+                }
+                _ => "No sale: nobody bid.".to_owned(),
+            },
+        });
         Self {
             id: state.auction_id.clone(),
+            title: definition.map_or_else(|| state.auction_id.clone(), |d| d.title.clone()),
+            seller: definition.map(|d| d.seller.clone()),
+            description: definition
+                .map(|d| d.description.clone())
+                .unwrap_or_default(),
+            status: status_word.to_owned(),
+            status_text: status_text.to_owned(),
+            end_at: state.end_time.as_ref().map(plain_time),
+            end_ms: state.end_time.as_ref().map(epoch_ms),
+            start_at: definition
+                .filter(|_| status == AuctionStatus::Scheduled)
+                .and_then(|d| d.start_time.as_ref())
+                .map(plain_time),
+            extensions: state.extensions,
+            reserve_not_met: definition.is_some_and(|d| d.has_reserve) && !state.reserve_met,
+            result,
+            taking_bids: matches!(
+                status,
+                AuctionStatus::Open | AuctionStatus::Unspecified | AuctionStatus::Scheduled
+            ),
             highest: state.highest_bid.as_ref().map(BidView::from),
             minimum_next_bid: state.minimum_next_bid,
             bid_count: state.bid_count,
@@ -75,6 +157,18 @@ impl AuctionView {
     fn unknown(id: &AuctionId) -> Self {
         Self {
             id: id.as_str().to_owned(),
+            title: id.as_str().to_owned(),
+            seller: None,
+            description: String::new(),
+            status: "open".to_owned(),
+            status_text: "Open for bids".to_owned(),
+            end_at: None,
+            end_ms: None,
+            start_at: None,
+            extensions: 0,
+            reserve_not_met: false,
+            result: None,
+            taking_bids: true,
             highest: None,
             minimum_next_bid: 1,
             bid_count: 0,
@@ -86,6 +180,7 @@ impl AuctionView {
 #[template(path = "index.html")]
 struct IndexPage {
     auctions: Vec<AuctionView>,
+    closed: Vec<AuctionView>,
     problem: Option<String>,
     open_value: String,
 }
@@ -95,6 +190,7 @@ struct FormView {
     request_id: String,
     name: String,
     price: String,
+    max_price: String,
 }
 
 #[derive(Template)]
@@ -115,7 +211,7 @@ struct ErrorPage<'a> {
 }
 
 /// Renders a template; a template that fails to render is a generic error page, never details.
-fn render(status: StatusCode, template: &impl Template) -> Response {
+pub(crate) fn render(status: StatusCode, template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => {
             let mut response = (status, Html(html)).into_response();
@@ -162,10 +258,27 @@ pub(crate) fn parse_auction_id(raw: &str) -> Option<AuctionId> {
 /// `GET /`: the auctions with their highest bids.
 pub(crate) async fn index(State(app): State<App>) -> Response {
     let mut client = app.client();
-    let request = app.with_timeout(ListAuctionsRequest { limit: 100 });
-    match client.list_auctions(request).await {
-        Ok(response) => {
-            let auctions = response
+    let mut closed_client = app.client();
+    let (all, closed) = tokio::join!(
+        client.list_auctions(app.with_timeout(ListAuctionsRequest {
+            limit: 100,
+            ..Default::default()
+        })),
+        closed_client.list_auctions(app.with_timeout(ListAuctionsRequest {
+            limit: 20,
+            status: AuctionStatus::Closed as i32,
+        })),
+    );
+    match (all, closed) {
+        (Ok(all), Ok(closed)) => {
+            let auctions = all
+                .into_inner()
+                .auctions
+                .iter()
+                .map(AuctionView::from_state)
+                .filter(|a| a.taking_bids)
+                .collect();
+            let closed = closed
                 .into_inner()
                 .auctions
                 .iter()
@@ -175,17 +288,19 @@ pub(crate) async fn index(State(app): State<App>) -> Response {
                 StatusCode::OK,
                 &IndexPage {
                     auctions,
+                    closed,
                     problem: None,
                     open_value: String::new(),
                 },
             )
         }
-        Err(status) => {
+        (Err(status), _) | (_, Err(status)) => {
             tracing::warn!(code = ?status.code(), message = status.message(), "ListAuctions failed");
             render(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &IndexPage {
                     auctions: Vec::new(),
+                    closed: Vec::new(),
                     problem: Some(
                         "The bid service is unavailable right now, so the auctions cannot be \
                          listed. Please try again in a moment."
@@ -217,6 +332,7 @@ pub(crate) async fn open(
             StatusCode::BAD_REQUEST,
             &IndexPage {
                 auctions: Vec::new(),
+                closed: Vec::new(),
                 problem: Some(format!(
                     "\u{201c}{raw}\u{201d} is not an auction id: use 1 to 64 letters, digits, '.', '_' or '-'."
                 )),
@@ -274,6 +390,10 @@ pub(crate) async fn auction(
             .unwrap_or_else(|| Uuid::new_v4().to_string()),
         name: flash.as_ref().map(|f| f.name.clone()).unwrap_or_default(),
         price: flash.as_ref().map(|f| f.price.clone()).unwrap_or_default(),
+        max_price: flash
+            .as_ref()
+            .map(|f| f.max_price.clone())
+            .unwrap_or_default(),
     };
     let status = if unavailable {
         StatusCode::SERVICE_UNAVAILABLE
@@ -318,6 +438,9 @@ pub(crate) struct BidForm {
     name: String,
     #[serde(default)]
     price: String,
+    /// The optional proxy maximum.
+    #[serde(default)]
+    max_price: String,
 }
 
 fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
@@ -367,15 +490,26 @@ pub(crate) async fn place_bid(
         .unwrap_or_else(|_| Uuid::new_v4())
         .to_string();
 
-    let outcome = match form.price.trim().parse::<i64>() {
-        Err(_) => BidOutcome::price_not_a_number(),
-        Ok(price) => {
+    let max_price = match form.max_price.trim() {
+        "" => Ok(0),
+        raw => raw.parse::<i64>(),
+    };
+    let price = match (form.price.trim(), &max_price) {
+        // With a maximum, the amount may be left to the service.
+        ("", Ok(max)) if *max > 0 => Ok(0),
+        (raw, _) => raw.parse::<i64>(),
+    };
+    let outcome = match (price, max_price) {
+        (Err(_), _) => BidOutcome::price_not_a_number(),
+        (_, Err(_)) => BidOutcome::maximum_not_a_number(),
+        (Ok(price), Ok(max_price)) => {
             let mut client = app.client();
             let request = app.with_timeout(PlaceBidRequest {
                 auction_id: id.to_string(),
                 name: form.name.clone(),
                 price,
                 request_id: request_id.clone(),
+                max_price,
             });
             match client.place_bid(request).await {
                 Ok(response) => BidOutcome::accepted(&response.into_inner()),
@@ -392,6 +526,7 @@ pub(crate) async fn place_bid(
             message: message.clone(),
             name: form.name.trim().to_owned(),
             price: String::new(),
+            max_price: String::new(),
             request_id: None,
         },
         BidOutcome::TooLow { message } => Flash {
@@ -400,6 +535,7 @@ pub(crate) async fn place_bid(
             message: message.clone(),
             name: form.name.clone(),
             price: String::new(),
+            max_price: String::new(),
             request_id: None,
         },
         BidOutcome::Invalid { message } => Flash {
@@ -408,6 +544,7 @@ pub(crate) async fn place_bid(
             message: message.clone(),
             name: form.name.clone(),
             price: form.price.clone(),
+            max_price: form.max_price.clone(),
             request_id: None,
         },
         BidOutcome::Unavailable { message } => Flash {
@@ -416,6 +553,7 @@ pub(crate) async fn place_bid(
             message: message.clone(),
             name: form.name.clone(),
             price: form.price.clone(),
+            max_price: form.max_price.clone(),
             request_id: Some(request_id),
         },
     };

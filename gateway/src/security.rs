@@ -175,6 +175,9 @@ pub(crate) struct Flash {
     pub name: String,
     /// What the user typed into the price field, to fill it in again (empty: start afresh).
     pub price: String,
+    /// What the user typed into the maximum field, likewise.
+    #[serde(default)]
+    pub max_price: String,
     /// The request id to submit again, so that a retry cannot bid twice.
     pub request_id: Option<String>,
 }
@@ -188,6 +191,7 @@ impl Flash {
         let mut kept = self.clone();
         kept.name = kept.name.chars().take(MAX_KEPT_CHARS).collect();
         kept.price = kept.price.chars().take(MAX_KEPT_CHARS).collect();
+        kept.max_price = kept.max_price.chars().take(MAX_KEPT_CHARS).collect();
         kept.message = kept.message.chars().take(4 * MAX_KEPT_CHARS).collect();
         let json = serde_json::to_vec(&kept).unwrap_or_default();
         key.sign(FLASH_PURPOSE, &json)
@@ -264,6 +268,7 @@ mod tests {
             message: "m".into(),
             name: String::new(),
             price: String::new(),
+            max_price: String::new(),
             request_id: None,
         };
         let value = flash.to_cookie_value(&key);

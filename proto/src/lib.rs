@@ -32,4 +32,11 @@ pub mod error_details {
     pub const MINIMUM_NEXT_BID: &str = "minimum_next_bid";
     /// Metadata key: the current highest price (absent while the auction has no bid).
     pub const CURRENT_HIGHEST: &str = "current_highest";
+    /// `ErrorInfo.reason` of a bid on an auction that takes no bid now (not started, ended,
+    /// closed or cancelled).
+    pub const AUCTION_NOT_OPEN: &str = "AUCTION_NOT_OPEN";
+    /// `ErrorInfo.metadata` key of [`AUCTION_NOT_OPEN`]: `scheduled`, `closed` or `cancelled`.
+    pub const STATUS: &str = "status";
+    /// `ErrorInfo.reason` of a maximum from the leader that does not raise their own.
+    pub const ALREADY_LEADING: &str = "ALREADY_LEADING";
 }

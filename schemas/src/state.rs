@@ -3,6 +3,13 @@
 //! the same Kafka transaction as the bids, so that the next owner can resume deciding without
 //! reading the bid history.
 //!
+//! An auction's record also carries `revision` and `lifecycle` (definition, current end, close,
+//! cancellation, proxy maxima): optional properties that the schema's open content model admits
+//! without naming them. A version 2 of the schema naming them would be a `oneOf` and
+//! `definitions` change, which registries that check compatibility conservatively (the
+//! product's own among them) refuse to call compatible, so an upgraded service could not
+//! register it over version 1; the Rust types below are the reference.
+//!
 //! Three kinds of record share a partition with the bids they describe:
 //! - key = auction id: the auction's state as of the bid-topic offset it reflects;
 //! - key = `request:<uuid>`: a request id within the idempotency window and the bid it placed
@@ -61,6 +68,105 @@ pub struct AuctionRecord {
     pub highest: Option<RecordedBid>,
     /// The most recent bids, newest first.
     pub recent: Vec<RecordedBid>,
+    /// Counts every change of the state (bids and lifecycle alike), so that a reader can tell a
+    /// newer state of the same offset (a close, a cancellation, a new maximum) from an older one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revision: u64,
+    /// The auction's definition, status, end and proxy maxima; absent for an auction nobody
+    /// created that has no maximum (the demo's kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Box<LifecycleRecord>>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// One band of an increment table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BandRecord {
+    /// The lowest current price the band applies to.
+    pub from_price: i64,
+    /// The increment within the band.
+    pub increment: i64,
+}
+
+/// What `CreateAuction` defined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefinitionRecord {
+    /// Title.
+    pub title: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Seller.
+    pub seller: String,
+    /// The lowest first bid.
+    pub starting_price: i64,
+    /// The secret reserve price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve_price: Option<i64>,
+    /// The increment table (one band: a fixed increment).
+    pub increments: Vec<BandRecord>,
+    /// When bidding opens (RFC 3339).
+    pub start_time: String,
+    /// The end set at creation (RFC 3339).
+    pub end_time: String,
+    /// The soft-close window, in milliseconds (0: none).
+    pub soft_close_window_ms: u64,
+    /// How far past a bid in the window the end moves, in milliseconds.
+    pub extension_ms: u64,
+    /// SHA-256 of the seller key, hex.
+    pub seller_key_sha256: String,
+}
+
+/// A bidder's secret proxy maximum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaximumRecord {
+    /// The bidder.
+    pub name: String,
+    /// The most the service may bid for them.
+    pub max_price: i64,
+    /// Registration order (equal maxima: the earlier wins).
+    pub seq: u64,
+    /// The bid that set it.
+    pub bid_id: Uuid,
+}
+
+/// How a closed auction ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedRecord {
+    /// When the owner closed it (RFC 3339).
+    pub closed_at: String,
+    /// The winning bid, when the reserve was met.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner: Option<RecordedBid>,
+}
+
+/// An auction's life: its definition, its status and its proxy maxima.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRecord {
+    /// The definition; absent for an auction nobody created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<DefinitionRecord>,
+    /// The current end (RFC 3339), moved by soft close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    /// How many times soft close moved the end.
+    #[serde(default)]
+    pub extensions: u32,
+    /// Set once closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<ClosedRecord>,
+    /// When it was cancelled (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<String>,
+    /// The proxy maxima, in registration order.
+    #[serde(default)]
+    pub maxima: Vec<MaximumRecord>,
+    /// The next registration number.
+    #[serde(default)]
+    pub next_seq: u64,
 }
 
 /// A request id within the idempotency window and its final outcome: the bid it placed (whose
@@ -163,6 +269,36 @@ mod tests {
                 bid_count: 1,
                 highest: Some(bid.clone()),
                 recent: vec![bid.clone()],
+                revision: 3,
+                lifecycle: Some(Box::new(LifecycleRecord {
+                    definition: Some(DefinitionRecord {
+                        title: "A lamp".into(),
+                        description: String::new(),
+                        seller: "sam".into(),
+                        starting_price: 5,
+                        reserve_price: Some(50),
+                        increments: vec![BandRecord {
+                            from_price: 0,
+                            increment: 1,
+                        }],
+                        start_time: "2026-11-30T07:00:00Z".into(),
+                        end_time: "2026-11-30T08:00:00Z".into(),
+                        soft_close_window_ms: 2000,
+                        extension_ms: 2000,
+                        seller_key_sha256: "00".into(),
+                    }),
+                    end_time: Some("2026-11-30T08:00:01Z".into()),
+                    extensions: 1,
+                    closed: None,
+                    cancelled_at: None,
+                    maxima: vec![MaximumRecord {
+                        name: "ada".into(),
+                        max_price: 70,
+                        seq: 0,
+                        bid_id: bid.bid_id,
+                    }],
+                    next_seq: 1,
+                })),
             }),
             StateRecord::Request(RequestRecord {
                 request_id: bid.bid_id,

@@ -16,6 +16,7 @@ fn request(price: i64, timeout: Duration) -> tonic::Request<PlaceBidRequest> {
         name: "Ada".into(),
         price,
         request_id: String::new(),
+        ..Default::default()
     });
     request.set_timeout(timeout);
     request
@@ -124,6 +125,7 @@ async fn failed_produce_requests_are_retried_without_duplicates() {
                             name: format!("bidder-{price}"),
                             price,
                             request_id: request_id.clone(),
+                            ..Default::default()
                         })
                         .await;
                     match outcome {
@@ -285,6 +287,7 @@ async fn a_timed_out_produce_request_never_gives_an_ok_the_log_contradicts() {
             name: format!("bidder-{price}"),
             price,
             request_id: request_id.to_owned(),
+            ..Default::default()
         });
         request.set_timeout(Duration::from_secs(20));
         request
@@ -383,6 +386,7 @@ async fn overload_is_shed_quickly_with_resource_exhausted_and_recovers() {
                     name: "Ada".into(),
                     price: 10,
                     request_id: uuid::Uuid::new_v4().to_string(),
+                    ..Default::default()
                 })
                 .await;
             (outcome.map(|_| ()).map_err(|s| s.code()), started.elapsed())
@@ -587,6 +591,7 @@ async fn a_full_producer_queue_is_resource_exhausted_and_memory_stays_bounded() 
                         name: "Ada".into(),
                         price: 10,
                         request_id: String::new(),
+                        ..Default::default()
                     })
                     .await
                     .map(|_| ())

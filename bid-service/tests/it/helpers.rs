@@ -131,6 +131,7 @@ impl Service {
                 name: name.to_owned(),
                 price,
                 request_id: request_id.to_owned(),
+                ..Default::default()
             })
             .await
             .map(tonic::Response::into_inner)

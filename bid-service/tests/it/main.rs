@@ -6,6 +6,7 @@ mod clients;
 mod faults;
 mod grpcurl;
 mod helpers;
+mod lifecycle;
 mod ownership;
 mod retention;
 mod scenarios;

@@ -81,6 +81,7 @@ fn request(
         name: name.to_owned(),
         price,
         request_id: request_id.to_owned(),
+        ..Default::default()
     });
     request.set_timeout(timeout);
     request
@@ -230,14 +231,14 @@ async fn three_replicas_racing_on_a_hot_auction_never_ok_an_invalid_bid() {
 }
 
 /// A bid service in a process of its own, so that it can be paused and killed.
-struct Replica {
-    child: Child,
-    address: String,
-    client: BidServiceClient<Channel>,
+pub(crate) struct Replica {
+    pub child: Child,
+    pub address: String,
+    pub client: BidServiceClient<Channel>,
 }
 
 impl Replica {
-    async fn start(bootstrap: &str, registry_url: &str, partitions: i32) -> Self {
+    pub(crate) async fn start(bootstrap: &str, registry_url: &str, partitions: i32) -> Self {
         let grpc: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .expect("address");
@@ -317,7 +318,7 @@ impl Drop for Replica {
 }
 
 /// The address the state topic names as the owner of `partition` (its last `#owner` record).
-fn owner_of(bootstrap: &str, partition: i32) -> Option<String> {
+pub(crate) fn owner_of(bootstrap: &str, partition: i32) -> Option<String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "owner-reader")

@@ -143,6 +143,7 @@ async fn a_new_replica_restores_the_same_state_after_delete_records_emptied_the_
                 name: "someone else".to_owned(),
                 price: 1_000_000,
                 request_id: request_id.clone(),
+                ..Default::default()
             })
             .await
             .expect("the first outcome")
@@ -160,6 +161,7 @@ async fn a_new_replica_restores_the_same_state_after_delete_records_emptied_the_
             name: "late".to_owned(),
             price: 1_000_000,
             request_id: refused_id,
+            ..Default::default()
         })
         .await
         .expect_err("the first outcome: refused");

@@ -52,7 +52,10 @@ pub(crate) async fn accepts_and_answers(backend: Backend) {
     assert_eq!(prices, [12, 10], "newest first");
     let auctions = service
         .client
-        .list_auctions(ListAuctionsRequest { limit: 10 })
+        .list_auctions(ListAuctionsRequest {
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .expect("auctions")
         .into_inner()
@@ -216,6 +219,7 @@ pub(crate) async fn retries_are_idempotent(backend: Backend) {
                     name: "Cy".into(),
                     price: 20,
                     request_id: id,
+                    ..Default::default()
                 })
                 .await
         }

@@ -160,6 +160,7 @@ async fn tls_with_client_certificates_admits_trusted_clients_only() {
             name: "Ada".into(),
             price: 10,
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect("accepted over TLS");

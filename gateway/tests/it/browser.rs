@@ -1,7 +1,8 @@
 //! A real browser: Debian's headless Chromium, driven over the Chrome DevTools Protocol, opens
 //! an auction page, places a bid through the form, sees it accepted and shown as highest, while
 //! a second browser (its own profile context: its own cookies) sees the bid arrive live.
-//! Screenshots are saved under `<target>/artifacts/`.
+//! A second test creates an auction through the form, bids with a secret maximum against a second
+//! browser and watches the auction close live. Screenshots are saved under `<target>/artifacts/`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -516,5 +517,205 @@ async fn a_browser_bids_through_the_form_and_another_sees_it_live() {
         matches!(stopped, Ok(Ok(()))),
         "the gateway did not stop: {stopped:?}"
     );
+    service.stop().await;
+}
+
+/// Clicks the submit button of the form `form_selector`.
+async fn submit(tab: &Tab<'_>, form_selector: &str) {
+    let selector =
+        serde_json::to_string(&format!("{form_selector} button[type=submit]")).expect("json");
+    tab.eval(&format!("document.querySelector({selector}).click(); true"))
+        .await;
+}
+
+/// The seller creates an auction through the form; one bidder leaves a secret maximum, a second
+/// browser bids against it and is outbid at once by the automatic bid, and both pages see the
+/// price move and the auction close live. Screenshots of the open and the closed auction page
+/// are saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_auction_takes_a_proxy_bid_and_closes_live_in_two_browsers() {
+    let backend = Backend::start().await;
+    let service = BidService::start(&backend, "127.0.0.1:0".parse().expect("address")).await;
+    let shutdown = CancellationToken::new();
+    let gateway = auction_gateway::spawn(gateway_settings(&service.url()), shutdown.clone())
+        .await
+        .expect("gateway");
+    let site = format!("http://{}", gateway.addr);
+    let artifacts = artifacts_dir();
+    let browser = Chromium::launch().await;
+
+    // The seller fills in the creation form.
+    let seller = browser.new_page().await;
+    seller.open(&format!("{site}/auctions/new")).await;
+    seller.type_into("title", "Brass desk lamp").await;
+    seller.type_into("seller", "Sam").await;
+    seller.type_into("starting_price", "10").await;
+    seller.type_into("reserve_price", "30").await;
+    seller.type_into("ends_in", "35").await;
+    seller
+        .eval("document.getElementById('ends_in_unit').value = 'seconds'; true")
+        .await;
+    submit(&seller, ".create-form").await;
+    seller
+        .wait_for(
+            "the auction is created",
+            "!!document.getElementById('seller-key')",
+            Duration::from_secs(20),
+        )
+        .await;
+    let key = seller.text("seller-key").await;
+    assert_eq!(key.trim().len(), 32, "a seller key is shown: {key:?}");
+    let auction_url = seller
+        .eval("document.getElementById('created-link').href")
+        .await
+        .as_str()
+        .expect("link")
+        .to_owned();
+
+    // Ada watches on a phone-sized screen; Bob bids from a second browser context.
+    let ada = browser.new_page().await;
+    ada.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true }),
+    )
+    .await;
+    ada.open(&auction_url).await;
+    ada.wait_for(
+        "Ada's live updates connect",
+        "document.getElementById('live-status').dataset.state === 'live'",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(ada.text("auction-title").await, "Brass desk lamp");
+    assert_eq!(ada.text("auction-seller").await, "Sam");
+    assert!(ada.text("auction-status").await.contains("Open"));
+    ada.wait_for(
+        "the countdown runs",
+        "/s left/.test(document.getElementById('countdown').textContent)",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    let bob = browser.new_page().await;
+    bob.open(&auction_url).await;
+    bob.type_into("name", "Bob").await;
+    bob.type_into("price", "12").await;
+    submit(&bob, ".bid-form").await;
+    bob.wait_for(
+        "Bob's first bid is accepted",
+        "!!document.getElementById('flash') && document.getElementById('flash').textContent.includes('Bid accepted: Bob bid 12.')",
+        Duration::from_secs(20),
+    )
+    .await;
+    ada.wait_for(
+        "Ada sees the reserve not met",
+        "!document.getElementById('reserve').hidden && document.getElementById('highest-price').textContent === '12'",
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // Ada leaves a secret maximum: the service bids the reserve for her.
+    ada.type_into("name", "Ada").await;
+    ada.type_into("max_price", "50").await;
+    submit(&ada, ".bid-form").await;
+    ada.wait_for(
+        "Ada's maximum is accepted",
+        "!!document.getElementById('flash') && document.getElementById('flash').textContent.includes('Bid accepted: Ada bid 30.')",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        ada.eval("document.getElementById('reserve').hidden").await,
+        true,
+        "the reserve is met"
+    );
+    ada.screenshot(&artifacts.join("gateway-auction-open-phone.png"))
+        .await;
+
+    // Bob bids 40; Ada's maximum answers at once.
+    bob.type_into("price", "40").await;
+    submit(&bob, ".bid-form").await;
+    bob.wait_for(
+        "Bob learns he was outbid at once",
+        "!!document.getElementById('flash') && document.getElementById('flash').textContent.includes('outbid it at once')",
+        Duration::from_secs(20),
+    )
+    .await;
+    for tab in [&ada, &bob] {
+        tab.wait_for(
+            "the automatic bid shows live",
+            "document.getElementById('highest-price').textContent === '41' \
+             && document.getElementById('highest-name').textContent === 'Ada'",
+            Duration::from_secs(20),
+        )
+        .await;
+    }
+    bob.screenshot(&artifacts.join("gateway-auction-open.png"))
+        .await;
+    assert_eq!(
+        ada.eval(
+            "[...document.querySelectorAll('#recent-bids .price, #highest-price')].some(e => e.textContent === '50')"
+        )
+        .await,
+        false,
+        "Ada's maximum is never shown"
+    );
+
+    // The auction closes on its own; both pages show the winner without a reload.
+    ada.eval("window.stillTheSamePage = true").await;
+    for tab in [&ada, &bob] {
+        tab.wait_for(
+            "the close arrives live",
+            "!document.getElementById('result').hidden \
+             && document.getElementById('result').textContent === 'Sold to Ada for 41.' \
+             && document.getElementById('bid-section').hidden",
+            Duration::from_secs(45),
+        )
+        .await;
+    }
+    assert_eq!(ada.eval("window.stillTheSamePage === true").await, true);
+    assert!(ada.text("auction-status").await.contains("Closed"));
+    assert_eq!(
+        ada.eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        true,
+        "the closed page fits a phone"
+    );
+    ada.screenshot(&artifacts.join("gateway-auction-closed-phone.png"))
+        .await;
+    bob.screenshot(&artifacts.join("gateway-auction-closed.png"))
+        .await;
+
+    // The list shows it among the recently closed; without JavaScript the result is there too.
+    let plain = browser.new_page().await;
+    plain
+        .call(
+            "Emulation.setScriptExecutionDisabled",
+            json!({ "value": true }),
+        )
+        .await;
+    plain.open(&format!("{site}/")).await;
+    assert!(
+        plain
+            .text("closed-auctions")
+            .await
+            .contains("Sold to Ada for 41."),
+        "the list shows the result"
+    );
+    plain.open(&auction_url).await;
+    assert_eq!(plain.text("result").await, "Sold to Ada for 41.");
+    assert!(
+        plain.text("end-time").await.ends_with("UTC"),
+        "the plain end time shows without JavaScript"
+    );
+
+    let problems = browser.problems();
+    assert!(
+        problems.is_empty(),
+        "the pages reported errors: {problems:#?}"
+    );
+    browser.close().await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), gateway.stopped()).await;
     service.stop().await;
 }

@@ -99,6 +99,7 @@ pub(crate) async fn place(url: &str, auction: &str, name: &str, price: i64) {
             name: name.to_owned(),
             price,
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|e| panic!("placing {name} {price} on {auction} failed: {e}"));

@@ -261,6 +261,7 @@ async fn the_readme_run_command_runs_the_system_and_stops_cleanly() {
             name: "Ada, \"first\" bidder".into(),
             price: 42,
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect("the bid is accepted")

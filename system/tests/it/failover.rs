@@ -167,6 +167,7 @@ async fn leader_fault_mid_stream(fault: LeaderFault) {
                             name: format!("bidder {i}"),
                             price: 10,
                             request_id: request_id.clone(),
+                            ..Default::default()
                         });
                         request.set_timeout(Duration::from_secs(10));
                         match client.place_bid(request).await {

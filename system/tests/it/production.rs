@@ -188,6 +188,7 @@ async fn separate_processes_over_sasl_ssl_deliver_bids_to_every_sink() {
                 name: "Grace, \"over SASL_SSL\"".into(),
                 price: 77,
                 request_id: "0b7c3a2e-5d1f-4c7e-9a8b-2f6d4e1c0a95".into(),
+                ..Default::default()
             })
             .await
         {

@@ -56,6 +56,7 @@ pub(super) async fn place_all(
                     name: format!("bidder {worker}"),
                     price: i64::try_from(i / 1000 + 1).unwrap_or(i64::MAX),
                     request_id: request_id.clone(),
+                    ..Default::default()
                 };
                 // Retry what may succeed later, with the same request id, a few times, on the
                 // replica that took the first call (a retry on another replica while the first

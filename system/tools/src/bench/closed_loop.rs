@@ -284,6 +284,7 @@ async fn closed_loop(
                     name: format!("Bidder {}", k % 997),
                     price: i64::try_from(price).unwrap_or(i64::MAX),
                     request_id: String::new(),
+                    ..Default::default()
                 };
                 let sent = Instant::now();
                 match client.place_bid(request).await {

@@ -306,6 +306,7 @@ async fn warm_up(
             name: "Warm Up".to_owned(),
             price: 1,
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .map_err(|e| format!("warm-up PlaceBid: {e}"))?
@@ -438,6 +439,7 @@ async fn place_one(
         name: format!("Bidder {}", i % 997),
         price,
         request_id: String::new(),
+        ..Default::default()
     };
     match client.place_bid(request).await {
         Ok(response) => {

@@ -22,40 +22,61 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61uction/v1/auction.proto\x12\nauction.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n\x03\x42id\x12\x15\n\x06\x62id_id\x18\x01 \x01(\tR\x05\x62idId\x12\x1d\n\nauction_id\x18\x02 \x01(\tR\tauctionId\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12\x14\n\x05price\x18\x04 \x01(\x03R\x05price\x12\x31\n\x06\x62id_ts\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05\x62idTs\x12\x1c\n\tpartition\x18\x06 \x01(\x05R\tpartition\x12\x16\n\x06offset\x18\x07 \x01(\x03R\x06offset\"\xa6\x01\n\x0c\x41uctionState\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\x12\x30\n\x0bhighest_bid\x18\x02 \x01(\x0b\x32\x0f.auction.v1.BidR\nhighestBid\x12(\n\x10minimum_next_bid\x18\x03 \x01(\x03R\x0eminimumNextBid\x12\x1b\n\tbid_count\x18\x04 \x01(\x04R\x08\x62idCount\"y\n\x0fPlaceBidRequest\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05price\x18\x03 \x01(\x03R\x05price\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"\x85\x01\n\x10PlaceBidResponse\x12!\n\x03\x62id\x18\x01 \x01(\x0b\x32\x0f.auction.v1.BidR\x03\x62id\x12\x32\n\x07\x61uction\x18\x02 \x01(\x0b\x32\x18.auction.v1.AuctionStateR\x07\x61uction\x12\x1a\n\x08replayed\x18\x03 \x01(\x08R\x08replayed\"2\n\x11HighestBidRequest\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\"H\n\x12HighestBidResponse\x12\x32\n\x07\x61uction\x18\x01 \x01(\x0b\x32\x18.auction.v1.AuctionStateR\x07\x61uction\"4\n\x13WatchAuctionRequest\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\"J\n\x14WatchAuctionResponse\x12\x32\n\x07\x61uction\x18\x01 \x01(\x0b\x32\x18.auction.v1.AuctionStateR\x07\x61uction\"L\n\x15ListRecentBidsRequest\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\x12\x14\n\x05limit\x18\x02 \x01(\rR\x05limit\"=\n\x16ListRecentBidsResponse\x12#\n\x04\x62ids\x18\x01 \x03(\x0b\x32\x0f.auction.v1.BidR\x04\x62ids\"+\n\x13ListAuctionsRequest\x12\x14\n\x05limit\x18\x01 \x01(\rR\x05limit\"L\n\x14ListAuctionsResponse\x12\x34\n\x08\x61uctions\x18\x01 \x03(\x0b\x32\x18.auction.v1.AuctionStateR\x08\x61uctions2\xa1\x03\n\nBidService\x12\x45\n\x08PlaceBid\x12\x1b.auction.v1.PlaceBidRequest\x1a\x1c.auction.v1.PlaceBidResponse\x12K\n\nHighestBid\x12\x1d.auction.v1.HighestBidRequest\x1a\x1e.auction.v1.HighestBidResponse\x12S\n\x0cWatchAuction\x12\x1f.auction.v1.WatchAuctionRequest\x1a .auction.v1.WatchAuctionResponse0\x01\x12W\n\x0eListRecentBids\x12!.auction.v1.ListRecentBidsRequest\x1a\".auction.v1.ListRecentBidsResponse\x12Q\n\x0cListAuctions\x12\x1f.auction.v1.ListAuctionsRequest\x1a .auction.v1.ListAuctionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61uction/v1/auction.proto\x12\nauction.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"L\n\rIncrementBand\x12\x1d\n\nfrom_price\x18\x01 \x01(\x03R\tfromPrice\x12\x1c\n\tincrement\x18\x02 \x01(\x03R\tincrement\"\xeb\x03\n\x11\x41uctionDefinition\x12\x14\n\x05title\x18\x01 \x01(\tR\x05title\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12\x16\n\x06seller\x18\x03 \x01(\tR\x06seller\x12%\n\x0estarting_price\x18\x04 \x01(\x03R\rstartingPrice\x12\x1f\n\x0bhas_reserve\x18\x05 \x01(\x08R\nhasReserve\x12\x39\n\nincrements\x18\x06 \x03(\x0b\x32\x19.auction.v1.IncrementBandR\nincrements\x12\x39\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12H\n\x12scheduled_end_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x10scheduledEndTime\x12\x45\n\x11soft_close_window\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationR\x0fsoftCloseWindow\x12\x37\n\textension\x18\n \x01(\x0b\x32\x19.google.protobuf.DurationR\textension\"\x8e\x01\n\rAuctionResult\x12\x12\n\x04sold\x18\x01 \x01(\x08R\x04sold\x12\x30\n\x0bwinning_bid\x18\x02 \x01(\x0b\x32\x0f.auction.v1.BidR\nwinningBid\x12\x37\n\tclosed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08\x63losedAt\"\xce\x01\n\x03\x42id\x12\x15\n\x06\x62id_id\x18\x01 \x01(\tR\x05\x62idId\x12\x1d\n\nauction_id\x18\x02 \x01(\tR\tauctionId\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12\x14\n\x05price\x18\x04 \x01(\x03R\x05price\x12\x31\n\x06\x62id_ts\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05\x62idTs\x12\x1c\n\tpartition\x18\x06 \x01(\x05R\tpartition\x12\x16\n\x06offset\x18\x07 \x01(\x03R\x06offset\"\xc3\x03\n\x0c\x41uctionState\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\x12\x30\n\x0bhighest_bid\x18\x02 \x01(\x0b\x32\x0f.auction.v1.BidR\nhighestBid\x12(\n\x10minimum_next_bid\x18\x03 \x01(\x03R\x0eminimumNextBid\x12\x1b\n\tbid_count\x18\x04 \x01(\x04R\x08\x62idCount\x12\x31\n\x06status\x18\x05 \x01(\x0e\x32\x19.auction.v1.AuctionStatusR\x06status\x12=\n\ndefinition\x18\x06 \x01(\x0b\x32\x1d.auction.v1.AuctionDefinitionR\ndefinition\x12\x35\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x1f\n\x0breserve_met\x18\x08 \x01(\x08R\nreserveMet\x12\x1e\n\nextensions\x18\t \x01(\rR\nextensions\x12\x31\n\x06result\x18\n \x01(\x0b\x32\x19.auction.v1.AuctionResultR\x06result\"\x96\x01\n\x0fPlaceBidRequest\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n\x05price\x18\x03 \x01(\x03R\x05price\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\x12\x1b\n\tmax_price\x18\x05 \x01(\x03R\x08maxPrice\"\x9d\x01\n\x10PlaceBidResponse\x12!\n\x03\x62id\x18\x01 \x01(\x0b\x32\x0f.auction.v1.BidR\x03\x62id\x12\x32\n\x07\x61uction\x18\x02 \x01(\x0b\x32\x18.auction.v1.AuctionStateR\x07\x61uction\x12\x1a\n\x08replayed\x18\x03 \x01(\x08R\x08replayed\x12\x16\n\x06outbid\x18\x04 \x01(\x08R\x06outbid\"2\n\x11HighestBidRequest\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\"H\n\x12HighestBidResponse\x12\x32\n\x07\x61uction\x18\x01 \x01(\x0b\x32\x18.auction.v1.AuctionStateR\x07\x61uction\"4\n\x13WatchAuctionRequest\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\"J\n\x14WatchAuctionResponse\x12\x32\n\x07\x61uction\x18\x01 \x01(\x0b\x32\x18.auction.v1.AuctionStateR\x07\x61uction\"L\n\x15ListRecentBidsRequest\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\x12\x14\n\x05limit\x18\x02 \x01(\rR\x05limit\"=\n\x16ListRecentBidsResponse\x12#\n\x04\x62ids\x18\x01 \x03(\x0b\x32\x0f.auction.v1.BidR\x04\x62ids\"^\n\x13ListAuctionsRequest\x12\x14\n\x05limit\x18\x01 \x01(\rR\x05limit\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32\x19.auction.v1.AuctionStatusR\x06status\"L\n\x14ListAuctionsResponse\x12\x34\n\x08\x61uctions\x18\x01 \x03(\x0b\x32\x18.auction.v1.AuctionStateR\x08\x61uctions\"\xce\x04\n\x14\x43reateAuctionRequest\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12\x16\n\x06seller\x18\x04 \x01(\tR\x06seller\x12%\n\x0estarting_price\x18\x05 \x01(\x03R\rstartingPrice\x12#\n\rreserve_price\x18\x06 \x01(\x03R\x0creservePrice\x12\x39\n\nincrements\x18\x07 \x03(\x0b\x32\x19.auction.v1.IncrementBandR\nincrements\x12\'\n\x0f\x66ixed_increment\x18\x08 \x01(\x03R\x0e\x66ixedIncrement\x12\x39\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x45\n\x11soft_close_window\x18\x0b \x01(\x0b\x32\x19.google.protobuf.DurationR\x0fsoftCloseWindow\x12\x37\n\textension\x18\x0c \x01(\x0b\x32\x19.google.protobuf.DurationR\textension\x12%\n\x0e\x63reation_token\x18\r \x01(\tR\rcreationToken\"j\n\x15\x43reateAuctionResponse\x12\x32\n\x07\x61uction\x18\x01 \x01(\x0b\x32\x18.auction.v1.AuctionStateR\x07\x61uction\x12\x1d\n\nseller_key\x18\x02 \x01(\tR\tsellerKey\"2\n\x11GetAuctionRequest\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\"H\n\x12GetAuctionResponse\x12\x32\n\x07\x61uction\x18\x01 \x01(\x0b\x32\x18.auction.v1.AuctionStateR\x07\x61uction\"T\n\x14\x43\x61ncelAuctionRequest\x12\x1d\n\nauction_id\x18\x01 \x01(\tR\tauctionId\x12\x1d\n\nseller_key\x18\x02 \x01(\tR\tsellerKey\"K\n\x15\x43\x61ncelAuctionResponse\x12\x32\n\x07\x61uction\x18\x01 \x01(\x0b\x32\x18.auction.v1.AuctionStateR\x07\x61uction*\x9f\x01\n\rAuctionStatus\x12\x1e\n\x1a\x41UCTION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41UCTION_STATUS_SCHEDULED\x10\x01\x12\x17\n\x13\x41UCTION_STATUS_OPEN\x10\x02\x12\x19\n\x15\x41UCTION_STATUS_CLOSED\x10\x03\x12\x1c\n\x18\x41UCTION_STATUS_CANCELLED\x10\x04\x32\x9a\x05\n\nBidService\x12\x45\n\x08PlaceBid\x12\x1b.auction.v1.PlaceBidRequest\x1a\x1c.auction.v1.PlaceBidResponse\x12K\n\nHighestBid\x12\x1d.auction.v1.HighestBidRequest\x1a\x1e.auction.v1.HighestBidResponse\x12S\n\x0cWatchAuction\x12\x1f.auction.v1.WatchAuctionRequest\x1a .auction.v1.WatchAuctionResponse0\x01\x12W\n\x0eListRecentBids\x12!.auction.v1.ListRecentBidsRequest\x1a\".auction.v1.ListRecentBidsResponse\x12Q\n\x0cListAuctions\x12\x1f.auction.v1.ListAuctionsRequest\x1a .auction.v1.ListAuctionsResponse\x12T\n\rCreateAuction\x12 .auction.v1.CreateAuctionRequest\x1a!.auction.v1.CreateAuctionResponse\x12K\n\nGetAuction\x12\x1d.auction.v1.GetAuctionRequest\x1a\x1e.auction.v1.GetAuctionResponse\x12T\n\rCancelAuction\x12 .auction.v1.CancelAuctionRequest\x1a!.auction.v1.CancelAuctionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'auction.v1.auction_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BID']._serialized_start=74
-  _globals['_BID']._serialized_end=280
-  _globals['_AUCTIONSTATE']._serialized_start=283
-  _globals['_AUCTIONSTATE']._serialized_end=449
-  _globals['_PLACEBIDREQUEST']._serialized_start=451
-  _globals['_PLACEBIDREQUEST']._serialized_end=572
-  _globals['_PLACEBIDRESPONSE']._serialized_start=575
-  _globals['_PLACEBIDRESPONSE']._serialized_end=708
-  _globals['_HIGHESTBIDREQUEST']._serialized_start=710
-  _globals['_HIGHESTBIDREQUEST']._serialized_end=760
-  _globals['_HIGHESTBIDRESPONSE']._serialized_start=762
-  _globals['_HIGHESTBIDRESPONSE']._serialized_end=834
-  _globals['_WATCHAUCTIONREQUEST']._serialized_start=836
-  _globals['_WATCHAUCTIONREQUEST']._serialized_end=888
-  _globals['_WATCHAUCTIONRESPONSE']._serialized_start=890
-  _globals['_WATCHAUCTIONRESPONSE']._serialized_end=964
-  _globals['_LISTRECENTBIDSREQUEST']._serialized_start=966
-  _globals['_LISTRECENTBIDSREQUEST']._serialized_end=1042
-  _globals['_LISTRECENTBIDSRESPONSE']._serialized_start=1044
-  _globals['_LISTRECENTBIDSRESPONSE']._serialized_end=1105
-  _globals['_LISTAUCTIONSREQUEST']._serialized_start=1107
-  _globals['_LISTAUCTIONSREQUEST']._serialized_end=1150
-  _globals['_LISTAUCTIONSRESPONSE']._serialized_start=1152
-  _globals['_LISTAUCTIONSRESPONSE']._serialized_end=1228
-  _globals['_BIDSERVICE']._serialized_start=1231
-  _globals['_BIDSERVICE']._serialized_end=1648
+  _globals['_AUCTIONSTATUS']._serialized_start=3360
+  _globals['_AUCTIONSTATUS']._serialized_end=3519
+  _globals['_INCREMENTBAND']._serialized_start=105
+  _globals['_INCREMENTBAND']._serialized_end=181
+  _globals['_AUCTIONDEFINITION']._serialized_start=184
+  _globals['_AUCTIONDEFINITION']._serialized_end=675
+  _globals['_AUCTIONRESULT']._serialized_start=678
+  _globals['_AUCTIONRESULT']._serialized_end=820
+  _globals['_BID']._serialized_start=823
+  _globals['_BID']._serialized_end=1029
+  _globals['_AUCTIONSTATE']._serialized_start=1032
+  _globals['_AUCTIONSTATE']._serialized_end=1483
+  _globals['_PLACEBIDREQUEST']._serialized_start=1486
+  _globals['_PLACEBIDREQUEST']._serialized_end=1636
+  _globals['_PLACEBIDRESPONSE']._serialized_start=1639
+  _globals['_PLACEBIDRESPONSE']._serialized_end=1796
+  _globals['_HIGHESTBIDREQUEST']._serialized_start=1798
+  _globals['_HIGHESTBIDREQUEST']._serialized_end=1848
+  _globals['_HIGHESTBIDRESPONSE']._serialized_start=1850
+  _globals['_HIGHESTBIDRESPONSE']._serialized_end=1922
+  _globals['_WATCHAUCTIONREQUEST']._serialized_start=1924
+  _globals['_WATCHAUCTIONREQUEST']._serialized_end=1976
+  _globals['_WATCHAUCTIONRESPONSE']._serialized_start=1978
+  _globals['_WATCHAUCTIONRESPONSE']._serialized_end=2052
+  _globals['_LISTRECENTBIDSREQUEST']._serialized_start=2054
+  _globals['_LISTRECENTBIDSREQUEST']._serialized_end=2130
+  _globals['_LISTRECENTBIDSRESPONSE']._serialized_start=2132
+  _globals['_LISTRECENTBIDSRESPONSE']._serialized_end=2193
+  _globals['_LISTAUCTIONSREQUEST']._serialized_start=2195
+  _globals['_LISTAUCTIONSREQUEST']._serialized_end=2289
+  _globals['_LISTAUCTIONSRESPONSE']._serialized_start=2291
+  _globals['_LISTAUCTIONSRESPONSE']._serialized_end=2367
+  _globals['_CREATEAUCTIONREQUEST']._serialized_start=2370
+  _globals['_CREATEAUCTIONREQUEST']._serialized_end=2960
+  _globals['_CREATEAUCTIONRESPONSE']._serialized_start=2962
+  _globals['_CREATEAUCTIONRESPONSE']._serialized_end=3068
+  _globals['_GETAUCTIONREQUEST']._serialized_start=3070
+  _globals['_GETAUCTIONREQUEST']._serialized_end=3120
+  _globals['_GETAUCTIONRESPONSE']._serialized_start=3122
+  _globals['_GETAUCTIONRESPONSE']._serialized_end=3194
+  _globals['_CANCELAUCTIONREQUEST']._serialized_start=3196
+  _globals['_CANCELAUCTIONREQUEST']._serialized_end=3280
+  _globals['_CANCELAUCTIONRESPONSE']._serialized_start=3282
+  _globals['_CANCELAUCTIONRESPONSE']._serialized_end=3357
+  _globals['_BIDSERVICE']._serialized_start=3522
+  _globals['_BIDSERVICE']._serialized_end=4188
 # @@protoc_insertion_point(module_scope)

@@ -31,7 +31,12 @@ class BidServiceStub:
     Errors follow the gRPC status model with `google.rpc` details:
     - INVALID_ARGUMENT with `google.rpc.BadRequest` field violations for malformed input;
     - FAILED_PRECONDITION with `google.rpc.ErrorInfo` for a bid that does not beat the current highest
-    (metadata `current_highest` and `minimum_next_bid`);
+    (metadata `current_highest` and `minimum_next_bid`), or that arrives before the auction opens,
+    after it ended, or on a cancelled auction (reason `AUCTION_NOT_OPEN`, metadata `status`);
+    - NOT_FOUND for an auction that does not exist where one must (`GetAuction`, `CancelAuction`,
+    and bids on unknown auctions when implicit auctions are switched off);
+    - ALREADY_EXISTS for `CreateAuction` with the id of an existing auction;
+    - PERMISSION_DENIED for a wrong seller key or creation token;
     - UNAVAILABLE when the log or the schema registry cannot take the bid; retry with the same
     `request_id`;
     - RESOURCE_EXHAUSTED when the service is overloaded; retry later with the same `request_id`.
@@ -68,6 +73,21 @@ class BidServiceStub:
                 request_serializer=auction_dot_v1_dot_auction__pb2.ListAuctionsRequest.SerializeToString,
                 response_deserializer=auction_dot_v1_dot_auction__pb2.ListAuctionsResponse.FromString,
                 _registered_method=True)
+        self.CreateAuction = channel.unary_unary(
+                '/auction.v1.BidService/CreateAuction',
+                request_serializer=auction_dot_v1_dot_auction__pb2.CreateAuctionRequest.SerializeToString,
+                response_deserializer=auction_dot_v1_dot_auction__pb2.CreateAuctionResponse.FromString,
+                _registered_method=True)
+        self.GetAuction = channel.unary_unary(
+                '/auction.v1.BidService/GetAuction',
+                request_serializer=auction_dot_v1_dot_auction__pb2.GetAuctionRequest.SerializeToString,
+                response_deserializer=auction_dot_v1_dot_auction__pb2.GetAuctionResponse.FromString,
+                _registered_method=True)
+        self.CancelAuction = channel.unary_unary(
+                '/auction.v1.BidService/CancelAuction',
+                request_serializer=auction_dot_v1_dot_auction__pb2.CancelAuctionRequest.SerializeToString,
+                response_deserializer=auction_dot_v1_dot_auction__pb2.CancelAuctionResponse.FromString,
+                _registered_method=True)
 
 
 class BidServiceServicer:
@@ -76,7 +96,12 @@ class BidServiceServicer:
     Errors follow the gRPC status model with `google.rpc` details:
     - INVALID_ARGUMENT with `google.rpc.BadRequest` field violations for malformed input;
     - FAILED_PRECONDITION with `google.rpc.ErrorInfo` for a bid that does not beat the current highest
-    (metadata `current_highest` and `minimum_next_bid`);
+    (metadata `current_highest` and `minimum_next_bid`), or that arrives before the auction opens,
+    after it ended, or on a cancelled auction (reason `AUCTION_NOT_OPEN`, metadata `status`);
+    - NOT_FOUND for an auction that does not exist where one must (`GetAuction`, `CancelAuction`,
+    and bids on unknown auctions when implicit auctions are switched off);
+    - ALREADY_EXISTS for `CreateAuction` with the id of an existing auction;
+    - PERMISSION_DENIED for a wrong seller key or creation token;
     - UNAVAILABLE when the log or the schema registry cannot take the bid; retry with the same
     `request_id`;
     - RESOURCE_EXHAUSTED when the service is overloaded; retry later with the same `request_id`.
@@ -97,7 +122,8 @@ class BidServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchAuction(self, request, context):
-        """The current state of an auction first, then a message each time the highest bid changes.
+        """The current state of an auction first, then a message at every change: each bid, each
+        extension by soft close, the close and a cancellation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,7 +137,29 @@ class BidServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListAuctions(self, request, context):
-        """Auctions that have bids, with their highest bid.
+        """Auctions that have bids or a definition, with their state; optionally only those of one
+        status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAuction(self, request, context):
+        """Creates an auction with a definition. Answers once the definition is durably in the log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAuction(self, request, context):
+        """The state of one auction; NOT_FOUND when it has neither a definition nor a bid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelAuction(self, request, context):
+        """Cancels an auction that has no bid yet; needs the seller key `CreateAuction` handed back.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,6 +193,21 @@ def add_BidServiceServicer_to_server(servicer, server):
                     request_deserializer=auction_dot_v1_dot_auction__pb2.ListAuctionsRequest.FromString,
                     response_serializer=auction_dot_v1_dot_auction__pb2.ListAuctionsResponse.SerializeToString,
             ),
+            'CreateAuction': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAuction,
+                    request_deserializer=auction_dot_v1_dot_auction__pb2.CreateAuctionRequest.FromString,
+                    response_serializer=auction_dot_v1_dot_auction__pb2.CreateAuctionResponse.SerializeToString,
+            ),
+            'GetAuction': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAuction,
+                    request_deserializer=auction_dot_v1_dot_auction__pb2.GetAuctionRequest.FromString,
+                    response_serializer=auction_dot_v1_dot_auction__pb2.GetAuctionResponse.SerializeToString,
+            ),
+            'CancelAuction': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelAuction,
+                    request_deserializer=auction_dot_v1_dot_auction__pb2.CancelAuctionRequest.FromString,
+                    response_serializer=auction_dot_v1_dot_auction__pb2.CancelAuctionResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'auction.v1.BidService', rpc_method_handlers)
@@ -159,7 +222,12 @@ class BidService:
     Errors follow the gRPC status model with `google.rpc` details:
     - INVALID_ARGUMENT with `google.rpc.BadRequest` field violations for malformed input;
     - FAILED_PRECONDITION with `google.rpc.ErrorInfo` for a bid that does not beat the current highest
-    (metadata `current_highest` and `minimum_next_bid`);
+    (metadata `current_highest` and `minimum_next_bid`), or that arrives before the auction opens,
+    after it ended, or on a cancelled auction (reason `AUCTION_NOT_OPEN`, metadata `status`);
+    - NOT_FOUND for an auction that does not exist where one must (`GetAuction`, `CancelAuction`,
+    and bids on unknown auctions when implicit auctions are switched off);
+    - ALREADY_EXISTS for `CreateAuction` with the id of an existing auction;
+    - PERMISSION_DENIED for a wrong seller key or creation token;
     - UNAVAILABLE when the log or the schema registry cannot take the bid; retry with the same
     `request_id`;
     - RESOURCE_EXHAUSTED when the service is overloaded; retry later with the same `request_id`.
@@ -290,6 +358,87 @@ class BidService:
             '/auction.v1.BidService/ListAuctions',
             auction_dot_v1_dot_auction__pb2.ListAuctionsRequest.SerializeToString,
             auction_dot_v1_dot_auction__pb2.ListAuctionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAuction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/auction.v1.BidService/CreateAuction',
+            auction_dot_v1_dot_auction__pb2.CreateAuctionRequest.SerializeToString,
+            auction_dot_v1_dot_auction__pb2.CreateAuctionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAuction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/auction.v1.BidService/GetAuction',
+            auction_dot_v1_dot_auction__pb2.GetAuctionRequest.SerializeToString,
+            auction_dot_v1_dot_auction__pb2.GetAuctionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelAuction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/auction.v1.BidService/CancelAuction',
+            auction_dot_v1_dot_auction__pb2.CancelAuctionRequest.SerializeToString,
+            auction_dot_v1_dot_auction__pb2.CancelAuctionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,17 +7,165 @@
 // @generated from file auction/v1/auction.proto (package auction.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file auction/v1/auction.proto.
  */
 export const file_auction_v1_auction: GenFile = /*@__PURE__*/
-  fileDesc("ChhhdWN0aW9uL3YxL2F1Y3Rpb24ucHJvdG8SCmF1Y3Rpb24udjEilQEKA0JpZBIOCgZiaWRfaWQYASABKAkSEgoKYXVjdGlvbl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg0KBXByaWNlGAQgASgDEioKBmJpZF90cxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFydGl0aW9uGAYgASgFEg4KBm9mZnNldBgHIAEoAyJ1CgxBdWN0aW9uU3RhdGUSEgoKYXVjdGlvbl9pZBgBIAEoCRIkCgtoaWdoZXN0X2JpZBgCIAEoCzIPLmF1Y3Rpb24udjEuQmlkEhgKEG1pbmltdW1fbmV4dF9iaWQYAyABKAMSEQoJYmlkX2NvdW50GAQgASgEIlYKD1BsYWNlQmlkUmVxdWVzdBISCgphdWN0aW9uX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFcHJpY2UYAyABKAMSEgoKcmVxdWVzdF9pZBgEIAEoCSJtChBQbGFjZUJpZFJlc3BvbnNlEhwKA2JpZBgBIAEoCzIPLmF1Y3Rpb24udjEuQmlkEikKB2F1Y3Rpb24YAiABKAsyGC5hdWN0aW9uLnYxLkF1Y3Rpb25TdGF0ZRIQCghyZXBsYXllZBgDIAEoCCInChFIaWdoZXN0QmlkUmVxdWVzdBISCgphdWN0aW9uX2lkGAEgASgJIj8KEkhpZ2hlc3RCaWRSZXNwb25zZRIpCgdhdWN0aW9uGAEgASgLMhguYXVjdGlvbi52MS5BdWN0aW9uU3RhdGUiKQoTV2F0Y2hBdWN0aW9uUmVxdWVzdBISCgphdWN0aW9uX2lkGAEgASgJIkEKFFdhdGNoQXVjdGlvblJlc3BvbnNlEikKB2F1Y3Rpb24YASABKAsyGC5hdWN0aW9uLnYxLkF1Y3Rpb25TdGF0ZSI6ChVMaXN0UmVjZW50Qmlkc1JlcXVlc3QSEgoKYXVjdGlvbl9pZBgBIAEoCRINCgVsaW1pdBgCIAEoDSI3ChZMaXN0UmVjZW50Qmlkc1Jlc3BvbnNlEh0KBGJpZHMYASADKAsyDy5hdWN0aW9uLnYxLkJpZCIkChNMaXN0QXVjdGlvbnNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIkIKFExpc3RBdWN0aW9uc1Jlc3BvbnNlEioKCGF1Y3Rpb25zGAEgAygLMhguYXVjdGlvbi52MS5BdWN0aW9uU3RhdGUyoQMKCkJpZFNlcnZpY2USRQoIUGxhY2VCaWQSGy5hdWN0aW9uLnYxLlBsYWNlQmlkUmVxdWVzdBocLmF1Y3Rpb24udjEuUGxhY2VCaWRSZXNwb25zZRJLCgpIaWdoZXN0QmlkEh0uYXVjdGlvbi52MS5IaWdoZXN0QmlkUmVxdWVzdBoeLmF1Y3Rpb24udjEuSGlnaGVzdEJpZFJlc3BvbnNlElMKDFdhdGNoQXVjdGlvbhIfLmF1Y3Rpb24udjEuV2F0Y2hBdWN0aW9uUmVxdWVzdBogLmF1Y3Rpb24udjEuV2F0Y2hBdWN0aW9uUmVzcG9uc2UwARJXCg5MaXN0UmVjZW50QmlkcxIhLmF1Y3Rpb24udjEuTGlzdFJlY2VudEJpZHNSZXF1ZXN0GiIuYXVjdGlvbi52MS5MaXN0UmVjZW50Qmlkc1Jlc3BvbnNlElEKDExpc3RBdWN0aW9ucxIfLmF1Y3Rpb24udjEuTGlzdEF1Y3Rpb25zUmVxdWVzdBogLmF1Y3Rpb24udjEuTGlzdEF1Y3Rpb25zUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChhhdWN0aW9uL3YxL2F1Y3Rpb24ucHJvdG8SCmF1Y3Rpb24udjEiNgoNSW5jcmVtZW50QmFuZBISCgpmcm9tX3ByaWNlGAEgASgDEhEKCWluY3JlbWVudBgCIAEoAyLvAgoRQXVjdGlvbkRlZmluaXRpb24SDQoFdGl0bGUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDgoGc2VsbGVyGAMgASgJEhYKDnN0YXJ0aW5nX3ByaWNlGAQgASgDEhMKC2hhc19yZXNlcnZlGAUgASgIEi0KCmluY3JlbWVudHMYBiADKAsyGS5hdWN0aW9uLnYxLkluY3JlbWVudEJhbmQSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSc2NoZWR1bGVkX2VuZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChFzb2Z0X2Nsb3NlX3dpbmRvdxgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCglleHRlbnNpb24YCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24icgoNQXVjdGlvblJlc3VsdBIMCgRzb2xkGAEgASgIEiQKC3dpbm5pbmdfYmlkGAIgASgLMg8uYXVjdGlvbi52MS5CaWQSLQoJY2xvc2VkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKVAQoDQmlkEg4KBmJpZF9pZBgBIAEoCRISCgphdWN0aW9uX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDQoFcHJpY2UYBCABKAMSKgoGYmlkX3RzGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYXJ0aXRpb24YBiABKAUSDgoGb2Zmc2V0GAcgASgDItUCCgxBdWN0aW9uU3RhdGUSEgoKYXVjdGlvbl9pZBgBIAEoCRIkCgtoaWdoZXN0X2JpZBgCIAEoCzIPLmF1Y3Rpb24udjEuQmlkEhgKEG1pbmltdW1fbmV4dF9iaWQYAyABKAMSEQoJYmlkX2NvdW50GAQgASgEEikKBnN0YXR1cxgFIAEoDjIZLmF1Y3Rpb24udjEuQXVjdGlvblN0YXR1cxIxCgpkZWZpbml0aW9uGAYgASgLMh0uYXVjdGlvbi52MS5BdWN0aW9uRGVmaW5pdGlvbhIsCghlbmRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLcmVzZXJ2ZV9tZXQYCCABKAgSEgoKZXh0ZW5zaW9ucxgJIAEoDRIpCgZyZXN1bHQYCiABKAsyGS5hdWN0aW9uLnYxLkF1Y3Rpb25SZXN1bHQiaQoPUGxhY2VCaWRSZXF1ZXN0EhIKCmF1Y3Rpb25faWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVwcmljZRgDIAEoAxISCgpyZXF1ZXN0X2lkGAQgASgJEhEKCW1heF9wcmljZRgFIAEoAyJ9ChBQbGFjZUJpZFJlc3BvbnNlEhwKA2JpZBgBIAEoCzIPLmF1Y3Rpb24udjEuQmlkEikKB2F1Y3Rpb24YAiABKAsyGC5hdWN0aW9uLnYxLkF1Y3Rpb25TdGF0ZRIQCghyZXBsYXllZBgDIAEoCBIOCgZvdXRiaWQYBCABKAgiJwoRSGlnaGVzdEJpZFJlcXVlc3QSEgoKYXVjdGlvbl9pZBgBIAEoCSI/ChJIaWdoZXN0QmlkUmVzcG9uc2USKQoHYXVjdGlvbhgBIAEoCzIYLmF1Y3Rpb24udjEuQXVjdGlvblN0YXRlIikKE1dhdGNoQXVjdGlvblJlcXVlc3QSEgoKYXVjdGlvbl9pZBgBIAEoCSJBChRXYXRjaEF1Y3Rpb25SZXNwb25zZRIpCgdhdWN0aW9uGAEgASgLMhguYXVjdGlvbi52MS5BdWN0aW9uU3RhdGUiOgoVTGlzdFJlY2VudEJpZHNSZXF1ZXN0EhIKCmF1Y3Rpb25faWQYASABKAkSDQoFbGltaXQYAiABKA0iNwoWTGlzdFJlY2VudEJpZHNSZXNwb25zZRIdCgRiaWRzGAEgAygLMg8uYXVjdGlvbi52MS5CaWQiTwoTTGlzdEF1Y3Rpb25zUmVxdWVzdBINCgVsaW1pdBgBIAEoDRIpCgZzdGF0dXMYAiABKA4yGS5hdWN0aW9uLnYxLkF1Y3Rpb25TdGF0dXMiQgoUTGlzdEF1Y3Rpb25zUmVzcG9uc2USKgoIYXVjdGlvbnMYASADKAsyGC5hdWN0aW9uLnYxLkF1Y3Rpb25TdGF0ZSKvAwoUQ3JlYXRlQXVjdGlvblJlcXVlc3QSEgoKYXVjdGlvbl9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIOCgZzZWxsZXIYBCABKAkSFgoOc3RhcnRpbmdfcHJpY2UYBSABKAMSFQoNcmVzZXJ2ZV9wcmljZRgGIAEoAxItCgppbmNyZW1lbnRzGAcgAygLMhkuYXVjdGlvbi52MS5JbmNyZW1lbnRCYW5kEhcKD2ZpeGVkX2luY3JlbWVudBgIIAEoAxIuCgpzdGFydF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoRc29mdF9jbG9zZV93aW5kb3cYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJZXh0ZW5zaW9uGAwgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhYKDmNyZWF0aW9uX3Rva2VuGA0gASgJIlYKFUNyZWF0ZUF1Y3Rpb25SZXNwb25zZRIpCgdhdWN0aW9uGAEgASgLMhguYXVjdGlvbi52MS5BdWN0aW9uU3RhdGUSEgoKc2VsbGVyX2tleRgCIAEoCSInChFHZXRBdWN0aW9uUmVxdWVzdBISCgphdWN0aW9uX2lkGAEgASgJIj8KEkdldEF1Y3Rpb25SZXNwb25zZRIpCgdhdWN0aW9uGAEgASgLMhguYXVjdGlvbi52MS5BdWN0aW9uU3RhdGUiPgoUQ2FuY2VsQXVjdGlvblJlcXVlc3QSEgoKYXVjdGlvbl9pZBgBIAEoCRISCgpzZWxsZXJfa2V5GAIgASgJIkIKFUNhbmNlbEF1Y3Rpb25SZXNwb25zZRIpCgdhdWN0aW9uGAEgASgLMhguYXVjdGlvbi52MS5BdWN0aW9uU3RhdGUqnwEKDUF1Y3Rpb25TdGF0dXMSHgoaQVVDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhBVUNUSU9OX1NUQVRVU19TQ0hFRFVMRUQQARIXChNBVUNUSU9OX1NUQVRVU19PUEVOEAISGQoVQVVDVElPTl9TVEFUVVNfQ0xPU0VEEAMSHAoYQVVDVElPTl9TVEFUVVNfQ0FOQ0VMTEVEEAQymgUKCkJpZFNlcnZpY2USRQoIUGxhY2VCaWQSGy5hdWN0aW9uLnYxLlBsYWNlQmlkUmVxdWVzdBocLmF1Y3Rpb24udjEuUGxhY2VCaWRSZXNwb25zZRJLCgpIaWdoZXN0QmlkEh0uYXVjdGlvbi52MS5IaWdoZXN0QmlkUmVxdWVzdBoeLmF1Y3Rpb24udjEuSGlnaGVzdEJpZFJlc3BvbnNlElMKDFdhdGNoQXVjdGlvbhIfLmF1Y3Rpb24udjEuV2F0Y2hBdWN0aW9uUmVxdWVzdBogLmF1Y3Rpb24udjEuV2F0Y2hBdWN0aW9uUmVzcG9uc2UwARJXCg5MaXN0UmVjZW50QmlkcxIhLmF1Y3Rpb24udjEuTGlzdFJlY2VudEJpZHNSZXF1ZXN0GiIuYXVjdGlvbi52MS5MaXN0UmVjZW50Qmlkc1Jlc3BvbnNlElEKDExpc3RBdWN0aW9ucxIfLmF1Y3Rpb24udjEuTGlzdEF1Y3Rpb25zUmVxdWVzdBogLmF1Y3Rpb24udjEuTGlzdEF1Y3Rpb25zUmVzcG9uc2USVAoNQ3JlYXRlQXVjdGlvbhIgLmF1Y3Rpb24udjEuQ3JlYXRlQXVjdGlvblJlcXVlc3QaIS5hdWN0aW9uLnYxLkNyZWF0ZUF1Y3Rpb25SZXNwb25zZRJLCgpHZXRBdWN0aW9uEh0uYXVjdGlvbi52MS5HZXRBdWN0aW9uUmVxdWVzdBoeLmF1Y3Rpb24udjEuR2V0QXVjdGlvblJlc3BvbnNlElQKDUNhbmNlbEF1Y3Rpb24SIC5hdWN0aW9uLnYxLkNhbmNlbEF1Y3Rpb25SZXF1ZXN0GiEuYXVjdGlvbi52MS5DYW5jZWxBdWN0aW9uUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+
+/**
+ * One band of an increment table: from `from_price` up, a bid must add `increment`.
+ *
+ * @generated from message auction.v1.IncrementBand
+ */
+export type IncrementBand = Message<"auction.v1.IncrementBand"> & {
+  /**
+   * The lowest current price the band applies to (the first band starts at 0).
+   *
+   * @generated from field: int64 from_price = 1;
+   */
+  fromPrice: bigint;
+
+  /**
+   * How much a bid must add to a current price in this band.
+   *
+   * @generated from field: int64 increment = 2;
+   */
+  increment: bigint;
+};
+
+/**
+ * Describes the message auction.v1.IncrementBand.
+ * Use `create(IncrementBandSchema)` to create a new message.
+ */
+export const IncrementBandSchema: GenMessage<IncrementBand> = /*@__PURE__*/
+  messageDesc(file_auction_v1_auction, 0);
+
+/**
+ * What an auction is and how it runs, as everybody may see it (the reserve price is never shown).
+ *
+ * @generated from message auction.v1.AuctionDefinition
+ */
+export type AuctionDefinition = Message<"auction.v1.AuctionDefinition"> & {
+  /**
+   * A short title.
+   *
+   * @generated from field: string title = 1;
+   */
+  title: string;
+
+  /**
+   * A longer description.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * Who sells.
+   *
+   * @generated from field: string seller = 3;
+   */
+  seller: string;
+
+  /**
+   * The lowest first bid.
+   *
+   * @generated from field: int64 starting_price = 4;
+   */
+  startingPrice: bigint;
+
+  /**
+   * Whether the auction has a reserve price (the price itself stays secret).
+   *
+   * @generated from field: bool has_reserve = 5;
+   */
+  hasReserve: boolean;
+
+  /**
+   * How much a bid must add to the current price, by band of the current price (one band: a
+   * fixed increment).
+   *
+   * @generated from field: repeated auction.v1.IncrementBand increments = 6;
+   */
+  increments: IncrementBand[];
+
+  /**
+   * When bidding opens.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 7;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * The end time set at creation (`AuctionState.end_time` is the current one, moved by soft close).
+   *
+   * @generated from field: google.protobuf.Timestamp scheduled_end_time = 8;
+   */
+  scheduledEndTime?: Timestamp | undefined;
+
+  /**
+   * A bid within this window before the end extends the auction (zero: no soft close).
+   *
+   * @generated from field: google.protobuf.Duration soft_close_window = 9;
+   */
+  softCloseWindow?: Duration | undefined;
+
+  /**
+   * The end moves to such a bid's time plus this.
+   *
+   * @generated from field: google.protobuf.Duration extension = 10;
+   */
+  extension?: Duration | undefined;
+};
+
+/**
+ * Describes the message auction.v1.AuctionDefinition.
+ * Use `create(AuctionDefinitionSchema)` to create a new message.
+ */
+export const AuctionDefinitionSchema: GenMessage<AuctionDefinition> = /*@__PURE__*/
+  messageDesc(file_auction_v1_auction, 1);
+
+/**
+ * How a closed auction ended.
+ *
+ * @generated from message auction.v1.AuctionResult
+ */
+export type AuctionResult = Message<"auction.v1.AuctionResult"> & {
+  /**
+   * True when the leader met the reserve (or there was none) and wins.
+   *
+   * @generated from field: bool sold = 1;
+   */
+  sold: boolean;
+
+  /**
+   * The winning bid when sold: its `name` is the winner, its `price` the final price.
+   *
+   * @generated from field: auction.v1.Bid winning_bid = 2;
+   */
+  winningBid?: Bid | undefined;
+
+  /**
+   * When the owner closed the auction.
+   *
+   * @generated from field: google.protobuf.Timestamp closed_at = 3;
+   */
+  closedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message auction.v1.AuctionResult.
+ * Use `create(AuctionResultSchema)` to create a new message.
+ */
+export const AuctionResultSchema: GenMessage<AuctionResult> = /*@__PURE__*/
+  messageDesc(file_auction_v1_auction, 2);
 
 /**
  * An accepted bid, as it is in the log.
@@ -80,7 +228,7 @@ export type Bid = Message<"auction.v1.Bid"> & {
  * Use `create(BidSchema)` to create a new message.
  */
 export const BidSchema: GenMessage<Bid> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 0);
+  messageDesc(file_auction_v1_auction, 3);
 
 /**
  * The state of one auction.
@@ -115,6 +263,48 @@ export type AuctionState = Message<"auction.v1.AuctionState"> & {
    * @generated from field: uint64 bid_count = 4;
    */
   bidCount: bigint;
+
+  /**
+   * Where the auction is in its life (an auction nobody created is open, with no end).
+   *
+   * @generated from field: auction.v1.AuctionStatus status = 5;
+   */
+  status: AuctionStatus;
+
+  /**
+   * The auction's definition; absent for an auction nobody created (a bid on an unknown id).
+   *
+   * @generated from field: auction.v1.AuctionDefinition definition = 6;
+   */
+  definition?: AuctionDefinition | undefined;
+
+  /**
+   * The current end time, moved by soft close; absent when the auction has no end.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 7;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Whether the current price meets the reserve (true when there is none and a bid leads).
+   *
+   * @generated from field: bool reserve_met = 8;
+   */
+  reserveMet: boolean;
+
+  /**
+   * How many times soft close moved the end.
+   *
+   * @generated from field: uint32 extensions = 9;
+   */
+  extensions: number;
+
+  /**
+   * Set once the auction is closed.
+   *
+   * @generated from field: auction.v1.AuctionResult result = 10;
+   */
+  result?: AuctionResult | undefined;
 };
 
 /**
@@ -122,7 +312,7 @@ export type AuctionState = Message<"auction.v1.AuctionState"> & {
  * Use `create(AuctionStateSchema)` to create a new message.
  */
 export const AuctionStateSchema: GenMessage<AuctionState> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 1);
+  messageDesc(file_auction_v1_auction, 4);
 
 /**
  * A bid to place.
@@ -158,6 +348,16 @@ export type PlaceBidRequest = Message<"auction.v1.PlaceBidRequest"> & {
    * @generated from field: string request_id = 4;
    */
   requestId: string;
+
+  /**
+   * Optional proxy bidding: the most the service may bid on the bidder's behalf. The service
+   * bids only as much as needed to lead (the second-highest maximum plus one increment, capped
+   * by this maximum), and again whenever another bid would outbid it. With a maximum, `price`
+   * may be 0; otherwise the service bids at least `price`. The maximum is never shown.
+   *
+   * @generated from field: int64 max_price = 5;
+   */
+  maxPrice: bigint;
 };
 
 /**
@@ -165,7 +365,7 @@ export type PlaceBidRequest = Message<"auction.v1.PlaceBidRequest"> & {
  * Use `create(PlaceBidRequestSchema)` to create a new message.
  */
 export const PlaceBidRequestSchema: GenMessage<PlaceBidRequest> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 2);
+  messageDesc(file_auction_v1_auction, 5);
 
 /**
  * The outcome of an accepted bid.
@@ -193,6 +393,14 @@ export type PlaceBidResponse = Message<"auction.v1.PlaceBidResponse"> & {
    * @generated from field: bool replayed = 3;
    */
   replayed: boolean;
+
+  /**
+   * True when the bid was placed but another bidder's earlier, higher (or equal) maximum
+   * outbid it at once: an automatic bid for them follows it in the log.
+   *
+   * @generated from field: bool outbid = 4;
+   */
+  outbid: boolean;
 };
 
 /**
@@ -200,7 +408,7 @@ export type PlaceBidResponse = Message<"auction.v1.PlaceBidResponse"> & {
  * Use `create(PlaceBidResponseSchema)` to create a new message.
  */
 export const PlaceBidResponseSchema: GenMessage<PlaceBidResponse> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 3);
+  messageDesc(file_auction_v1_auction, 6);
 
 /**
  * Asks for the highest bid of an auction.
@@ -221,7 +429,7 @@ export type HighestBidRequest = Message<"auction.v1.HighestBidRequest"> & {
  * Use `create(HighestBidRequestSchema)` to create a new message.
  */
 export const HighestBidRequestSchema: GenMessage<HighestBidRequest> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 4);
+  messageDesc(file_auction_v1_auction, 7);
 
 /**
  * The highest bid of an auction.
@@ -242,7 +450,7 @@ export type HighestBidResponse = Message<"auction.v1.HighestBidResponse"> & {
  * Use `create(HighestBidResponseSchema)` to create a new message.
  */
 export const HighestBidResponseSchema: GenMessage<HighestBidResponse> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 5);
+  messageDesc(file_auction_v1_auction, 8);
 
 /**
  * Asks to follow an auction.
@@ -263,7 +471,7 @@ export type WatchAuctionRequest = Message<"auction.v1.WatchAuctionRequest"> & {
  * Use `create(WatchAuctionRequestSchema)` to create a new message.
  */
 export const WatchAuctionRequestSchema: GenMessage<WatchAuctionRequest> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 6);
+  messageDesc(file_auction_v1_auction, 9);
 
 /**
  * One update of a watched auction.
@@ -284,7 +492,7 @@ export type WatchAuctionResponse = Message<"auction.v1.WatchAuctionResponse"> & 
  * Use `create(WatchAuctionResponseSchema)` to create a new message.
  */
 export const WatchAuctionResponseSchema: GenMessage<WatchAuctionResponse> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 7);
+  messageDesc(file_auction_v1_auction, 10);
 
 /**
  * Asks for the recent bids of an auction.
@@ -312,7 +520,7 @@ export type ListRecentBidsRequest = Message<"auction.v1.ListRecentBidsRequest"> 
  * Use `create(ListRecentBidsRequestSchema)` to create a new message.
  */
 export const ListRecentBidsRequestSchema: GenMessage<ListRecentBidsRequest> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 8);
+  messageDesc(file_auction_v1_auction, 11);
 
 /**
  * The recent bids of an auction.
@@ -333,10 +541,10 @@ export type ListRecentBidsResponse = Message<"auction.v1.ListRecentBidsResponse"
  * Use `create(ListRecentBidsResponseSchema)` to create a new message.
  */
 export const ListRecentBidsResponseSchema: GenMessage<ListRecentBidsResponse> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 9);
+  messageDesc(file_auction_v1_auction, 12);
 
 /**
- * Asks for the auctions with bids.
+ * Asks for the auctions with bids or a definition.
  *
  * @generated from message auction.v1.ListAuctionsRequest
  */
@@ -347,6 +555,13 @@ export type ListAuctionsRequest = Message<"auction.v1.ListAuctionsRequest"> & {
    * @generated from field: uint32 limit = 1;
    */
   limit: number;
+
+  /**
+   * Only auctions of this status; unspecified means any.
+   *
+   * @generated from field: auction.v1.AuctionStatus status = 2;
+   */
+  status: AuctionStatus;
 };
 
 /**
@@ -354,10 +569,10 @@ export type ListAuctionsRequest = Message<"auction.v1.ListAuctionsRequest"> & {
  * Use `create(ListAuctionsRequestSchema)` to create a new message.
  */
 export const ListAuctionsRequestSchema: GenMessage<ListAuctionsRequest> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 10);
+  messageDesc(file_auction_v1_auction, 13);
 
 /**
- * Auctions with bids, the most recently active first.
+ * Auctions, the most recently active first.
  *
  * @generated from message auction.v1.ListAuctionsResponse
  */
@@ -375,7 +590,279 @@ export type ListAuctionsResponse = Message<"auction.v1.ListAuctionsResponse"> & 
  * Use `create(ListAuctionsResponseSchema)` to create a new message.
  */
 export const ListAuctionsResponseSchema: GenMessage<ListAuctionsResponse> = /*@__PURE__*/
-  messageDesc(file_auction_v1_auction, 11);
+  messageDesc(file_auction_v1_auction, 14);
+
+/**
+ * Defines a new auction.
+ *
+ * @generated from message auction.v1.CreateAuctionRequest
+ */
+export type CreateAuctionRequest = Message<"auction.v1.CreateAuctionRequest"> & {
+  /**
+   * Optional; `[A-Za-z0-9._-]{1,64}`; generated when empty.
+   *
+   * @generated from field: string auction_id = 1;
+   */
+  auctionId: string;
+
+  /**
+   * 1 to 200 characters, no control characters.
+   *
+   * @generated from field: string title = 2;
+   */
+  title: string;
+
+  /**
+   * Up to 5,000 characters.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+
+  /**
+   * Who sells: 1 to 100 characters, like a bidder's name.
+   *
+   * @generated from field: string seller = 4;
+   */
+  seller: string;
+
+  /**
+   * The lowest first bid, 1 to 2147483647.
+   *
+   * @generated from field: int64 starting_price = 5;
+   */
+  startingPrice: bigint;
+
+  /**
+   * Optional secret reserve: below it the auction ends with no sale. 0 means none.
+   *
+   * @generated from field: int64 reserve_price = 6;
+   */
+  reservePrice: bigint;
+
+  /**
+   * The increment table, by band of the current price; empty means one band of `fixed_increment`.
+   *
+   * @generated from field: repeated auction.v1.IncrementBand increments = 7;
+   */
+  increments: IncrementBand[];
+
+  /**
+   * A fixed increment when `increments` is empty; 0 means the service's default.
+   *
+   * @generated from field: int64 fixed_increment = 8;
+   */
+  fixedIncrement: bigint;
+
+  /**
+   * When bidding opens; absent means now.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 9;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * When bidding ends (required, after the start, at most a year ahead).
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 10;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * A bid within this window before the end extends the auction; absent or zero: no soft close.
+   *
+   * @generated from field: google.protobuf.Duration soft_close_window = 11;
+   */
+  softCloseWindow?: Duration | undefined;
+
+  /**
+   * How far past such a bid's time the end moves; absent means the window itself.
+   *
+   * @generated from field: google.protobuf.Duration extension = 12;
+   */
+  extension?: Duration | undefined;
+
+  /**
+   * The creation token, when the service restricts creating auctions to its holders.
+   *
+   * @generated from field: string creation_token = 13;
+   */
+  creationToken: string;
+};
+
+/**
+ * Describes the message auction.v1.CreateAuctionRequest.
+ * Use `create(CreateAuctionRequestSchema)` to create a new message.
+ */
+export const CreateAuctionRequestSchema: GenMessage<CreateAuctionRequest> = /*@__PURE__*/
+  messageDesc(file_auction_v1_auction, 15);
+
+/**
+ * A created auction.
+ *
+ * @generated from message auction.v1.CreateAuctionResponse
+ */
+export type CreateAuctionResponse = Message<"auction.v1.CreateAuctionResponse"> & {
+  /**
+   * The auction as created.
+   *
+   * @generated from field: auction.v1.AuctionState auction = 1;
+   */
+  auction?: AuctionState | undefined;
+
+  /**
+   * The secret that cancelling the auction needs. Shown once; the service keeps only its hash.
+   *
+   * @generated from field: string seller_key = 2;
+   */
+  sellerKey: string;
+};
+
+/**
+ * Describes the message auction.v1.CreateAuctionResponse.
+ * Use `create(CreateAuctionResponseSchema)` to create a new message.
+ */
+export const CreateAuctionResponseSchema: GenMessage<CreateAuctionResponse> = /*@__PURE__*/
+  messageDesc(file_auction_v1_auction, 16);
+
+/**
+ * Asks for one auction.
+ *
+ * @generated from message auction.v1.GetAuctionRequest
+ */
+export type GetAuctionRequest = Message<"auction.v1.GetAuctionRequest"> & {
+  /**
+   * Optional; `default` when empty.
+   *
+   * @generated from field: string auction_id = 1;
+   */
+  auctionId: string;
+};
+
+/**
+ * Describes the message auction.v1.GetAuctionRequest.
+ * Use `create(GetAuctionRequestSchema)` to create a new message.
+ */
+export const GetAuctionRequestSchema: GenMessage<GetAuctionRequest> = /*@__PURE__*/
+  messageDesc(file_auction_v1_auction, 17);
+
+/**
+ * One auction.
+ *
+ * @generated from message auction.v1.GetAuctionResponse
+ */
+export type GetAuctionResponse = Message<"auction.v1.GetAuctionResponse"> & {
+  /**
+   * The auction's state.
+   *
+   * @generated from field: auction.v1.AuctionState auction = 1;
+   */
+  auction?: AuctionState | undefined;
+};
+
+/**
+ * Describes the message auction.v1.GetAuctionResponse.
+ * Use `create(GetAuctionResponseSchema)` to create a new message.
+ */
+export const GetAuctionResponseSchema: GenMessage<GetAuctionResponse> = /*@__PURE__*/
+  messageDesc(file_auction_v1_auction, 18);
+
+/**
+ * Asks to cancel an auction that has no bid yet.
+ *
+ * @generated from message auction.v1.CancelAuctionRequest
+ */
+export type CancelAuctionRequest = Message<"auction.v1.CancelAuctionRequest"> & {
+  /**
+   * The auction.
+   *
+   * @generated from field: string auction_id = 1;
+   */
+  auctionId: string;
+
+  /**
+   * The seller key `CreateAuction` handed back.
+   *
+   * @generated from field: string seller_key = 2;
+   */
+  sellerKey: string;
+};
+
+/**
+ * Describes the message auction.v1.CancelAuctionRequest.
+ * Use `create(CancelAuctionRequestSchema)` to create a new message.
+ */
+export const CancelAuctionRequestSchema: GenMessage<CancelAuctionRequest> = /*@__PURE__*/
+  messageDesc(file_auction_v1_auction, 19);
+
+/**
+ * A cancelled auction.
+ *
+ * @generated from message auction.v1.CancelAuctionResponse
+ */
+export type CancelAuctionResponse = Message<"auction.v1.CancelAuctionResponse"> & {
+  /**
+   * The auction after the cancellation.
+   *
+   * @generated from field: auction.v1.AuctionState auction = 1;
+   */
+  auction?: AuctionState | undefined;
+};
+
+/**
+ * Describes the message auction.v1.CancelAuctionResponse.
+ * Use `create(CancelAuctionResponseSchema)` to create a new message.
+ */
+export const CancelAuctionResponseSchema: GenMessage<CancelAuctionResponse> = /*@__PURE__*/
+  messageDesc(file_auction_v1_auction, 20);
+
+/**
+ * Where an auction is in its life.
+ *
+ * @generated from enum auction.v1.AuctionStatus
+ */
+export enum AuctionStatus {
+  /**
+   * Not set (in `ListAuctionsRequest`: any status).
+   *
+   * @generated from enum value: AUCTION_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Created; bids are refused until its start time.
+   *
+   * @generated from enum value: AUCTION_STATUS_SCHEDULED = 1;
+   */
+  SCHEDULED = 1,
+
+  /**
+   * Taking bids.
+   *
+   * @generated from enum value: AUCTION_STATUS_OPEN = 2;
+   */
+  OPEN = 2,
+
+  /**
+   * Ended: `result` says the winner and price, or that there was no sale.
+   *
+   * @generated from enum value: AUCTION_STATUS_CLOSED = 3;
+   */
+  CLOSED = 3,
+
+  /**
+   * Cancelled by its seller before any bid.
+   *
+   * @generated from enum value: AUCTION_STATUS_CANCELLED = 4;
+   */
+  CANCELLED = 4,
+}
+
+/**
+ * Describes the enum auction.v1.AuctionStatus.
+ */
+export const AuctionStatusSchema: GenEnum<AuctionStatus> = /*@__PURE__*/
+  enumDesc(file_auction_v1_auction, 0);
 
 /**
  * Takes bids and reports the state of auctions.
@@ -383,7 +870,12 @@ export const ListAuctionsResponseSchema: GenMessage<ListAuctionsResponse> = /*@_
  * Errors follow the gRPC status model with `google.rpc` details:
  * - INVALID_ARGUMENT with `google.rpc.BadRequest` field violations for malformed input;
  * - FAILED_PRECONDITION with `google.rpc.ErrorInfo` for a bid that does not beat the current highest
- *   (metadata `current_highest` and `minimum_next_bid`);
+ *   (metadata `current_highest` and `minimum_next_bid`), or that arrives before the auction opens,
+ *   after it ended, or on a cancelled auction (reason `AUCTION_NOT_OPEN`, metadata `status`);
+ * - NOT_FOUND for an auction that does not exist where one must (`GetAuction`, `CancelAuction`,
+ *   and bids on unknown auctions when implicit auctions are switched off);
+ * - ALREADY_EXISTS for `CreateAuction` with the id of an existing auction;
+ * - PERMISSION_DENIED for a wrong seller key or creation token;
  * - UNAVAILABLE when the log or the schema registry cannot take the bid; retry with the same
  *   `request_id`;
  * - RESOURCE_EXHAUSTED when the service is overloaded; retry later with the same `request_id`.
@@ -412,7 +904,8 @@ export const BidService: GenService<{
     output: typeof HighestBidResponseSchema;
   },
   /**
-   * The current state of an auction first, then a message each time the highest bid changes.
+   * The current state of an auction first, then a message at every change: each bid, each
+   * extension by soft close, the close and a cancellation.
    *
    * @generated from rpc auction.v1.BidService.WatchAuction
    */
@@ -432,7 +925,8 @@ export const BidService: GenService<{
     output: typeof ListRecentBidsResponseSchema;
   },
   /**
-   * Auctions that have bids, with their highest bid.
+   * Auctions that have bids or a definition, with their state; optionally only those of one
+   * status.
    *
    * @generated from rpc auction.v1.BidService.ListAuctions
    */
@@ -440,6 +934,36 @@ export const BidService: GenService<{
     methodKind: "unary";
     input: typeof ListAuctionsRequestSchema;
     output: typeof ListAuctionsResponseSchema;
+  },
+  /**
+   * Creates an auction with a definition. Answers once the definition is durably in the log.
+   *
+   * @generated from rpc auction.v1.BidService.CreateAuction
+   */
+  createAuction: {
+    methodKind: "unary";
+    input: typeof CreateAuctionRequestSchema;
+    output: typeof CreateAuctionResponseSchema;
+  },
+  /**
+   * The state of one auction; NOT_FOUND when it has neither a definition nor a bid.
+   *
+   * @generated from rpc auction.v1.BidService.GetAuction
+   */
+  getAuction: {
+    methodKind: "unary";
+    input: typeof GetAuctionRequestSchema;
+    output: typeof GetAuctionResponseSchema;
+  },
+  /**
+   * Cancels an auction that has no bid yet; needs the seller key `CreateAuction` handed back.
+   *
+   * @generated from rpc auction.v1.BidService.CancelAuction
+   */
+  cancelAuction: {
+    methodKind: "unary";
+    input: typeof CancelAuctionRequestSchema;
+    output: typeof CancelAuctionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_auction_v1_auction, 0);

@@ -1,0 +1,409 @@
+//! Auctions that open, close and sell, on Apache Kafka: a created auction with a 3-second end and
+//! a 2-second soft-close window takes a bid in the window, extends, closes on its own with the
+//! right winner, and the close reaches `WatchAuction` on every replica; proxy bids answer in the
+//! log; bids after the close, and cancellations without the seller key or after a bid, are
+//! refused. The owner SIGKILLed just before the end: the next owner closes the auction, once.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use auction_proto::v1::bid_service_client::BidServiceClient;
+use auction_proto::v1::{
+    AuctionState, AuctionStatus, CancelAuctionRequest, CreateAuctionRequest, CreateAuctionResponse,
+    GetAuctionRequest, PlaceBidRequest, PlaceBidResponse, WatchAuctionRequest,
+};
+use auction_schemas::StateCodec;
+use auction_schemas::state::StateRecord;
+use auction_testkit::{Kafka, TestRegistry};
+use chrono::Utc;
+use futures::StreamExt;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+use crate::helpers::{Service, read_bids};
+use crate::ownership::{Replica, owner_of};
+
+fn stamp(at: chrono::DateTime<Utc>) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    })
+}
+
+fn seconds(s: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration {
+        seconds: s,
+        nanos: 0,
+    })
+}
+
+fn end_of(state: &AuctionState) -> chrono::DateTime<Utc> {
+    let t = state.end_time.expect("an end time");
+    chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)).expect("time")
+}
+
+async fn create(
+    client: &mut BidServiceClient<Channel>,
+    id: &str,
+    end_in: chrono::Duration,
+    window: i64,
+    reserve: i64,
+) -> CreateAuctionResponse {
+    client
+        .create_auction(CreateAuctionRequest {
+            auction_id: id.to_owned(),
+            title: format!("Lot {id}"),
+            seller: "sam".to_owned(),
+            starting_price: 10,
+            reserve_price: reserve,
+            end_time: stamp(Utc::now() + end_in),
+            soft_close_window: seconds(window),
+            extension: seconds(window),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create {id}: {e:?}"))
+        .into_inner()
+}
+
+async fn bid(
+    client: &mut BidServiceClient<Channel>,
+    auction: &str,
+    name: &str,
+    price: i64,
+    max_price: i64,
+) -> Result<PlaceBidResponse, tonic::Status> {
+    client
+        .place_bid(PlaceBidRequest {
+            auction_id: auction.to_owned(),
+            name: name.to_owned(),
+            price,
+            max_price,
+            ..Default::default()
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn get(client: &mut BidServiceClient<Channel>, auction: &str) -> AuctionState {
+    client
+        .get_auction(GetAuctionRequest {
+            auction_id: auction.to_owned(),
+        })
+        .await
+        .expect("get auction")
+        .into_inner()
+        .auction
+        .expect("state")
+}
+
+/// Follows an auction on one replica until it is closed; returns every state seen.
+fn watch_until_closed(
+    mut client: BidServiceClient<Channel>,
+    auction: &str,
+) -> tokio::task::JoinHandle<Vec<AuctionState>> {
+    let auction = auction.to_owned();
+    tokio::spawn(async move {
+        let mut stream = client
+            .watch_auction(WatchAuctionRequest {
+                auction_id: auction,
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        let mut seen = Vec::new();
+        while let Ok(Some(Ok(update))) =
+            tokio::time::timeout(Duration::from_secs(30), stream.next()).await
+        {
+            let state = update.auction.expect("state");
+            let closed = state.status == AuctionStatus::Closed as i32;
+            seen.push(state);
+            if closed {
+                break;
+            }
+        }
+        seen
+    })
+}
+
+fn reason(status: &tonic::Status) -> Option<String> {
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soft_close_auction_extends_then_closes_on_its_own_with_the_proxy_winner() {
+    let kafka = Kafka::start();
+    let registry = TestRegistry::start().await;
+    let mut services = Vec::new();
+    for _ in 0..2 {
+        let mut settings = auction_bid_service::Settings::new(&kafka.bootstrap, &registry.url);
+        settings.grpc_listen = "127.0.0.1:0".parse().expect("address");
+        settings.metrics_listen = "127.0.0.1:0".parse().expect("address");
+        settings.topic_partitions = 3;
+        services.push(Service::start(settings).await);
+    }
+    let (mut a, mut b) = (services[0].client.clone(), services[1].client.clone());
+
+    let created = create(&mut a, "soft-1", chrono::Duration::seconds(3), 2, 0).await;
+    let key = created.seller_key;
+    let state = created.auction.expect("state");
+    assert_eq!(state.status, AuctionStatus::Open as i32);
+    let first_end = end_of(&state);
+    let watchers = [
+        watch_until_closed(a.clone(), "soft-1"),
+        watch_until_closed(b.clone(), "soft-1"),
+    ];
+
+    // Ann bids in the window (through the other replica): the end moves.
+    let in_window = first_end - chrono::Duration::milliseconds(1500);
+    tokio::time::sleep((in_window - Utc::now()).to_std().unwrap_or_default()).await;
+    let ann = bid(&mut b, "soft-1", "ann", 10, 0)
+        .await
+        .expect("ann's bid");
+    let after_ann = ann.auction.expect("state");
+    assert_eq!(after_ann.extensions, 1, "a bid in the window extends");
+    assert!(end_of(&after_ann) > first_end, "the end moved");
+
+    // Bob's maximum leads at one increment; Ann's higher plain bid is answered by it at once.
+    let bob = bid(&mut a, "soft-1", "bob", 0, 30)
+        .await
+        .expect("bob's maximum");
+    assert_eq!(bob.bid.as_ref().map(|b| b.price), Some(11));
+    let ann2 = bid(&mut b, "soft-1", "ann", 20, 0)
+        .await
+        .expect("ann's second bid");
+    assert!(ann2.outbid, "an earlier, higher maximum outbids it at once");
+
+    let closes: Vec<Vec<AuctionState>> = futures::future::join_all(watchers)
+        .await
+        .into_iter()
+        .map(|seen| seen.expect("watcher"))
+        .collect();
+    for (replica, seen) in closes.iter().enumerate() {
+        let last = seen.last().expect("updates");
+        assert_eq!(
+            last.status,
+            AuctionStatus::Closed as i32,
+            "replica {replica} streamed the close: {seen:#?}"
+        );
+        let result = last.result.as_ref().expect("a result");
+        let winner = result.winning_bid.as_ref().expect("a winning bid");
+        assert!(result.sold);
+        assert_eq!(
+            (winner.name.as_str(), winner.price),
+            ("bob", 21),
+            "replica {replica}"
+        );
+        assert!(
+            seen.iter().any(|s| s.extensions >= 1),
+            "replica {replica} streamed the extension"
+        );
+    }
+    let closed_at = closes[0][closes[0].len() - 1]
+        .result
+        .as_ref()
+        .and_then(|r| r.closed_at)
+        .expect("closed at");
+    let closed_at = chrono::DateTime::from_timestamp(closed_at.seconds, 0).expect("time");
+    let final_end = end_of(closes[0].last().expect("state"));
+    assert!(
+        closed_at >= final_end - chrono::Duration::seconds(1),
+        "closed at {closed_at}, not before the moved end {final_end}"
+    );
+    println!("closed at {closed_at}, end {final_end} (first end {first_end})");
+
+    // After the close: bids are refused with the reason, on every replica.
+    for client in [&mut a, &mut b] {
+        let late = bid(client, "soft-1", "cid", 500, 0)
+            .await
+            .expect_err("a bid after the close");
+        assert_eq!(late.code(), Code::FailedPrecondition, "{late:?}");
+        assert_eq!(
+            reason(&late).as_deref(),
+            Some("AUCTION_NOT_OPEN"),
+            "{late:?}"
+        );
+        assert_eq!(
+            get(client, "soft-1").await.status,
+            AuctionStatus::Closed as i32
+        );
+    }
+    // The log holds every visible price, Bob's automatic answer included.
+    let log = read_bids(&kafka.bootstrap, &registry.url, "auction").await;
+    let prices: Vec<(String, i32)> = log
+        .iter()
+        .filter(|(bid, _, _)| bid.auction_id.as_str() == "soft-1")
+        .map(|(bid, _, _)| (bid.name.to_string(), bid.price.get()))
+        .collect();
+    assert_eq!(
+        prices,
+        vec![
+            ("ann".to_owned(), 10),
+            ("bob".to_owned(), 11),
+            ("ann".to_owned(), 20),
+            ("bob".to_owned(), 21)
+        ]
+    );
+
+    // Cancelling: needs the seller key and no bid.
+    let wrong = a
+        .cancel_auction(CancelAuctionRequest {
+            auction_id: "soft-1".into(),
+            seller_key: "not-the-key".into(),
+        })
+        .await
+        .expect_err("a wrong key");
+    assert_eq!(wrong.code(), Code::PermissionDenied, "{wrong:?}");
+    let with_bids = a
+        .cancel_auction(CancelAuctionRequest {
+            auction_id: "soft-1".into(),
+            seller_key: key,
+        })
+        .await
+        .expect_err("an auction with bids");
+    assert_eq!(with_bids.code(), Code::FailedPrecondition, "{with_bids:?}");
+    let fresh = create(&mut b, "cancel-1", chrono::Duration::minutes(5), 0, 100).await;
+    let cancelled = a
+        .cancel_auction(CancelAuctionRequest {
+            auction_id: "cancel-1".into(),
+            seller_key: fresh.seller_key,
+        })
+        .await
+        .expect("cancel")
+        .into_inner()
+        .auction
+        .expect("state");
+    assert_eq!(cancelled.status, AuctionStatus::Cancelled as i32);
+    let refused = bid(&mut b, "cancel-1", "ann", 10, 0)
+        .await
+        .expect_err("a bid on a cancelled auction");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("cancelled"), "{refused:?}");
+    let duplicate = a
+        .create_auction(CreateAuctionRequest {
+            auction_id: "cancel-1".into(),
+            title: "again".into(),
+            seller: "sam".into(),
+            starting_price: 1,
+            end_time: stamp(Utc::now() + chrono::Duration::minutes(1)),
+            ..Default::default()
+        })
+        .await
+        .expect_err("the same id twice");
+    assert_eq!(duplicate.code(), Code::AlreadyExists);
+    for service in services {
+        service.stop().await;
+    }
+}
+
+/// Every distinct close of `auction` the state topic holds (its `closed_at`).
+fn closes_in_state_topic(bootstrap: &str, auction: &str) -> HashSet<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "close-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some("auction.state"), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions = metadata.topics()[0].partitions().len();
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset("auction.state", p as i32, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut ended = 0;
+    let mut closes = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ended < partitions && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(message)) => {
+                if message.key() == Some(auction.as_bytes())
+                    && let Ok(StateRecord::Auction(record)) = StateCodec::decode(message.payload())
+                    && let Some(closed) = record.lifecycle.and_then(|l| l.closed)
+                {
+                    closes.insert(closed.closed_at);
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => ended += 1,
+            _ => {}
+        }
+    }
+    closes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_killed_just_before_the_end_is_replaced_and_the_new_owner_closes_once() {
+    let kafka = Kafka::start();
+    let registry = TestRegistry::start().await;
+    let mut replicas = [
+        Replica::start(&kafka.bootstrap, &registry.url, 2).await,
+        Replica::start(&kafka.bootstrap, &registry.url, 2).await,
+    ];
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let auction = "kill-close";
+    let partition = auction_bid_service::partition_for(auction, 2);
+    let owner = owner_of(&kafka.bootstrap, partition).expect("the partition has an owner");
+    let victim = replicas
+        .iter()
+        .position(|r| r.address == owner)
+        .expect("the owner is one of the replicas");
+    let survivor = 1 - victim;
+    let mut client = replicas[survivor].client.clone();
+    let created = create(&mut client, auction, chrono::Duration::seconds(4), 0, 0).await;
+    let end = end_of(created.auction.as_ref().expect("state"));
+    bid(&mut client, auction, "ann", 0, 50).await.expect("ann");
+    bid(&mut client, auction, "bob", 25, 0).await.expect("bob");
+    let watcher = watch_until_closed(client.clone(), auction);
+
+    // Kill the owner a second before the end, so that it cannot have closed the auction.
+    tokio::time::sleep(
+        (end - chrono::Duration::seconds(1) - Utc::now())
+            .to_std()
+            .unwrap_or_default(),
+    )
+    .await;
+    assert_eq!(
+        get(&mut client, auction).await.status,
+        AuctionStatus::Open as i32,
+        "still open before the kill"
+    );
+    replicas[victim].child.kill().expect("SIGKILL");
+    let status = replicas[victim].child.wait().expect("reaped");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "the owner died of the SIGKILL"
+    );
+
+    let seen = watcher.await.expect("watcher");
+    let last = seen.last().expect("updates");
+    assert_eq!(last.status, AuctionStatus::Closed as i32, "{seen:#?}");
+    let winner = last
+        .result
+        .as_ref()
+        .and_then(|r| r.winning_bid.as_ref())
+        .expect("sold");
+    assert_eq!((winner.name.as_str(), winner.price), ("ann", 26));
+    let new_owner = owner_of(&kafka.bootstrap, partition).expect("a new owner");
+    assert_eq!(
+        new_owner, replicas[survivor].address,
+        "the survivor took over"
+    );
+    let closes = closes_in_state_topic(&kafka.bootstrap, auction);
+    assert_eq!(closes.len(), 1, "closed once: {closes:?}");
+    println!(
+        "closed at {:?} by the new owner, {} s after the end",
+        closes,
+        (Utc::now() - end).num_seconds()
+    );
+}
