@@ -34,6 +34,9 @@ pub struct Settings {
     /// The compacted state topic, co-partitioned with the bid topic; `None`: the bid topic's
     /// name followed by `.state` (see [`Settings::state_topic`]).
     pub state_topic: Option<String>,
+    /// The compacted topic of closed auctions' results, which the sinks export; `None`: the bid
+    /// topic's name followed by `.results` (see [`Settings::results_topic`]).
+    pub results_topic: Option<String>,
     /// The consumer group of the replicas (it hands out partition ownership); also the prefix
     /// of the owners' `transactional.id`s.
     pub group_id: String,
@@ -96,6 +99,7 @@ impl Settings {
             kafka: KafkaProperties::bootstrap(bootstrap),
             topic: "auction".to_owned(),
             state_topic: None,
+            results_topic: None,
             group_id: "auction-bid-service".to_owned(),
             advertised_address: None,
             idempotency_window: Duration::from_secs(24 * 3600),
@@ -127,6 +131,13 @@ impl Settings {
         self.state_topic
             .clone()
             .unwrap_or_else(|| format!("{}.state", self.topic))
+    }
+
+    /// The results topic's name.
+    pub fn results_topic(&self) -> String {
+        self.results_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.results", self.topic))
     }
 }
 
@@ -163,6 +174,10 @@ pub struct Args {
     /// name followed by `.state`.
     #[arg(long, env = "AUCTION_STATE_TOPIC")]
     pub state_topic: Option<String>,
+    /// The compacted topic of closed auctions' results (what the sinks export); default: the bid
+    /// topic's name followed by `.results`.
+    #[arg(long, env = "AUCTION_RESULTS_TOPIC")]
+    pub results_topic: Option<String>,
     /// The consumer group of the replicas (and the prefix of their transactional ids).
     #[arg(long, env = "BID_SERVICE_GROUP", default_value = "auction-bid-service")]
     pub group: String,
@@ -276,6 +291,7 @@ impl Args {
         settings.metrics_listen = self.metrics_listen;
         settings.kafka = kafka;
         settings.state_topic = self.state_topic;
+        settings.results_topic = self.results_topic;
         settings.topic = self.topic;
         settings.group_id = self.group;
         settings.advertised_address = self.advertised_address;

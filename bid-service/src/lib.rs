@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use auction_process::{self as service, Readiness};
 use auction_proto::v1::bid_service_server::BidServiceServer;
-use auction_schemas::{BidDecoder, BidEncoder, StateCodec};
+use auction_schemas::{BidDecoder, BidEncoder, RecordCodec};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -189,20 +189,28 @@ pub async fn spawn(
     .await
     .map_err(|e| StartError::new(e.0))?;
     // The state topic has as many partitions as the bid topic: an auction's state lives in the
-    // partition of the same number as its bids.
-    let state_partitions = kafka::ensure_topic(
-        &settings.kafka,
-        TopicSpec {
-            name: &state_topic,
+    // partition of the same number as its bids. The results topic is compacted too (one record
+    // per closed auction, kept for the sinks).
+    let results_topic = settings.results_topic();
+    let mut compacted_partitions = Vec::new();
+    for name in [&state_topic, &results_topic] {
+        let spec = TopicSpec {
+            name,
             partitions,
             replication: settings.topic_replication,
             compacted: true,
-        },
-        settings.create_state_topic,
-        settings.allow_unsafe_topic,
-    )
-    .await
-    .map_err(|e| StartError::new(e.0))?;
+        };
+        let ensured = kafka::ensure_topic(
+            &settings.kafka,
+            spec,
+            settings.create_state_topic,
+            settings.allow_unsafe_topic,
+        )
+        .await
+        .map_err(|e| StartError::new(e.0))?;
+        compacted_partitions.push(ensured);
+    }
+    let state_partitions = compacted_partitions[0];
     if state_partitions != partitions {
         return Err(StartError::new(format!(
             "the state topic {} has {state_partitions} partitions and the bid topic {} has {partitions}: \
@@ -214,7 +222,7 @@ pub async fn spawn(
         .map_err(|e| StartError::new(e.to_string()))?;
     let decoder =
         BidDecoder::new(&settings.registry).map_err(|e| StartError::new(e.to_string()))?;
-    let state_codec = StateCodec::new(&settings.registry, &state_topic)
+    let state_codec = RecordCodec::state(&settings.registry, &state_topic)
         .map_err(|e| StartError::new(e.to_string()))?;
     let registry_error = |e: auction_schemas::EncodeError| {
         StartError::new(format!(
@@ -229,6 +237,12 @@ pub async fn spawn(
     }
     .map_err(registry_error)?;
     let state_schema_id = state_codec
+        .prepare(settings.register_schemas)
+        .await
+        .map_err(registry_error)?;
+    let results_codec = RecordCodec::results(&settings.registry, &results_topic)
+        .map_err(|e| StartError::new(e.to_string()))?;
+    results_codec
         .prepare(settings.register_schemas)
         .await
         .map_err(registry_error)?;
@@ -299,6 +313,8 @@ pub async fn spawn(
         address: address.clone(),
         group: OnceLock::new(),
         implicit_auctions: settings.implicit_auctions,
+        results_topic,
+        results_codec: Arc::new(results_codec),
     });
     let group_stop = shutdown.child_token();
     let (ownership, group_ended) = ownership::start(

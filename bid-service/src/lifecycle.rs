@@ -571,6 +571,26 @@ impl AuctionState {
         self.revision += 1;
     }
 
+    /// How the auction ended, for the results topic; `None` unless it is a created auction
+    /// that is closed.
+    pub(crate) fn result(&self) -> Option<auction_schemas::result::AuctionResult> {
+        let definition = self.life.definition.as_deref()?;
+        let Status::Closed { at, winner } = &self.life.status else {
+            return None;
+        };
+        Some(auction_schemas::result::AuctionResult {
+            auction_id: self.id.to_string(),
+            title: definition.title.clone(),
+            seller: definition.seller.clone(),
+            sold: winner.is_some(),
+            winner: winner.as_ref().map(|w| w.bid.name.to_string()),
+            final_price: winner.as_ref().map(|w| i64::from(w.bid.price.get())),
+            winning_bid_id: winner.as_ref().map(|w| w.bid.bid_id.as_uuid()),
+            bid_count: self.bid_count,
+            closed_at: rfc3339(*at),
+        })
+    }
+
     /// Cancels the auction.
     pub(crate) fn cancel(&mut self, at: DateTime<Utc>) {
         self.life.status = Status::Cancelled { at };

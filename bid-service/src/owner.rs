@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use auction_process::Backoff;
 use auction_schemas::state::{OwnerRecord, Refusal, RequestRecord, StateRecord, request_key};
-use auction_schemas::{AuctionId, Bid, BidDecoder, BidEncoder, BidId, LogPosition, StateCodec};
+use auction_schemas::{AuctionId, Bid, BidDecoder, BidEncoder, BidId, LogPosition, RecordCodec};
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -230,7 +230,7 @@ pub(crate) struct OwnerContext {
     /// Reads bids.
     pub decoder: Arc<BidDecoder>,
     /// Writes state records.
-    pub state_codec: Arc<StateCodec>,
+    pub state_codec: Arc<RecordCodec>,
     /// This replica's view, which owners update as they apply bids.
     pub read_copy: Arc<ReadCopy>,
     /// Where this replica takes forwarded calls.
@@ -239,6 +239,10 @@ pub(crate) struct OwnerContext {
     pub group: OnceLock<Arc<BaseConsumer<GroupContext>>>,
     /// A bid on an auction nobody created opens it.
     pub implicit_auctions: bool,
+    /// The topic of closed auctions' results.
+    pub results_topic: String,
+    /// Writes results.
+    pub results_codec: Arc<RecordCodec>,
 }
 
 impl std::fmt::Debug for OwnerContext {
@@ -461,8 +465,9 @@ struct PendingBid {
 /// A call answered once the state it changed is committed.
 #[derive(Debug)]
 enum AfterCommit {
-    /// A bid that only raised the leader's own maximum: the answer is their leading bid.
-    Place(oneshot::Sender<PlaceOutcome>, AuctionId),
+    /// A bid that only raised the leader's own maximum: the answer is their leading bid (and
+    /// the request id, if any, remembers it).
+    Place(oneshot::Sender<PlaceOutcome>, AuctionId, Option<Uuid>),
     /// A creation or cancellation.
     Auction(AuctionReply, AuctionId),
 }
@@ -494,6 +499,8 @@ struct PartitionOwner {
     timed: HashSet<AuctionId>,
     /// Calls answered at the next successful commit.
     after_commit: Vec<AfterCommit>,
+    /// Results of auctions closed since the last commit (key, framed value).
+    results: Vec<(String, Vec<u8>)>,
     transaction: Transaction,
     dirty_auctions: HashSet<AuctionId>,
     dirty_requests: Vec<Uuid>,
@@ -624,6 +631,7 @@ impl PartitionOwner {
             pending: HashMap::new(),
             timed,
             after_commit: Vec::new(),
+            results: Vec::new(),
             // The owner record goes out with the first transaction, right away.
             transaction: Transaction {
                 due: Some(tokio::time::Instant::now()),
@@ -713,7 +721,7 @@ impl PartitionOwner {
         for call in self.after_commit.drain(..) {
             let error = PlaceError::Unavailable(format!("{reason}; the change was not made"));
             match call {
-                AfterCommit::Place(reply, _) => {
+                AfterCommit::Place(reply, _, _) => {
                     let _ = reply.send(Err(error));
                 }
                 AfterCommit::Auction(reply, _) => {
@@ -919,8 +927,11 @@ impl PartitionOwner {
         }
         if plan.bids.is_empty() {
             // The leader raised their own maximum: nothing to write but the state.
-            self.after_commit
-                .push(AfterCommit::Place(reply, bid.auction_id.clone()));
+            self.after_commit.push(AfterCommit::Place(
+                reply,
+                bid.auction_id.clone(),
+                request.then(|| bid.bid_id.as_uuid()),
+            ));
             return;
         }
         let mut reply = Some(reply);
@@ -1111,6 +1122,10 @@ impl PartitionOwner {
             if let Some(state) = self.auctions.get_mut(&id) {
                 Arc::make_mut(state).close(now);
                 tracing::info!(partition = self.partition, auction = %id, sold = state.reserve_met(), "closed the auction");
+                if let Some(result) = state.result() {
+                    let value = self.context.results_codec.encode(&result);
+                    self.results.push((id.to_string(), value));
+                }
                 metrics::counter!(m::AUCTIONS_CLOSED).increment(1);
                 self.dirty_auctions.insert(id);
             }
@@ -1399,10 +1414,29 @@ impl PartitionOwner {
             }
             self.transaction.open = true;
         }
-        for (key, value) in &state {
-            let mut record = FutureRecord::<String, Vec<u8>>::to(&self.context.state_topic)
-                .partition(self.partition)
-                .key(key);
+        // State records go to the auction's partition of the state topic; results are keyed
+        // by auction id and partitioned by the producer.
+        let results = self
+            .results
+            .iter()
+            .map(|(key, value)| (&self.context.results_topic, None, key, Some(value)));
+        let records = state
+            .iter()
+            .map(|(key, value)| {
+                (
+                    &self.context.state_topic,
+                    Some(self.partition),
+                    key,
+                    value.as_ref(),
+                )
+            })
+            .chain(results)
+            .collect::<Vec<_>>();
+        for (topic, partition, key, value) in records {
+            let mut record = FutureRecord::<String, Vec<u8>>::to(topic).key(key);
+            if let Some(partition) = partition {
+                record = record.partition(partition);
+            }
             if let Some(value) = value {
                 record = record.payload(value);
             }
@@ -1418,7 +1452,7 @@ impl PartitionOwner {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                     Err((e, _)) => {
-                        tracing::warn!(partition = self.partition, error = %e, "cannot write a state record");
+                        tracing::warn!(partition = self.partition, topic, error = %e, "cannot write a record");
                         return self.recover(e, stop).await;
                     }
                 }
@@ -1467,9 +1501,17 @@ impl PartitionOwner {
                 }
                 for call in std::mem::take(&mut self.after_commit) {
                     match call {
-                        AfterCommit::Place(reply, auction) => {
+                        AfterCommit::Place(reply, auction, request_id) => {
                             let leading =
                                 self.auctions.get(&auction).and_then(|s| s.highest.clone());
+                            if let (Some(id), Some(logged)) = (request_id, &leading) {
+                                // A retry finds the same answer.
+                                self.remember(
+                                    id,
+                                    auction.clone(),
+                                    Outcome::Placed(Arc::clone(logged)),
+                                );
+                            }
                             let _ = reply.send(match leading {
                                 Some(logged) => Ok(Placed {
                                     logged,
@@ -1492,6 +1534,7 @@ impl PartitionOwner {
                     }
                 }
                 self.dirty_requests.clear();
+                self.results.clear();
                 self.announce = false;
                 self.committed_position = self.position;
                 Ok(())

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auction_schemas::StateCodec;
+use auction_schemas::RecordCodec;
 use auction_schemas::state::StateRecord;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -126,7 +126,7 @@ pub(crate) async fn read_partition(
                 .unwrap_or("");
             match message.payload() {
                 None => each(key, None),
-                Some(value) => match StateCodec::decode(Some(value)) {
+                Some(value) => match RecordCodec::decode(Some(value)) {
                     Ok(record) => each(key, Some(record)),
                     Err(e) => tracing::warn!(error = %e, partition, offset = message.offset(),
                     "skipping a state record that cannot be read"),
@@ -198,7 +198,7 @@ impl StateFollower {
                     let Some(value) = message.payload() else {
                         continue;
                     };
-                    match StateCodec::decode(Some(value)) {
+                    match RecordCodec::decode(Some(value)) {
                         Ok(StateRecord::Auction(record)) => {
                             if let Some(state) = AuctionState::from_record(&record) {
                                 self.read_copy.update(Arc::new(state));

@@ -428,33 +428,52 @@ impl BidDecoder {
     }
 }
 
-/// Frames the records of `auction.state` with the id of their schema under
-/// `<state topic>-value` ([`crate::state::STATE_SCHEMA_V1`]). The records are written and read
-/// only by the bid service, which validates them by their Rust types; the registry holds the schema
-/// so that anyone inspecting the topic can read it.
-pub struct StateCodec {
+/// Frames the records of the bid service's other topics with the id of their schema: the state
+/// records of `auction.state` ([`crate::state::STATE_SCHEMA_V1`], written and read only by the bid
+/// service, which validates them by their Rust types) and the results of `auction.results`
+/// ([`crate::result::RESULT_SCHEMA_V1`]). The registry holds each schema so that anyone reading
+/// the topic can find it.
+pub struct RecordCodec {
     settings: SrSettings,
     subject: String,
+    schema: &'static str,
+    file: &'static str,
     id: std::sync::OnceLock<u32>,
 }
 
-impl fmt::Debug for StateCodec {
+impl fmt::Debug for RecordCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StateCodec")
+        f.debug_struct("RecordCodec")
             .field("subject", &self.subject)
             .finish_non_exhaustive()
     }
 }
 
-impl StateCodec {
-    /// A codec for the records of `state_topic`.
-    pub fn new(
+impl RecordCodec {
+    /// A codec for the state records of `state_topic`.
+    pub fn state(
         settings: &RegistrySettings,
         state_topic: &str,
     ) -> Result<Self, RegistryConfigError> {
         Ok(Self {
             settings: settings.client_settings()?,
             subject: format!("{state_topic}-value"),
+            schema: crate::state::STATE_SCHEMA_V1,
+            file: "schemas/json/auction.state-value.v1.json",
+            id: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// A codec for the results of `results_topic`.
+    pub fn results(
+        settings: &RegistrySettings,
+        results_topic: &str,
+    ) -> Result<Self, RegistryConfigError> {
+        Ok(Self {
+            settings: settings.client_settings()?,
+            subject: format!("{results_topic}-value"),
+            schema: crate::result::RESULT_SCHEMA_V1,
+            file: "schemas/json/auction.results-value.v1.json",
             id: std::sync::OnceLock::new(),
         })
     }
@@ -463,26 +482,20 @@ impl StateCodec {
     /// and returns its id.
     pub async fn prepare(&self, register: bool) -> Result<u32, EncodeError> {
         let id = if register {
-            let schema = SuppliedSchema::new(
-                None,
-                SchemaType::Json,
-                crate::state::STATE_SCHEMA_V1.to_owned(),
-            );
+            let schema = SuppliedSchema::new(None, SchemaType::Json, self.schema.to_owned());
             post_schema(&self.settings, self.subject.clone(), schema)
                 .await
                 .map(|registered| registered.id)
                 .map_err(|e| classify_encode_error(&e))?
         } else {
-            let body =
-                serde_json::json!({"schema": crate::state::STATE_SCHEMA_V1, "schemaType": "JSON"})
-                    .to_string();
+            let body = serde_json::json!({"schema": self.schema, "schemaType": "JSON"}).to_string();
             perform_sr_call(&self.settings, SrCall::PostForVersion(&self.subject, &body))
                 .await
                 .map_err(|e| match http_status(&e) {
                     Some(404) => EncodeError::RegistryRefused(format!(
-                        "the state schema (schemas/json/auction.state-value.v1.json) is not registered \
-                         under subject {}; register it, or allow the service to register it",
-                        self.subject
+                        "the schema {} is not registered under subject {}; register it, or allow \
+                         the service to register it",
+                        self.file, self.subject
                     )),
                     _ => classify_encode_error(&e),
                 })?
@@ -499,14 +512,16 @@ impl StateCodec {
     }
 
     /// The framed value of `record` (schema id 0 before [`Self::prepare`] succeeded).
-    pub fn encode(&self, record: &crate::state::StateRecord) -> Vec<u8> {
-        wire::frame(self.id.get().copied().unwrap_or(0), &record.to_json())
+    pub fn encode(&self, record: &impl serde::Serialize) -> Vec<u8> {
+        // Serialising plain data to JSON cannot fail.
+        let json = serde_json::to_vec(record).unwrap_or_default();
+        wire::frame(self.id.get().copied().unwrap_or(0), &json)
     }
 
     /// Reads a framed value.
-    pub fn decode(value: Option<&[u8]>) -> Result<crate::state::StateRecord, String> {
+    pub fn decode<T: serde::de::DeserializeOwned>(value: Option<&[u8]>) -> Result<T, String> {
         let (_, body) = wire::unframe(value).map_err(|e| e.to_string())?;
-        crate::state::StateRecord::from_json(body).map_err(|e| e.to_string())
+        serde_json::from_slice(body).map_err(|e| e.to_string())
     }
 }
 

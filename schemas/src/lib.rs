@@ -17,12 +17,13 @@
 pub mod codec;
 pub mod domain;
 pub mod event;
+pub mod result;
 pub mod state;
 pub mod wire;
 
 #[cfg(feature = "codec")]
 pub use codec::{
-    BidDecoder, BidEncoder, DecodeError, DecodedBid, EncodeError, RegistrySettings, StateCodec,
+    BidDecoder, BidEncoder, DecodeError, DecodedBid, EncodeError, RecordCodec, RegistrySettings,
 };
 pub use domain::{
     AuctionId, Bid, BidId, BidInput, BidTimestamp, BidderName, FieldViolation, InvalidBid, Price,

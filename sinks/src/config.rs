@@ -48,6 +48,10 @@ pub struct CommonArgs {
     /// The topic of bid events.
     #[arg(long, env = "AUCTION_TOPIC", default_value = "auction", global = true)]
     pub topic: String,
+    /// The topic of closed auctions' results, which the mysql and csv sinks export too; default:
+    /// the bid topic's name followed by `.results`.
+    #[arg(long, env = "AUCTION_RESULTS_TOPIC", global = true)]
+    pub results_topic: Option<String>,
     /// Consumer group; default `auction-sink-<kind>`. Instances with the same group share the
     /// partitions.
     #[arg(long, env = "SINK_GROUP_ID", global = true)]
@@ -143,6 +147,9 @@ pub enum DestinationArgs {
         /// Connections in the pool.
         #[arg(long, env = "SINK_DB_MAX_CONNECTIONS", default_value_t = 4)]
         max_connections: u32,
+        /// The table of closed auctions' results (from the results topic); created at start.
+        #[arg(long, env = "SINK_RESULTS_TABLE", default_value = "auction_result")]
+        results_table: TableName,
     },
     /// A CSV file (the demo's `output.csv`), with an offsets checkpoint beside it.
     Csv {
@@ -178,10 +185,12 @@ impl Cli {
                 database_url,
                 table,
                 max_connections,
+                results_table,
             } => {
                 let mut sql = SqlSettings::new(Secret::new(database_url));
                 sql.table = table;
                 sql.max_connections = max_connections;
+                sql.results_table = Some(results_table);
                 DestinationSettings::Sql(sql)
             }
             DestinationArgs::Csv { path, rotate_daily } => {
@@ -213,6 +222,9 @@ impl Cli {
             return Err(StartError::new("the batch size must be at least 1"));
         }
         let mut runtime = RuntimeSettings::new(kafka, registry);
+        if let Some(results_topic) = common.results_topic {
+            runtime.results_topic = Some(results_topic);
+        }
         runtime.batch_size = common.batch_size;
         runtime.batch_linger = Duration::from_millis(common.batch_linger_ms);
         runtime.retry_initial = Duration::from_millis(common.retry_initial_ms);

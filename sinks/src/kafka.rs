@@ -78,7 +78,10 @@ impl KafkaSettings {
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             // Feeds the consumer-lag gauge.
-            .set("statistics.interval.ms", "5000");
+            .set("statistics.interval.ms", "5000")
+            // A subscribed topic created after the sink started (the results topic, which the
+            // bid service creates) is found within 10 s instead of librdkafka's 5 minutes.
+            .set("topic.metadata.refresh.interval.ms", "10000");
         self.apply_properties(&mut config);
         config
     }

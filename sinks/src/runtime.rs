@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 
 use auction_process::Readiness;
 use auction_process::kafka_startup::{check_connection, check_topic};
-use auction_schemas::{BidDecoder, LogPosition, RegistrySettings};
+use auction_schemas::result::AuctionResult;
+use auction_schemas::{BidDecoder, LogPosition, RecordCodec, RegistrySettings};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::destination::{Destination, SinkRecord, SourcePosition, WriteOutcome};
+use crate::destination::{Destination, ResultRecord, SinkRecord, SourcePosition, WriteOutcome};
 use crate::kafka::{
     DeadLetterProducer, DeadLetterReason, KafkaSettings, RawRecord, SinkContext, commit_stored,
 };
@@ -52,12 +53,16 @@ pub struct RuntimeSettings {
     /// Longest wait for the final commit and the consumer's close at shutdown (closing a group
     /// consumer can hang when the broker is gone).
     pub close_timeout: Duration,
+    /// The topic of closed auctions' results, read too when the target exports results;
+    /// `None`: results are not read.
+    pub results_topic: Option<String>,
 }
 
 impl RuntimeSettings {
     /// Defaults: batches of 500 records or 200 ms, retries from 100 ms up to 30 s, 10 s to close.
     pub fn new(kafka: KafkaSettings, registry: RegistrySettings) -> Self {
         Self {
+            results_topic: Some(format!("{}.results", kafka.topic)),
             kafka,
             registry,
             batch_size: 500,
@@ -164,8 +169,16 @@ pub async fn run<T: Destination>(
             what: "consumer",
             source,
         })?;
+    let mut topics = vec![settings.kafka.topic.as_str()];
+    if let Some(results) = settings
+        .results_topic
+        .as_deref()
+        .filter(|_| target.takes_results())
+    {
+        topics.push(results);
+    }
     consumer
-        .subscribe(&[settings.kafka.topic.as_str()])
+        .subscribe(&topics)
         .map_err(|source| SinkError::Kafka {
             what: "consumer subscription",
             source,
@@ -173,6 +186,7 @@ pub async fn run<T: Destination>(
     tracing::info!(
         sink = kind,
         topic = %settings.kafka.topic,
+        results_topic = ?topics.get(1),
         group = %settings.kafka.group_id,
         dead_letter_topic = %settings.kafka.dead_letter_topic,
         "sink started"
@@ -359,11 +373,14 @@ impl<T: Destination> Worker<'_, T> {
         }
         metrics::histogram!(m::BATCH_RECORDS, "sink" => self.kind).record(batch.len() as f64);
 
+        let (result_raws, bid_raws): (Vec<&RawRecord>, Vec<&RawRecord>) = batch
+            .iter()
+            .partition(|raw| self.settings.results_topic.as_ref() == Some(&raw.topic));
         let mut records = Vec::with_capacity(batch.len());
         let mut dead: Vec<(&RawRecord, DeadLetterReason)> = Vec::new();
         let mut seen = HashSet::with_capacity(batch.len());
         let mut in_batch_duplicates = 0;
-        for raw in batch {
+        for raw in bid_raws {
             match self.decode(raw).await? {
                 Ok(record) => {
                     // The same bid twice in one batch (a producer retry): one write is enough.
@@ -397,6 +414,10 @@ impl<T: Destination> Worker<'_, T> {
                     },
                 ));
             }
+        }
+
+        if !result_raws.is_empty() {
+            outcome.add(self.write_results(&result_raws, &mut dead).await?);
         }
 
         for (raw, reason) in &dead {
@@ -480,6 +501,67 @@ impl<T: Destination> Worker<'_, T> {
             }
         }
         Some((outcome, rejected))
+    }
+
+    /// Decodes and writes closed auctions' results (retrying while the target may recover);
+    /// results that cannot be read or written for good join `dead`.
+    async fn write_results<'r>(
+        &mut self,
+        raws: &[&'r RawRecord],
+        dead: &mut Vec<(&'r RawRecord, DeadLetterReason)>,
+    ) -> Option<WriteOutcome> {
+        let mut results = Vec::with_capacity(raws.len());
+        let mut decoded = Vec::with_capacity(raws.len());
+        for raw in raws {
+            match RecordCodec::decode::<AuctionResult>(raw.value.as_deref()) {
+                Ok(result) => {
+                    decoded.push(*raw);
+                    results.push(ResultRecord {
+                        result,
+                        position: SourcePosition {
+                            topic: raw.topic.clone(),
+                            partition: raw.partition,
+                            offset: raw.offset,
+                        },
+                    });
+                }
+                Err(message) => dead.push((
+                    raw,
+                    DeadLetterReason {
+                        kind: "invalid_result".to_owned(),
+                        message,
+                    },
+                )),
+            }
+        }
+        let mut backoff = self.backoff();
+        loop {
+            match self.target.write_results(&results).await {
+                Ok(outcome) => {
+                    self.recovered(&backoff);
+                    return Some(outcome);
+                }
+                Err(e) if self.target.is_retriable(&e) => {
+                    metrics::counter!(m::WRITE_RETRIES, "sink" => self.kind).increment(1);
+                    self.wait_to_retry(&mut backoff, "the target", &e.to_string())
+                        .await?;
+                }
+                Err(e) => {
+                    self.recovered(&backoff);
+                    let message = e.to_string();
+                    dead.extend(decoded.into_iter().map(|raw| {
+                        (
+                            raw,
+                            DeadLetterReason {
+                                kind: "target_rejected".to_owned(),
+                                message: message.clone(),
+                            },
+                        )
+                    }));
+                    return Some(WriteOutcome::default());
+                }
+            }
+        }
     }
 
     async fn write_retrying(&mut self, records: &[SinkRecord]) -> Option<Attempt<WriteOutcome>> {

@@ -150,6 +150,7 @@ impl Embedded {
         for (topic, partitions) in [
             ("auction", args.partitions),
             ("auction.state", args.partitions),
+            ("auction.results", args.partitions),
             ("auction.dlq", 1),
         ] {
             cluster

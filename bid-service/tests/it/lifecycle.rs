@@ -12,7 +12,8 @@ use auction_proto::v1::{
     AuctionState, AuctionStatus, CancelAuctionRequest, CreateAuctionRequest, CreateAuctionResponse,
     GetAuctionRequest, PlaceBidRequest, PlaceBidResponse, WatchAuctionRequest,
 };
-use auction_schemas::StateCodec;
+use auction_schemas::RecordCodec;
+use auction_schemas::result::AuctionResult;
 use auction_schemas::state::StateRecord;
 use auction_testkit::{Kafka, TestRegistry};
 use chrono::Utc;
@@ -217,6 +218,19 @@ async fn a_soft_close_auction_extends_then_closes_on_its_own_with_the_proxy_winn
     );
     println!("closed at {closed_at}, end {final_end} (first end {first_end})");
 
+    // The result is in the results topic once, for the sinks to export.
+    let results = results_of(&kafka.bootstrap, "soft-1");
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(
+        (
+            results[0].sold,
+            results[0].winner.as_deref(),
+            results[0].final_price,
+            results[0].bid_count
+        ),
+        (true, Some("bob"), Some(21), 4)
+    );
+
     // After the close: bids are refused with the reason, on every replica.
     for client in [&mut a, &mut b] {
         let late = bid(client, "soft-1", "cid", 500, 0)
@@ -301,44 +315,59 @@ async fn a_soft_close_auction_extends_then_closes_on_its_own_with_the_proxy_winn
     }
 }
 
-/// Every distinct close of `auction` the state topic holds (its `closed_at`).
-fn closes_in_state_topic(bootstrap: &str, auction: &str) -> HashSet<String> {
+/// Every committed value of `topic` whose key is `key`, in order within its partition.
+fn values_of(bootstrap: &str, topic: &str, key: &str) -> Vec<Vec<u8>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "close-reader")
+        .set("group.id", "value-reader")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .create()
         .expect("consumer");
     let metadata = consumer
-        .fetch_metadata(Some("auction.state"), Duration::from_secs(10))
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
     let partitions = metadata.topics()[0].partitions().len();
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
         assignment
-            .add_partition_offset("auction.state", p as i32, Offset::Beginning)
+            .add_partition_offset(topic, p as i32, Offset::Beginning)
             .expect("partition");
     }
     consumer.assign(&assignment).expect("assign");
     let mut ended = 0;
-    let mut closes = HashSet::new();
+    let mut values = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while ended < partitions && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(message)) => {
-                if message.key() == Some(auction.as_bytes())
-                    && let Ok(StateRecord::Auction(record)) = StateCodec::decode(message.payload())
-                    && let Some(closed) = record.lifecycle.and_then(|l| l.closed)
-                {
-                    closes.insert(closed.closed_at);
-                }
+            Some(Ok(message)) if message.key() == Some(key.as_bytes()) => {
+                values.push(message.payload().unwrap_or_default().to_vec());
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => ended += 1,
             _ => {}
         }
     }
-    closes
+    values
+}
+
+/// Every distinct close of `auction` the state topic holds (its `closed_at`).
+fn closes_in_state_topic(bootstrap: &str, auction: &str) -> HashSet<String> {
+    values_of(bootstrap, "auction.state", auction)
+        .iter()
+        .filter_map(|value| match RecordCodec::decode(Some(value)) {
+            Ok(StateRecord::Auction(record)) => record.lifecycle.and_then(|l| l.closed),
+            _ => None,
+        })
+        .map(|closed| closed.closed_at)
+        .collect()
+}
+
+/// The results topic's records of `auction`.
+fn results_of(bootstrap: &str, auction: &str) -> Vec<AuctionResult> {
+    values_of(bootstrap, "auction.results", auction)
+        .iter()
+        .map(|value| RecordCodec::decode(Some(value)).expect("a result"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,9 +430,89 @@ async fn an_owner_killed_just_before_the_end_is_replaced_and_the_new_owner_close
     );
     let closes = closes_in_state_topic(&kafka.bootstrap, auction);
     assert_eq!(closes.len(), 1, "closed once: {closes:?}");
+    assert_eq!(
+        results_of(&kafka.bootstrap, auction).len(),
+        1,
+        "one result in the results topic"
+    );
     println!(
         "closed at {:?} by the new owner, {} s after the end",
         closes,
         (Utc::now() - end).num_seconds()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_implicit_auctions_and_with_a_creation_token_only_token_holders_open_auctions() {
+    let kafka = Kafka::start();
+    let registry = TestRegistry::start().await;
+    let mut settings = auction_bid_service::Settings::new(&kafka.bootstrap, &registry.url);
+    settings.grpc_listen = "127.0.0.1:0".parse().expect("address");
+    settings.metrics_listen = "127.0.0.1:0".parse().expect("address");
+    settings.topic_partitions = 3;
+    settings.implicit_auctions = false;
+    settings.creation_token = Some(auction_process::Secret::new("let-me-sell"));
+    let service = Service::start(settings).await;
+    let mut client = service.client.clone();
+
+    let unknown = bid(&mut client, "nobody-made-this", "ann", 10, 0)
+        .await
+        .expect_err("a bid on an auction nobody created");
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    let request = |token: &str| CreateAuctionRequest {
+        auction_id: "token-lot".into(),
+        title: "A chair".into(),
+        seller: "sam".into(),
+        starting_price: 5,
+        end_time: stamp(Utc::now() + chrono::Duration::minutes(5)),
+        creation_token: token.to_owned(),
+        ..Default::default()
+    };
+    for wrong in ["", "let-me-sel", "let-me-sell!"] {
+        let refused = client
+            .create_auction(request(wrong))
+            .await
+            .expect_err("a wrong creation token");
+        assert_eq!(
+            refused.code(),
+            Code::PermissionDenied,
+            "{wrong:?}: {refused:?}"
+        );
+    }
+    client
+        .create_auction(request("let-me-sell"))
+        .await
+        .expect("the right token");
+    let placed = bid(&mut client, "token-lot", "ann", 5, 0)
+        .await
+        .expect("a bid on the created auction");
+    assert_eq!(placed.bid.map(|b| b.price), Some(5));
+    // Every field wrong at once is named at once.
+    let invalid = client
+        .create_auction(CreateAuctionRequest {
+            auction_id: "bad id".into(),
+            starting_price: -1,
+            creation_token: "let-me-sell".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("an invalid definition");
+    assert_eq!(invalid.code(), Code::InvalidArgument);
+    let fields: Vec<String> = invalid
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    for field in [
+        "auction_id",
+        "title",
+        "seller",
+        "starting_price",
+        "end_time",
+    ] {
+        assert!(fields.iter().any(|f| f == field), "{field} in {fields:?}");
+    }
+    service.stop().await;
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use auction_proto::v1::bid_service_client::BidServiceClient;
 use auction_proto::v1::{PlaceBidRequest, PlaceBidResponse};
 use auction_schemas::state::StateRecord;
-use auction_schemas::{Bid, StateCodec};
+use auction_schemas::{Bid, RecordCodec};
 use auction_testkit::{Kafka, KafkaCluster, TestRegistry, free_port};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -336,7 +336,7 @@ pub(crate) fn owner_of(bootstrap: &str, partition: i32) -> Option<String> {
     while Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => {
-                if let Ok(StateRecord::Owner(record)) = StateCodec::decode(message.payload()) {
+                if let Ok(StateRecord::Owner(record)) = RecordCodec::decode(message.payload()) {
                     owner = Some(record.address);
                 }
             }

@@ -32,6 +32,9 @@ impl Backend {
         cluster
             .create_topic("auction.state", 3, 1)
             .expect("state topic");
+        cluster
+            .create_topic("auction.results", 3, 1)
+            .expect("results topic");
         let bootstrap = cluster.bootstrap_servers();
         Self {
             _cluster: cluster,

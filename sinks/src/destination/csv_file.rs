@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Destination, SinkRecord, WriteOutcome};
+use super::results_csv::{ResultsFile, results_path_beside};
+use super::{Destination, ResultRecord, SinkRecord, WriteOutcome};
 
 /// The columns, in order: the table's columns.
 pub const HEADER: [&str; 7] = [
@@ -99,7 +100,10 @@ pub enum CsvError {
     },
 }
 
-fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CsvError + 'a {
+pub(crate) fn io_error<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> CsvError + 'a {
     move |source| CsvError::Io {
         what,
         path: path.display().to_string(),
@@ -129,9 +133,11 @@ struct State {
     today: Today,
 }
 
-/// Appends bids to a CSV file.
+/// Appends bids to a CSV file, and closed auctions' results to a file of their own beside it
+/// (`output.csv` → `output-results.csv`, not rotated).
 pub struct CsvDestination {
     state: Arc<Mutex<State>>,
+    results: Arc<Mutex<ResultsFile>>,
 }
 
 impl std::fmt::Debug for CsvDestination {
@@ -151,6 +157,9 @@ impl CsvDestination {
         let mut checkpoint_path = settings.path.clone().into_os_string();
         checkpoint_path.push(".checkpoint");
         Self {
+            results: Arc::new(Mutex::new(ResultsFile::new(results_path_beside(
+                &settings.path,
+            )))),
             state: Arc::new(Mutex::new(State {
                 checkpoint_path: PathBuf::from(checkpoint_path),
                 settings,
@@ -413,6 +422,29 @@ fn sync_directory(path: &Path) -> Result<(), CsvError> {
         .map_err(io_error("cannot sync the directory", directory))
 }
 
+/// Runs the file work `work` on `shared` in a blocking thread, off the async runtime.
+async fn off_the_runtime<S: Send + 'static>(
+    shared: &Arc<Mutex<S>>,
+    work: impl FnOnce(&mut S) -> Result<WriteOutcome, CsvError> + Send + 'static,
+) -> Result<WriteOutcome, CsvError> {
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || {
+        work(
+            &mut shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(CsvError::Io {
+            what: "the writer thread failed for",
+            path: String::new(),
+            source: io::Error::other(e.to_string()),
+        })
+    })
+}
+
 impl Destination for CsvDestination {
     type Error = CsvError;
 
@@ -424,26 +456,24 @@ impl Destination for CsvDestination {
         if batch.is_empty() {
             return Ok(WriteOutcome::default());
         }
-        let state = Arc::clone(&self.state);
         let batch = batch.to_vec();
-        tokio::task::spawn_blocking(move || {
-            state
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .write(&batch)
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(CsvError::Io {
-                what: "the writer thread failed for",
-                path: String::new(),
-                source: io::Error::other(e.to_string()),
-            })
-        })
+        off_the_runtime(&self.state, move |state| state.write(&batch)).await
     }
 
     fn is_retriable(&self, _error: &CsvError) -> bool {
         true
+    }
+
+    fn takes_results(&self) -> bool {
+        true
+    }
+
+    async fn write_results(&mut self, results: &[ResultRecord]) -> Result<WriteOutcome, CsvError> {
+        if results.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let results = results.to_vec();
+        off_the_runtime(&self.results, move |file| file.write(&results)).await
     }
 }
 

@@ -1,13 +1,17 @@
 //! What a sink writes to. A target implements only "write this batch, idempotently, keyed by
-//! `bid_id`" and "is this error worth retrying"; the runtime owns everything else.
+//! `bid_id`" and "is this error worth retrying"; the runtime owns everything else. Targets that
+//! export closed auctions' results also write those, idempotently by auction id.
 
 pub mod csv_file;
 pub mod odbc;
+pub mod results_csv;
+pub mod results_sql;
 pub mod sql;
 
 use std::future::Future;
 
 use auction_schemas::Bid;
+use auction_schemas::result::AuctionResult;
 
 /// Where a record was read from, owned (the runtime keeps records across awaits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -26,6 +30,15 @@ pub struct SinkRecord {
     /// The bid, valid by construction.
     pub bid: Bid,
     /// Its position in the log (written beside the bid, and used by the CSV checkpoint).
+    pub position: SourcePosition,
+}
+
+/// One closed auction's result and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRecord {
+    /// How the auction ended.
+    pub result: AuctionResult,
+    /// Its position in the results topic.
     pub position: SourcePosition,
 }
 
@@ -67,4 +80,22 @@ pub trait Destination: Send + Sync + 'static {
     /// True when the same write may succeed later (the database is down, a lock timed out);
     /// false when the records themselves are at fault, so retrying can never help.
     fn is_retriable(&self, error: &Self::Error) -> bool;
+
+    /// Whether the target exports closed auctions' results (the runtime then reads the results
+    /// topic too).
+    fn takes_results(&self) -> bool {
+        false
+    }
+
+    /// Writes closed auctions' results durably, idempotent by auction id.
+    fn write_results(
+        &mut self,
+        results: &[ResultRecord],
+    ) -> impl Future<Output = Result<WriteOutcome, Self::Error>> + Send {
+        let outcome = WriteOutcome {
+            written: 0,
+            duplicates: results.len(),
+        };
+        async move { Ok(outcome) }
+    }
 }

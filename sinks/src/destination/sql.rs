@@ -18,7 +18,8 @@ use sea_orm::{
     Statement, TransactionTrait, Value,
 };
 
-use super::{Destination, SinkRecord, WriteOutcome};
+use super::results_sql::ResultsTable;
+use super::{Destination, ResultRecord, SinkRecord, WriteOutcome};
 
 /// Rows per INSERT statement: 7 parameters a row stays far below MySQL's 65,535 and SQLite's
 /// 32,766 placeholders.
@@ -79,6 +80,9 @@ pub struct SqlSettings {
     pub database_url: Secret,
     /// The table (`bid` by default, the demo's).
     pub table: TableName,
+    /// The table of closed auctions' results (`auction_result` by default); `None`: results are
+    /// not exported.
+    pub results_table: Option<TableName>,
     /// Pool size (SQLite always uses one connection: it has one writer anyway).
     pub max_connections: u32,
     /// Time limit to open a connection or take one from the pool.
@@ -135,6 +139,7 @@ impl SqlSettings {
         Self {
             database_url,
             table: TableName::default(),
+            results_table: TableName::parse("auction_result").ok(),
             max_connections: 4,
             connect_timeout: Duration::from_secs(5),
         }
@@ -158,7 +163,7 @@ pub enum SqlError {
 }
 
 impl SqlError {
-    fn db(context: &'static str) -> impl FnOnce(DbErr) -> Self {
+    pub(crate) fn db(context: &'static str) -> impl FnOnce(DbErr) -> Self {
         move |source| Self::Database { context, source }
     }
 }
@@ -200,6 +205,7 @@ pub struct SqlDestination {
     kind: SqlKind,
     backend: DbBackend,
     table: TableName,
+    results: Option<ResultsTable>,
     migrated: bool,
 }
 
@@ -236,6 +242,10 @@ impl SqlDestination {
             kind,
             backend,
             table: settings.table.clone(),
+            results: settings
+                .results_table
+                .clone()
+                .map(|table| ResultsTable::new(backend, table)),
             migrated: false,
         })
     }
@@ -254,6 +264,9 @@ impl SqlDestination {
         };
         if migration != Migration::UpToDate {
             tracing::info!(table = %self.table, ?migration, "table migrated");
+        }
+        if let Some(results) = &self.results {
+            results.create(&self.db).await?;
         }
         self.migrated = true;
         Ok(migration)
@@ -620,6 +633,20 @@ impl Destination for SqlDestination {
         match error {
             SqlError::Config(_) => true,
             SqlError::Database { source, .. } => !is_data_error(source),
+        }
+    }
+
+    fn takes_results(&self) -> bool {
+        self.results.is_some()
+    }
+
+    async fn write_results(&mut self, results: &[ResultRecord]) -> Result<WriteOutcome, SqlError> {
+        if !self.migrated {
+            self.migrate().await?;
+        }
+        match &self.results {
+            Some(table) if !results.is_empty() => table.insert(&self.db, results).await,
+            _ => Ok(WriteOutcome::default()),
         }
     }
 }

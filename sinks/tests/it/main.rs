@@ -7,3 +7,4 @@ mod end_to_end;
 mod faults;
 mod helpers;
 mod migration;
+mod results;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::support::{Process, binary, eventually, mysql_query, postgres_query, unique};
 
-use auction_proto::v1::PlaceBidRequest;
 use auction_proto::v1::bid_service_client::BidServiceClient;
+use auction_proto::v1::{CreateAuctionRequest, PlaceBidRequest};
 use auction_testkit::{
     KAFKA_SASL_PASSWORD, KAFKA_SASL_USER, Kafka, demo_producer, demo_schema, free_port, python,
     wait_for_port,
@@ -92,6 +92,7 @@ async fn separate_processes_over_sasl_ssl_deliver_bids_to_every_sink() {
     let (_kafka, bootstrap) = kafka_over_sasl_ssl(&pki);
     let topic = unique("auction");
     let table = unique("bid");
+    let results_table = unique("auction_result");
     let csv = logs.path().join("output.csv");
     let registry_port = free_port();
     let registry_url = format!("http://127.0.0.1:{registry_port}");
@@ -148,6 +149,7 @@ async fn separate_processes_over_sasl_ssl_deliver_bids_to_every_sink() {
                 "mysql://root@127.0.0.1:3306/test".to_owned(),
             ),
             ("SINK_TABLE", table.clone()),
+            ("SINK_RESULTS_TABLE", results_table.clone()),
         ],
     );
     let csv_sink = sink(
@@ -281,6 +283,50 @@ async fn separate_processes_over_sasl_ssl_deliver_bids_to_every_sink() {
         eventually(|| demo_in_postgres().trim() == "88").await,
         "the demo's bid never reached PostgreSQL over ODBC:\n{}",
         odbc.log()
+    );
+
+    // An auction that closes on its own lands in the results table and the results file.
+    client
+        .create_auction(CreateAuctionRequest {
+            auction_id: "prod-lot".into(),
+            title: "Lamp, \"brass\"".into(),
+            seller: "Sam".into(),
+            starting_price: 5,
+            end_time: Some(prost_types::Timestamp {
+                seconds: chrono::Utc::now().timestamp() + 3,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("create an auction");
+    client
+        .place_bid(PlaceBidRequest {
+            auction_id: "prod-lot".into(),
+            name: "Grace".into(),
+            price: 9,
+            ..Default::default()
+        })
+        .await
+        .expect("a bid on the auction");
+    let result_in_mysql = || {
+        mysql_query(&format!(
+            "SELECT title, sold, winner, final_price, bid_count FROM {results_table} WHERE auction_id = 'prod-lot'"
+        ))
+    };
+    assert!(
+        eventually(|| !result_in_mysql().is_empty()).await,
+        "the result never reached MariaDB:\n{}",
+        mysql.log()
+    );
+    assert_eq!(result_in_mysql().trim(), "Lamp, \"brass\"\t1\tGrace\t9\t1");
+    let results_csv = logs.path().join("output-results.csv");
+    assert!(
+        eventually(|| std::fs::read_to_string(&results_csv)
+            .is_ok_and(|t| t.contains("prod-lot,\"Lamp, \"\"brass\"\"\",Sam,true,Grace,9,")))
+        .await,
+        "the result never reached the CSV results file:\n{}",
+        csv_sink.log()
     );
 
     // Every process stops cleanly on SIGTERM.

@@ -87,6 +87,7 @@ impl Brokers {
                 for (topic, partitions) in [
                     (TOPIC, PARTITIONS),
                     ("auction.state", PARTITIONS),
+                    ("auction.results", PARTITIONS),
                     (DEAD_LETTER_TOPIC, 1),
                 ] {
                     cluster
