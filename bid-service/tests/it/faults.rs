@@ -544,6 +544,11 @@ async fn with_verification_only_the_service_needs_v2_registered_and_registers_no
             .expect("operator registers the schemas");
     auction_schema_registry::preload_state_schema(&backend.registry.store, "auction.state-value")
         .expect("operator registers the state schema");
+    auction_schema_registry::preload_results_schema(
+        &backend.registry.store,
+        "auction.results-value",
+    )
+    .expect("operator registers the results schema");
     let mut service = Service::start(settings).await;
     service
         .place("verified", "Ada", 10)
@@ -559,7 +564,11 @@ async fn with_verification_only_the_service_needs_v2_registered_and_registers_no
     );
     assert_eq!(
         backend.registry.store.subjects(),
-        ["auction-value", "auction.state-value"],
+        [
+            "auction-value",
+            "auction.results-value",
+            "auction.state-value"
+        ],
         "the service registered nothing"
     );
     let log = read_bids(&backend.bootstrap, &backend.registry.url, "auction").await;

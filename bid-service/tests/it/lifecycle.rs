@@ -1,8 +1,9 @@
 //! Auctions that open, close and sell, on Apache Kafka: a created auction with a 3-second end and
 //! a 2-second soft-close window takes a bid in the window, extends, closes on its own with the
 //! right winner, and the close reaches `WatchAuction` on every replica; proxy bids answer in the
-//! log; bids after the close, and cancellations without the seller key or after a bid, are
-//! refused. The owner SIGKILLed just before the end: the next owner closes the auction, once.
+//! log; the result lands in the MySQL sink's results table (MariaDB); bids after the close, and
+//! cancellations without the seller key or after a bid, are refused. The owner SIGKILLed just
+//! before the end: the next owner closes the auction, once.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -13,8 +14,11 @@ use auction_proto::v1::{
     GetAuctionRequest, PlaceBidRequest, PlaceBidResponse, WatchAuctionRequest,
 };
 use auction_schemas::RecordCodec;
+use auction_schemas::RegistrySettings;
 use auction_schemas::result::AuctionResult;
 use auction_schemas::state::StateRecord;
+use auction_sinks::destination::sql::{SqlDestination, SqlSettings, TableName};
+use auction_sinks::{KafkaSettings, RuntimeSettings};
 use auction_testkit::{Kafka, TestRegistry};
 use chrono::Utc;
 use futures::StreamExt;
@@ -22,6 +26,8 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -149,6 +155,7 @@ async fn a_soft_close_auction_extends_then_closes_on_its_own_with_the_proxy_winn
         services.push(Service::start(settings).await);
     }
     let (mut a, mut b) = (services[0].client.clone(), services[1].client.clone());
+    let (sink_stop, results_table) = mysql_sink(&kafka.bootstrap, &registry.url).await;
 
     let created = create(&mut a, "soft-1", chrono::Duration::seconds(3), 2, 0).await;
     let key = created.seller_key;
@@ -230,6 +237,15 @@ async fn a_soft_close_auction_extends_then_closes_on_its_own_with_the_proxy_winn
         ),
         (true, Some("bob"), Some(21), 4)
     );
+
+    // ...and in the MySQL sink's results table.
+    let row = results_row(&results_table, "soft-1").await;
+    assert_eq!(
+        row,
+        Some((true, Some("bob".to_owned()), Some(21))),
+        "the result in MariaDB"
+    );
+    sink_stop.cancel();
 
     // After the close: bids are refused with the reason, on every replica.
     for client in [&mut a, &mut b] {
@@ -313,6 +329,64 @@ async fn a_soft_close_auction_extends_then_closes_on_its_own_with_the_proxy_winn
     for service in services {
         service.stop().await;
     }
+}
+
+/// MariaDB as the test command starts it.
+const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
+
+/// Starts the MySQL sink in this process (bids to a table of its own, results to another);
+/// returns its stop token and the results table.
+async fn mysql_sink(bootstrap: &str, registry_url: &str) -> (CancellationToken, String) {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let mut sql = SqlSettings::new(auction_process::Secret::new(MYSQL_URL));
+    sql.table = TableName::parse(&format!("bid_{}", &suffix[..12])).expect("table");
+    let results_table = format!("result_{}", &suffix[..12]);
+    sql.results_table = Some(TableName::parse(&results_table).expect("table"));
+    let mut kafka = KafkaSettings::new(
+        auction_process::KafkaProperties::bootstrap(bootstrap),
+        "mysql",
+    );
+    kafka.group_id = format!("lifecycle-{suffix}");
+    let settings = RuntimeSettings::new(kafka, RegistrySettings::new(registry_url));
+    let target = SqlDestination::connect(&sql).await.expect("MariaDB");
+    let stop = CancellationToken::new();
+    tokio::spawn(auction_sinks::run(
+        settings,
+        target,
+        auction_process::Readiness::default(),
+        auction_sinks::Progress::default(),
+        stop.clone(),
+    ));
+    (stop, results_table)
+}
+
+/// The result row of `auction` in `table` (sold, winner, final price), waiting up to 30 s for it.
+async fn results_row(table: &str, auction: &str) -> Option<(bool, Option<String>, Option<i32>)> {
+    let mut sql = SqlSettings::new(auction_process::Secret::new(MYSQL_URL));
+    sql.results_table = None;
+    let reader = SqlDestination::connect(&sql).await.expect("MariaDB");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let row = reader
+            .connection()
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::MySql,
+                format!("SELECT sold, winner, final_price FROM `{table}` WHERE auction_id = ?"),
+                [auction.into()],
+            ))
+            .await
+            .ok()
+            .flatten();
+        if let Some(row) = row {
+            return Some((
+                row.try_get("", "sold").expect("sold"),
+                row.try_get("", "winner").expect("winner"),
+                row.try_get("", "final_price").expect("final_price"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
 }
 
 /// Every committed value of `topic` whose key is `key`, in order within its partition.

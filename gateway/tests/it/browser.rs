@@ -552,6 +552,9 @@ async fn a_created_auction_takes_a_proxy_bid_and_closes_live_in_two_browsers() {
     seller.type_into("starting_price", "10").await;
     seller.type_into("reserve_price", "30").await;
     seller.type_into("ends_in", "35").await;
+    // A soft-close window longer than the auction: every bid moves the end (to its time plus
+    // 40 s).
+    seller.type_into("soft_close_seconds", "40").await;
     seller
         .eval("document.getElementById('ends_in_unit').value = 'seconds'; true")
         .await;
@@ -650,6 +653,13 @@ async fn a_created_auction_takes_a_proxy_bid_and_closes_live_in_two_browsers() {
         )
         .await;
     }
+    ada.wait_for(
+        "the extensions show live",
+        "!document.getElementById('extensions').hidden \
+         && Number(document.getElementById('extension-count').textContent) >= 1",
+        Duration::from_secs(20),
+    )
+    .await;
     bob.screenshot(&artifacts.join("gateway-auction-open.png"))
         .await;
     assert_eq!(

@@ -229,6 +229,16 @@ pub fn preload_state_schema(store: &Store, subject: &str) -> Result<u32, Registr
     )
 }
 
+/// Registers the results schema under `subject` (`<results topic>-value`), for registries where
+/// the service may not register schemas itself.
+pub fn preload_results_schema(store: &Store, subject: &str) -> Result<u32, RegistryError> {
+    store.register(
+        subject,
+        store::JSON_SCHEMA_TYPE,
+        auction_schemas::result::RESULT_SCHEMA_V1,
+    )
+}
+
 pub(crate) fn reply(status: StatusCode, body: &Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     response
