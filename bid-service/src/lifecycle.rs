@@ -463,9 +463,13 @@ impl AuctionState {
         at: DateTime<Utc>,
         rules: &BidRules,
     ) -> Plan {
+        // Only a standing maximum answers a bid: without one, there is nothing to project.
+        if plan.maximum.is_none() && self.life.maxima.is_empty() {
+            return plan;
+        }
         let mut projected = self.clone();
         if let Some(maximum) = plan.maximum {
-            projected.register_maximum(bidder, maximum, BidId::new_random());
+            projected.register_maximum(bidder, maximum, BidId::from(uuid::Uuid::nil()));
         }
         for (i, planned) in plan.bids.iter().enumerate() {
             if let Some(logged) = synthetic(&self.id, planned, at, self.offset + 1 + i as i64) {
@@ -727,7 +731,7 @@ pub(crate) fn lifecycle_from(
     })
 }
 
-/// A bid of `planned` at `at`, for projections (not in the log).
+/// A bid of `planned` at `at`, for projections (not in the log, so its id is the nil UUID).
 pub(crate) fn synthetic(
     auction: &AuctionId,
     planned: &Planned,
@@ -736,7 +740,7 @@ pub(crate) fn synthetic(
 ) -> Option<Arc<LoggedBid>> {
     Some(Arc::new(LoggedBid {
         bid: auction_schemas::Bid {
-            bid_id: BidId::new_random(),
+            bid_id: BidId::from(uuid::Uuid::nil()),
             auction_id: auction.clone(),
             name: planned.name.clone(),
             price: auction_schemas::Price::parse(planned.price).ok()?,

@@ -501,6 +501,9 @@ struct PartitionOwner {
     after_commit: Vec<AfterCommit>,
     /// Results of auctions closed since the last commit (key, framed value).
     results: Vec<(String, Vec<u8>)>,
+    /// Auctions created, cancelled or closed since the last commit: their state reaches this
+    /// replica's read copy once committed (applied bids reach it as they are applied).
+    lifecycle_changed: HashSet<AuctionId>,
     transaction: Transaction,
     dirty_auctions: HashSet<AuctionId>,
     dirty_requests: Vec<Uuid>,
@@ -632,6 +635,7 @@ impl PartitionOwner {
             timed,
             after_commit: Vec::new(),
             results: Vec::new(),
+            lifecycle_changed: HashSet::new(),
             // The owner record goes out with the first transaction, right away.
             transaction: Transaction {
                 due: Some(tokio::time::Instant::now()),
@@ -778,13 +782,15 @@ impl PartitionOwner {
         }
     }
 
-    /// The auction as it will be once the bids written for it are applied (a new auction
-    /// nobody created when it has neither state nor bids in flight).
-    fn projected(&self, auction: &AuctionId) -> Option<AuctionState> {
+    /// The auction as it will be once the bids written for it are applied (`None` when it has
+    /// neither state nor bids in flight); borrowed when no bid of it is in flight.
+    fn projected(&self, auction: &AuctionId) -> Option<std::borrow::Cow<'_, AuctionState>> {
         let applied = self.auctions.get(auction);
         let pending = self.pending.get(auction);
-        if applied.is_none() && pending.is_none() {
-            return None;
+        match (applied, pending) {
+            (None, None) => return None,
+            (Some(applied), None) => return Some(std::borrow::Cow::Borrowed(applied)),
+            _ => {}
         }
         let mut state = applied.map_or_else(
             || AuctionState::new(auction.clone(), self.partition),
@@ -797,7 +803,7 @@ impl PartitionOwner {
             });
             state.apply(&logged, bid.automatic, &self.context.rules);
         }
-        Some(state)
+        Some(std::borrow::Cow::Owned(state))
     }
 
     /// Remembers a request's final outcome for the window (written with the next commit).
@@ -853,9 +859,9 @@ impl PartitionOwner {
             }
         }
         let Some(state) = self.projected(&bid.auction_id).or_else(|| {
-            self.context
-                .implicit_auctions
-                .then(|| AuctionState::new(bid.auction_id.clone(), self.partition))
+            self.context.implicit_auctions.then(|| {
+                std::borrow::Cow::Owned(AuctionState::new(bid.auction_id.clone(), self.partition))
+            })
         }) else {
             metrics::counter!(m::BIDS_REJECTED, "reason" => "no_such_auction").increment(1);
             let _ = reply.send(Err(PlaceError::NotFound(format!(
@@ -1127,6 +1133,7 @@ impl PartitionOwner {
                     self.results.push((id.to_string(), value));
                 }
                 metrics::counter!(m::AUCTIONS_CLOSED).increment(1);
+                self.lifecycle_changed.insert(id.clone());
                 self.dirty_auctions.insert(id);
             }
         }
@@ -1150,6 +1157,7 @@ impl PartitionOwner {
         self.auctions.insert(auction.clone(), Arc::new(state));
         self.timed.insert(auction.clone());
         self.dirty_auctions.insert(auction.clone());
+        self.lifecycle_changed.insert(auction.clone());
         self.after_commit.push(AfterCommit::Auction(reply, auction));
         self.schedule();
     }
@@ -1196,6 +1204,7 @@ impl PartitionOwner {
         }
         self.timed.remove(auction);
         self.dirty_auctions.insert(auction.clone());
+        self.lifecycle_changed.insert(auction.clone());
         self.after_commit
             .push(AfterCommit::Auction(reply, auction.clone()));
         self.schedule();
@@ -1494,7 +1503,8 @@ impl PartitionOwner {
                         waiter.committed = Some((now, self.committed_position));
                     }
                 }
-                for id in self.dirty_auctions.drain() {
+                self.dirty_auctions.clear();
+                for id in self.lifecycle_changed.drain() {
                     if let Some(state) = self.auctions.get(&id) {
                         self.context.read_copy.update_from_owner(Arc::clone(state));
                     }
