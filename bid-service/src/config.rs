@@ -6,7 +6,7 @@ use std::time::Duration;
 
 pub use auction_process::KafkaProperties;
 use auction_process::{KafkaArgs, Secret};
-use auction_schemas::RegistrySettings;
+use auction_schemas::{BidForm, RegistrySettings};
 
 /// TLS for the gRPC port: the server's certificate and key, and optionally the CA that client
 /// certificates must chain to (then every client must present one).
@@ -74,6 +74,9 @@ pub struct Settings {
     pub implicit_auctions: bool,
     /// When set, `CreateAuction` needs this token.
     pub creation_token: Option<Secret>,
+    /// The form bids are written in: the product's (schema version 2), or the demo-compatible
+    /// one (version 1 values, ids in headers) while the demo's consumers still read the topic.
+    pub bid_form: BidForm,
     /// How many recent bids each auction keeps for `ListRecentBids`.
     pub recent_bids_per_auction: usize,
     /// Kafka's `transaction.timeout.ms` for the owners' transactions (and so the longest a bid
@@ -114,6 +117,7 @@ impl Settings {
             min_increment: 1,
             starting_price: 1,
             implicit_auctions: true,
+            bid_form: BidForm::Product,
             creation_token: None,
             recent_bids_per_auction: 10,
             delivery_timeout: Duration::from_secs(30),
@@ -238,6 +242,12 @@ pub struct Args {
     /// bid, as the original demo does.
     #[arg(long, env = "AUCTION_NO_IMPLICIT_AUCTIONS")]
     pub no_implicit_auctions: bool,
+    /// Write bids the original demo's consumers can read: schema version 1 values (name, price
+    /// and a `bid_ts` of the demo's form), the bid and auction ids in the `auction-bid-id` and
+    /// `auction-id` headers. For a cut-over while the demo's consumers still run (README,
+    /// "Migrating from the demo"); switch it off once they are gone.
+    #[arg(long, env = "AUCTION_DEMO_COMPATIBLE")]
+    pub demo_compatible: bool,
     /// Require this token in CreateAuction's `creation_token` (prefer the environment variable);
     /// anyone may create auctions when unset.
     #[arg(long, env = "AUCTION_CREATION_TOKEN", hide_env_values = true)]
@@ -307,6 +317,11 @@ impl Args {
         settings.min_increment = self.min_increment;
         settings.starting_price = self.starting_price;
         settings.implicit_auctions = !self.no_implicit_auctions;
+        settings.bid_form = if self.demo_compatible {
+            BidForm::DemoCompatible
+        } else {
+            BidForm::Product
+        };
         settings.creation_token = self.creation_token.map(Secret::new);
         settings.delivery_timeout = Duration::from_millis(self.delivery_timeout_ms);
         settings.max_bids_in_flight = self.max_in_flight;

@@ -15,6 +15,35 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaProperties;
 
+/// A blocking client call ended without an answer: its thread could not start or panicked.
+#[derive(Debug, thiserror::Error)]
+#[error("the Kafka client call's thread ended without an answer")]
+pub(crate) struct CallLost;
+
+/// Runs a blocking Kafka client call (transactions, committed offsets, metadata) on a thread of
+/// its own and waits for its answer without blocking the runtime.
+///
+/// Not tokio's blocking pool: a runtime waits for its blocking tasks when it shuts down, and a
+/// transaction call whose brokers are gone can run far past its own timeout (a commit's
+/// `send_offsets_to_transaction` against a stopped cluster held a test process for 20 minutes).
+/// A thread of its own is left behind at shutdown instead; its outcome is settled by the next
+/// owner's fencing like any other interrupted transaction. One thread per call: the calls take
+/// milliseconds, starting a thread microseconds.
+pub(crate) async fn off_runtime<T, F>(call: F) -> Result<T, CallLost>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("kafka-call".to_owned())
+        .spawn(move || {
+            let _ = answer.send(call());
+        })
+        .map_err(|_| CallLost)?;
+    answered.await.map_err(|_| CallLost)
+}
+
 /// Start-up failed; the message says what to fix.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

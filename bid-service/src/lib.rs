@@ -218,7 +218,7 @@ pub async fn spawn(
             state_topic, settings.topic
         )));
     }
-    let encoder = BidEncoder::new(&settings.registry, &settings.topic)
+    let encoder = BidEncoder::with_form(&settings.registry, &settings.topic, settings.bid_form)
         .map_err(|e| StartError::new(e.to_string()))?;
     let decoder =
         BidDecoder::new(&settings.registry).map_err(|e| StartError::new(e.to_string()))?;

@@ -34,7 +34,10 @@ use std::time::{Duration, Instant};
 
 use auction_process::Backoff;
 use auction_schemas::state::{OwnerRecord, Refusal, RequestRecord, StateRecord, request_key};
-use auction_schemas::{AuctionId, Bid, BidDecoder, BidEncoder, BidId, LogPosition, RecordCodec};
+use auction_schemas::{
+    AUCTION_ID_HEADER, AuctionId, BID_ID_HEADER, Bid, BidDecoder, BidEncoder, BidForm, BidId,
+    HeaderIds, LogPosition, RecordCodec,
+};
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -537,7 +540,7 @@ async fn fenced_producer(
         .create()
         .map_err(|e| KafkaSetupError(format!("cannot create the transactional producer: {e}")))?;
         let init = producer.clone();
-        match tokio::task::spawn_blocking(move || init.init_transactions(TRANSACTION_CALL_TIMEOUT))
+        match crate::kafka::off_runtime(move || init.init_transactions(TRANSACTION_CALL_TIMEOUT))
             .await
         {
             Ok(Ok(())) => return Ok(producer),
@@ -712,7 +715,7 @@ impl PartitionOwner {
         }
         if self.transaction.open && !matches!(ended, Ended::Fenced) {
             let producer = self.producer.clone();
-            let _ = tokio::task::spawn_blocking(move || {
+            let _ = crate::kafka::off_runtime(move || {
                 producer.abort_transaction(Duration::from_secs(5))
             })
             .await;
@@ -1240,7 +1243,20 @@ impl PartitionOwner {
                 value: Some("answer"),
             });
         }
-        if request || automatic {
+        // The demo-compatible form's value has no ids: they travel in headers.
+        let ids_in_headers = self.context.encoder.form() == BidForm::DemoCompatible;
+        if ids_in_headers {
+            headers = headers
+                .insert(Header {
+                    key: BID_ID_HEADER,
+                    value: Some(id.as_str()),
+                })
+                .insert(Header {
+                    key: AUCTION_ID_HEADER,
+                    value: Some(bid.auction_id.as_str()),
+                });
+        }
+        if request || automatic || ids_in_headers {
             record = record.headers(headers);
         }
         self.producer
@@ -1269,12 +1285,13 @@ impl PartitionOwner {
             partition: self.partition,
             offset,
         };
+        let headers = header_ids(&message);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let bid = loop {
             match self
                 .context
                 .decoder
-                .decode(message.payload(), position)
+                .decode(message.payload(), position, headers)
                 .await
             {
                 Ok(decoded) => break decoded.bid,
@@ -1483,7 +1500,7 @@ impl PartitionOwner {
         let producer = self.producer.clone();
         let bids = self.transaction.bids.len();
         let started = Instant::now();
-        let committed = tokio::task::spawn_blocking(move || {
+        let committed = crate::kafka::off_runtime(move || {
             if let Some((list, group)) = offsets {
                 producer.send_offsets_to_transaction(&list, &group, TRANSACTION_CALL_TIMEOUT)?;
             }
@@ -1608,7 +1625,7 @@ impl PartitionOwner {
         }
         if let Some((_, false, true)) = details {
             let producer = self.producer.clone();
-            let aborted = tokio::task::spawn_blocking(move || {
+            let aborted = crate::kafka::off_runtime(move || {
                 producer.abort_transaction(TRANSACTION_CALL_TIMEOUT)
             })
             .await;
@@ -1747,7 +1764,7 @@ impl PartitionOwner {
         };
         let mut list = TopicPartitionList::new();
         list.add_partition(&self.context.topic, self.partition);
-        let committed = tokio::task::spawn_blocking(move || {
+        let committed = crate::kafka::off_runtime(move || {
             group.committed_offsets(list, Duration::from_secs(5))
         })
         .await
@@ -1808,22 +1825,33 @@ impl PartitionOwner {
             self.partition,
             start,
             stop,
-            |message| payloads.push((message.offset(), message.payload().map(<[u8]>::to_vec))),
+            |message| {
+                let ids = header_ids(message);
+                let ids = (
+                    ids.bid_id.map(str::to_owned),
+                    ids.auction_id.map(str::to_owned),
+                );
+                payloads.push((message.offset(), message.payload().map(<[u8]>::to_vec), ids));
+            },
         )
         .await;
         if let Err(e) = read {
             tracing::warn!(partition = self.partition, error = %e, "cannot read the partition back");
         }
-        for (offset, payload) in payloads {
+        for (offset, payload, (bid_id, auction_id)) in payloads {
             let position = LogPosition {
                 topic: &self.context.topic,
                 partition: self.partition,
                 offset,
             };
+            let headers = HeaderIds {
+                bid_id: bid_id.as_deref(),
+                auction_id: auction_id.as_deref(),
+            };
             if let Ok(decoded) = self
                 .context
                 .decoder
-                .decode(payload.as_deref(), position)
+                .decode(payload.as_deref(), position, headers)
                 .await
             {
                 found.insert(decoded.bid.bid_id);
@@ -1831,6 +1859,14 @@ impl PartitionOwner {
         }
         found
     }
+}
+
+/// The ids a bid record carries in its headers (the demo-compatible form).
+fn header_ids<M: Message>(message: &M) -> HeaderIds<'_> {
+    message
+        .headers()
+        .map(|headers| HeaderIds::from_pairs(headers.iter().map(|h| (h.key, h.value))))
+        .unwrap_or_default()
 }
 
 /// Waits (in a blocking thread, at most `timeout`) until every record `producer` was given has

@@ -239,7 +239,7 @@ impl StateFollower {
     /// Follows the partitions added to the state topic since the follower started.
     async fn pick_up_new_partitions(&self, consumer: &Arc<Reader>, known: i32) -> i32 {
         let (reader, topic) = (Arc::clone(consumer), self.topic.clone());
-        let count = tokio::task::spawn_blocking(move || {
+        let count = crate::kafka::off_runtime(move || {
             reader
                 .fetch_metadata(Some(&topic), Duration::from_secs(5))
                 .ok()

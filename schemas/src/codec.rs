@@ -23,7 +23,7 @@ use schema_registry_converter::schema_registry_common::{
 use serde_json::Value;
 
 use crate::domain::{Bid, InvalidBid};
-use crate::event::{self, LogPosition, SCHEMA_V1, SCHEMA_V2};
+use crate::event::{self, HeaderIds, LogPosition, SCHEMA_V1, SCHEMA_V2};
 use crate::wire::{self, FrameError};
 use auction_process::Secret;
 
@@ -177,8 +177,23 @@ pub struct DecodedBid {
     pub schema_id: u32,
 }
 
-/// Writes bids as version 2 events under `<topic>-value`, registering the schema on first use.
+/// The form in which bids are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BidForm {
+    /// Version 2: the ids in the value.
+    #[default]
+    Product,
+    /// Version 1, the demo's schema, which its consumers accept (they refuse any other field):
+    /// the bid id and auction id go into headers ([`crate::event::BID_ID_HEADER`],
+    /// [`crate::event::AUCTION_ID_HEADER`]) and `bid_ts` is in the demo's form. For a cut-over
+    /// while the demo's consumers still read the topic.
+    DemoCompatible,
+}
+
+/// Writes bids as version 2 events (or version 1, [`BidForm::DemoCompatible`]) under
+/// `<topic>-value`, registering the schema on first use.
 pub struct BidEncoder {
+    form: BidForm,
     registry: JsonEncoder,
     /// Set by [`BidEncoder::register_schemas`] or [`BidEncoder::verify_schema`]: v2's id in the
     /// registry and its validator; then bids are framed with that id and validated locally.
@@ -195,11 +210,21 @@ impl fmt::Debug for BidEncoder {
 }
 
 impl BidEncoder {
-    /// An encoder for records of `topic`.
+    /// An encoder for records of `topic`, in the product's form.
     pub fn new(settings: &RegistrySettings, topic: &str) -> Result<Self, RegistryConfigError> {
-        let schema = SuppliedSchema::new(None, SchemaType::Json, SCHEMA_V2.to_owned());
+        Self::with_form(settings, topic, BidForm::Product)
+    }
+
+    /// An encoder for records of `topic` in `form`.
+    pub fn with_form(
+        settings: &RegistrySettings,
+        topic: &str,
+        form: BidForm,
+    ) -> Result<Self, RegistryConfigError> {
+        let schema = SuppliedSchema::new(None, SchemaType::Json, form_schema(form).to_owned());
         let client_settings = settings.client_settings()?;
         Ok(Self {
+            form,
             registry: JsonEncoder::new(client_settings.clone()),
             known_id: std::sync::OnceLock::new(),
             settings: client_settings,
@@ -212,45 +237,69 @@ impl BidEncoder {
         })
     }
 
+    /// The form bids are written in.
+    pub fn form(&self) -> BidForm {
+        self.form
+    }
+
     /// Registers the demo's schema (v1) and then v2 under `<topic>-value`, in that order, so that
     /// the original Python producer, which registers v1 itself, keeps working on a subject where
     /// v2 is the latest: a registry answers an already registered schema with its id. A refused
-    /// v1 (the subject holds other schemas) is only logged; a refused v2 is an error.
+    /// v1 (the subject holds other schemas) is only logged, unless bids are written in the
+    /// demo-compatible form; a refused v2 is an error. Bids are then framed with the id of the
+    /// form's schema.
     pub async fn register_schemas(&self) -> Result<u32, EncodeError> {
         let v1 = SuppliedSchema::new(None, SchemaType::Json, SCHEMA_V1.to_owned());
-        if let Err(e) = post_schema(&self.settings, self.subject_name.clone(), v1).await {
-            match classify_encode_error(&e) {
+        let v1_id = match post_schema(&self.settings, self.subject_name.clone(), v1).await {
+            Ok(registered) => Ok(registered.id),
+            Err(e) => match classify_encode_error(&e) {
                 EncodeError::RegistryUnavailable(reason) => {
                     return Err(EncodeError::RegistryUnavailable(reason));
                 }
                 refused => {
-                    tracing::warn!(subject = %self.subject_name, error = %refused, "the demo schema (v1) was not registered")
+                    tracing::warn!(subject = %self.subject_name, error = %refused, "the demo schema (v1) was not registered");
+                    Err(refused)
                 }
-            }
-        }
+            },
+        };
         let v2 = SuppliedSchema::new(None, SchemaType::Json, SCHEMA_V2.to_owned());
-        let id = post_schema(&self.settings, self.subject_name.clone(), v2)
+        let v2_id = post_schema(&self.settings, self.subject_name.clone(), v2)
             .await
             .map(|registered| registered.id)
             .map_err(|e| classify_encode_error(&e))?;
-        self.use_schema_id(id)
+        match self.form {
+            BidForm::Product => self.use_schema_id(v2_id),
+            BidForm::DemoCompatible => self.use_schema_id(v1_id.map_err(|refused| {
+                EncodeError::RegistryRefused(format!(
+                    "bids in the demo-compatible form need the demo's schema (v1) under subject {}: {refused}",
+                    self.subject_name
+                ))
+            })?),
+        }
     }
 
-    /// For registries where clients may not register schemas: looks v2 up under `<topic>-value`
-    /// (it must have been registered by an operator) and from then on frames bids with its id,
-    /// without registering anything.
+    /// For registries where clients may not register schemas: looks the form's schema up under
+    /// `<topic>-value` (it must have been registered by an operator) and from then on frames
+    /// bids with its id, without registering anything.
     pub async fn verify_schema(&self) -> Result<u32, EncodeError> {
-        let body = serde_json::json!({"schema": SCHEMA_V2, "schemaType": "JSON"}).to_string();
-        let found = perform_sr_call(&self.settings, SrCall::PostForVersion(&self.subject_name, &body))
-            .await
-            .map_err(|e| match http_status(&e) {
-                Some(404) => EncodeError::RegistryRefused(format!(
-                    "the bid schema (schemas/json/auction-value.v2.json) is not registered under subject {}; \
+        let (schema, file) = match self.form {
+            BidForm::Product => (SCHEMA_V2, "auction-value.v2.json"),
+            BidForm::DemoCompatible => (SCHEMA_V1, "auction-value.v1.json"),
+        };
+        let body = serde_json::json!({"schema": schema, "schemaType": "JSON"}).to_string();
+        let found = perform_sr_call(
+            &self.settings,
+            SrCall::PostForVersion(&self.subject_name, &body),
+        )
+        .await
+        .map_err(|e| match http_status(&e) {
+            Some(404) => EncodeError::RegistryRefused(format!(
+                "the bid schema (schemas/json/{file}) is not registered under subject {}; \
                      register it, or allow the service to register it",
-                    self.subject_name
-                )),
-                _ => classify_encode_error(&e),
-            })?;
+                self.subject_name
+            )),
+            _ => classify_encode_error(&e),
+        })?;
         let id = found.id.ok_or_else(|| {
             EncodeError::RegistryRefused(format!(
                 "the registry's answer for {} carries no schema id",
@@ -260,10 +309,10 @@ impl BidEncoder {
         self.use_schema_id(id)
     }
 
-    /// From now on, frames bids with `id` (v2's id in the registry), validating them locally:
-    /// no registry client on the path of each bid.
+    /// From now on, frames bids with `id` (the form's schema's id in the registry), validating
+    /// them locally: no registry client on the path of each bid.
     fn use_schema_id(&self, id: u32) -> Result<u32, EncodeError> {
-        let schema: Value = serde_json::from_str(SCHEMA_V2).map_err(|e| {
+        let schema: Value = serde_json::from_str(form_schema(self.form)).map_err(|e| {
             EncodeError::SchemaViolation(format!("the bid schema is not JSON: {e}"))
         })?;
         let validator = jsonschema::validator_for(&schema).map_err(|e| {
@@ -273,9 +322,13 @@ impl BidEncoder {
         Ok(id)
     }
 
-    /// The framed record value of `bid`.
+    /// The framed record value of `bid`. In the demo-compatible form, the writer must also put
+    /// the bid's ids into the record's headers.
     pub async fn encode(&self, bid: &Bid) -> Result<Vec<u8>, EncodeError> {
-        let value = event::to_json(bid);
+        let value = match self.form {
+            BidForm::Product => event::to_json(bid),
+            BidForm::DemoCompatible => event::to_demo_json(bid),
+        };
         if let Some((id, validator)) = self.known_id.get() {
             if !validator.is_valid(&value)
                 && let Some(error) = validator.iter_errors(&value).next()
@@ -294,6 +347,13 @@ impl BidEncoder {
                 self.registry.remove_errors_from_cache();
                 classify_encode_error(&e)
             })
+    }
+}
+
+fn form_schema(form: BidForm) -> &'static str {
+    match form {
+        BidForm::Product => SCHEMA_V2,
+        BidForm::DemoCompatible => SCHEMA_V1,
     }
 }
 
@@ -329,6 +389,7 @@ pub fn decode_payload(
     schema_id: u32,
     payload: &[u8],
     position: LogPosition<'_>,
+    headers: HeaderIds<'_>,
 ) -> Result<DecodedBid, DecodeError> {
     let json: Value = serde_json::from_slice(payload).map_err(|e| DecodeError::InvalidJson {
         reason: e.to_string(),
@@ -336,7 +397,7 @@ pub fn decode_payload(
     // The common case, a valid record, takes the fast check; the errors are collected only for
     // a record that fails it.
     if validator.is_valid(&json) {
-        let bid = event::from_json(&json, position)?;
+        let bid = event::from_json(&json, position, headers)?;
         return Ok(DecodedBid { bid, schema_id });
     }
     let violations: Vec<String> = validator
@@ -352,7 +413,7 @@ pub fn decode_payload(
             violations,
         });
     }
-    let bid = event::from_json(&json, position)?;
+    let bid = event::from_json(&json, position, headers)?;
     Ok(DecodedBid { bid, schema_id })
 }
 
@@ -377,15 +438,17 @@ impl BidDecoder {
         })
     }
 
-    /// Decodes and validates one record value read at `position`.
+    /// Decodes and validates one record value read at `position`, taking ids the value lacks
+    /// from its `headers`.
     pub async fn decode(
         &self,
         value: Option<&[u8]>,
         position: LogPosition<'_>,
+        headers: HeaderIds<'_>,
     ) -> Result<DecodedBid, DecodeError> {
         let (schema_id, payload) = wire::unframe(value)?;
         let validator = self.validator(schema_id).await?;
-        decode_payload(&validator, schema_id, payload, position)
+        decode_payload(&validator, schema_id, payload, position, headers)
     }
 
     async fn validator(&self, schema_id: u32) -> Result<Arc<Validator>, DecodeError> {
@@ -574,7 +637,7 @@ mod tests {
         #[test]
         fn any_bytes_decode_to_a_bid_or_a_permanent_error(payload in prop::collection::vec(any::<u8>(), 0..200)) {
             for schema in [SCHEMA_V1, SCHEMA_V2] {
-                match decode_payload(&validator(schema), 1, &payload, POSITION) {
+                match decode_payload(&validator(schema), 1, &payload, POSITION, HeaderIds::NONE) {
                     Ok(decoded) => prop_assert!(decoded.bid.price.get() >= 1),
                     Err(e) => prop_assert!(!e.is_retriable(), "{e}"),
                 }
@@ -584,10 +647,10 @@ mod tests {
         #[test]
         fn any_json_decodes_to_a_valid_bid_or_a_clear_error(value in json_value()) {
             let payload = serde_json::to_vec(&value).unwrap();
-            match decode_payload(&validator(SCHEMA_V2), 2, &payload, POSITION) {
+            match decode_payload(&validator(SCHEMA_V2), 2, &payload, POSITION, HeaderIds::NONE) {
                 Ok(decoded) => {
                     // Whatever got through satisfies every rule and survives a round trip.
-                    let again = event::from_json(&event::to_json(&decoded.bid), POSITION).unwrap();
+                    let again = event::from_json(&event::to_json(&decoded.bid), POSITION, HeaderIds::NONE).unwrap();
                     prop_assert_eq!(again, decoded.bid);
                 }
                 Err(DecodeError::SchemaViolation { violations, .. }) => prop_assert!(!violations.is_empty()),
@@ -604,7 +667,7 @@ mod tests {
         ) {
             let value = serde_json::json!({"name": name, "price": price, "bid_ts": "2026-11-23 10:00:00",
                                            "auction_id": auction, "bid_id": uuid::Uuid::new_v4().to_string()});
-            let decoded = decode_payload(&validator(SCHEMA_V2), 2, &serde_json::to_vec(&value).unwrap(), POSITION)
+            let decoded = decode_payload(&validator(SCHEMA_V2), 2, &serde_json::to_vec(&value).unwrap(), POSITION, HeaderIds::NONE)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(decoded.bid.name.as_str(), name.trim());
             prop_assert_eq!(i64::from(decoded.bid.price.get()), price);

@@ -289,6 +289,12 @@ impl BidTimestamp {
     pub fn to_rfc3339(self) -> String {
         self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
     }
+
+    /// The original demo's form in UTC with microseconds (`2026-11-23 10:15:30.123456`), which
+    /// its MySQL writer can insert into a `DATETIME` column (a zone suffix would be refused).
+    pub fn to_demo_form(self) -> String {
+        self.0.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    }
 }
 
 impl From<DateTime<Utc>> for BidTimestamp {
@@ -460,6 +466,8 @@ mod tests {
         assert_eq!(demo.to_rfc3339(), "2026-11-23T10:15:30.123456Z");
         let demo_whole = BidTimestamp::parse("2026-11-23 10:15:30").unwrap();
         assert_eq!(demo_whole.to_rfc3339(), "2026-11-23T10:15:30.000000Z");
+        assert_eq!(demo.to_demo_form(), "2026-11-23 10:15:30.123456");
+        assert_eq!(BidTimestamp::parse(&rfc.to_demo_form()).unwrap(), rfc);
         assert_eq!(
             BidTimestamp::parse("yesterday").unwrap_err().field,
             "bid_ts"

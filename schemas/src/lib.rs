@@ -23,9 +23,10 @@ pub mod wire;
 
 #[cfg(feature = "codec")]
 pub use codec::{
-    BidDecoder, BidEncoder, DecodeError, DecodedBid, EncodeError, RecordCodec, RegistrySettings,
+    BidDecoder, BidEncoder, BidForm, DecodeError, DecodedBid, EncodeError, RecordCodec,
+    RegistrySettings,
 };
 pub use domain::{
     AuctionId, Bid, BidId, BidInput, BidTimestamp, BidderName, FieldViolation, InvalidBid, Price,
 };
-pub use event::LogPosition;
+pub use event::{AUCTION_ID_HEADER, BID_ID_HEADER, HeaderIds, LogPosition};

@@ -21,6 +21,7 @@ use crate::destination::sql::{SqlSettings, TableName};
 use crate::kafka::KafkaSettings;
 use crate::runtime::RuntimeSettings;
 use crate::start::{DestinationSettings, SinkSettings};
+use crate::starting::StartFrom;
 
 /// Lands bid events from Kafka in MySQL/SQLite, a CSV file or an ODBC data source, each bid
 /// exactly once.
@@ -56,6 +57,14 @@ pub struct CommonArgs {
     /// partitions.
     #[arg(long, env = "SINK_GROUP_ID", global = true)]
     pub group_id: Option<String>,
+    /// Where the consumer group starts on partitions it has never committed: `earliest` (the
+    /// beginning), `group:<id>` (where another consumer group, such as the demo's `db_writer`,
+    /// has committed: a cut-over without writing the demo's bids again), or
+    /// `<partition>:<offset>,...`. Unset: the beginning, unless the target already holds bids the
+    /// sink did not write (the demo's table or file), which is refused with a sentence. A
+    /// partition the group has committed is never moved.
+    #[arg(long, env = "SINK_START_FROM", global = true, value_parser = clap::value_parser!(StartFrom))]
+    pub start_from: Option<StartFrom>,
     /// Where records that can never be written go.
     #[arg(
         long,
@@ -230,6 +239,7 @@ impl Cli {
         runtime.retry_initial = Duration::from_millis(common.retry_initial_ms);
         runtime.retry_max = Duration::from_millis(common.retry_max_ms);
         runtime.close_timeout = Duration::from_millis(common.close_timeout_ms);
+        runtime.start_from = common.start_from.unwrap_or_default();
         let default_port = match kind {
             "csv" => 9103,
             "odbc" => 9104,

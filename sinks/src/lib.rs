@@ -6,6 +6,9 @@
 //!   registry, retries with backoff, dead letters, offsets stored only after a durable write,
 //!   synchronous commits on revocation and shutdown).
 //! - `kafka`: the group consumer with its rebalance hooks, and the dead-letter producer.
+//! - `starting`: where the group starts on partitions it has never committed (the beginning,
+//!   the demo's consumer group's offsets, or offsets given by hand), and the refusal to start
+//!   at the beginning over the demo's rows.
 //! - [`destination`]: the [`Destination`] trait and its implementations:
 //!   [`destination::sql`] (SeaORM, MySQL and SQLite, by the URL's scheme),
 //!   [`destination::csv_file`], [`destination::odbc`].
@@ -23,8 +26,10 @@ mod kafka;
 pub mod metrics;
 mod runtime;
 mod start;
+mod starting;
 
 pub use destination::{Destination, SinkRecord, SourcePosition, WriteOutcome};
 pub use kafka::{KafkaSettings, RawRecord, dead_letter_headers};
 pub use runtime::{Progress, RunSummary, RuntimeSettings, SinkError, run};
 pub use start::{DestinationSettings, RunningSink, SinkSettings, spawn};
+pub use starting::StartFrom;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use auction_process::Readiness;
 use auction_process::kafka_startup::{check_connection, check_topic};
 use auction_schemas::result::AuctionResult;
-use auction_schemas::{BidDecoder, LogPosition, RecordCodec, RegistrySettings};
+use auction_schemas::{BidDecoder, HeaderIds, LogPosition, RecordCodec, RegistrySettings};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
@@ -33,6 +33,7 @@ use crate::kafka::{
     DeadLetterProducer, DeadLetterReason, KafkaSettings, RawRecord, SinkContext, commit_stored,
 };
 use crate::metrics as m;
+use crate::starting::{self, GroupStart, StartFrom};
 use auction_process::Backoff;
 
 /// How a sink consumes, batches and retries.
@@ -56,6 +57,8 @@ pub struct RuntimeSettings {
     /// The topic of closed auctions' results, read too when the target exports results;
     /// `None`: results are not read.
     pub results_topic: Option<String>,
+    /// Where the group starts on partitions it has never committed.
+    pub start_from: StartFrom,
 }
 
 impl RuntimeSettings {
@@ -70,6 +73,7 @@ impl RuntimeSettings {
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),
             close_timeout: Duration::from_secs(10),
+            start_from: StartFrom::Unset,
         }
     }
 }
@@ -91,6 +95,10 @@ pub enum SinkError {
     /// Kafka refused the connection at start (TLS, authentication) or could not be reached.
     #[error("{0}")]
     Connect(String),
+    /// The group's start cannot be prepared (the target holds the demo's rows and no start is
+    /// given, a start names an unknown partition, the target cannot be read).
+    #[error("{0}")]
+    Start(String),
 }
 
 /// Counts of what a run did, for logs and tests.
@@ -154,6 +162,7 @@ pub async fn run<T: Destination>(
     )
     .await
     .map_err(SinkError::Connect)?;
+    let check_foreign_rows = prepare_start(&settings).await?;
     let decoder =
         BidDecoder::new(&settings.registry).map_err(|e| SinkError::Registry(e.to_string()))?;
     let dead_letters =
@@ -198,6 +207,8 @@ pub async fn run<T: Destination>(
         kind,
         settings: &settings,
         target,
+        check_foreign_rows,
+        fatal: None,
         decoder,
         dead_letters,
         readiness: readiness.clone(),
@@ -208,10 +219,12 @@ pub async fn run<T: Destination>(
     // The next batch is read while this one is decoded and written: the target and the reads
     // from Kafka overlap. One batch at most waits between them.
     let (ready_batches, mut batches) = tokio::sync::mpsc::channel::<Vec<RawRecord>>(1);
+    // The reader stops on shutdown, and when the writer stopped for good (see `fatal`).
+    let reader_stop = shutdown.child_token();
     let collector = tokio::spawn({
         let consumer = Arc::clone(&consumer);
         let settings = settings.clone();
-        let shutdown = shutdown.clone();
+        let shutdown = reader_stop.clone();
         async move {
             while let Some(batch) = collect_batch(&consumer, &settings, &shutdown).await {
                 if ready_batches.send(batch).await.is_err() {
@@ -227,6 +240,7 @@ pub async fn run<T: Destination>(
         }
     }
     drop(batches);
+    reader_stop.cancel();
     if let Err(e) = collector.await {
         tracing::warn!(sink = kind, error = %e, "the Kafka reader task failed");
     }
@@ -234,6 +248,9 @@ pub async fn run<T: Destination>(
     readiness.set(false);
     metrics::gauge!(m::READY, "sink" => kind).set(0.0);
     close(consumer, settings.close_timeout, kind).await;
+    if let Some(reason) = worker.fatal.take() {
+        return Err(SinkError::Start(reason));
+    }
     let summary = worker.progress.snapshot();
     tracing::info!(
         sink = kind,
@@ -243,6 +260,30 @@ pub async fn run<T: Destination>(
         "sink stopped"
     );
     Ok(summary)
+}
+
+/// Writes the group's start for the partitions it has never committed (see
+/// [`crate::starting`]). True when the group has never read the topic and no start was given:
+/// the target must then be asked, before the first write, whether it holds rows the sink did not
+/// write (the demo's), which such a start would write again.
+async fn prepare_start(settings: &RuntimeSettings) -> Result<bool, SinkError> {
+    let (kafka, start) = (settings.kafka.clone(), settings.start_from.clone());
+    tokio::task::spawn_blocking(move || {
+        let group = GroupStart::read(&kafka)?;
+        let unguarded = group.is_new() && start == StartFrom::Unset;
+        group.write(&kafka, &start)?;
+        Ok(unguarded)
+    })
+    .await
+    .map_err(|e| SinkError::Start(format!("the Kafka client thread failed: {e}")))?
+    .map_err(SinkError::Start)
+}
+
+/// Records why the sink must stop; `None`, so that the caller stops as on shutdown.
+fn break_with(fatal: &mut Option<String>, reason: String) -> Option<()> {
+    tracing::error!("{reason}");
+    *fatal = Some(reason);
+    None
 }
 
 /// Reads records until the batch is full, its first record has waited `batch_linger`, or shutdown
@@ -345,6 +386,11 @@ struct Worker<'a, T: Destination> {
     kind: &'static str,
     settings: &'a RuntimeSettings,
     target: T,
+    /// Ask the target for rows the sink did not write before the first write (a new group
+    /// starting at the beginning).
+    check_foreign_rows: bool,
+    /// Why the sink must stop (it then stops as on shutdown and reports this).
+    fatal: Option<String>,
     decoder: BidDecoder,
     dead_letters: DeadLetterProducer,
     readiness: Readiness,
@@ -449,7 +495,16 @@ impl<T: Destination> Worker<'_, T> {
                 partition: raw.partition,
                 offset: raw.offset,
             };
-            match self.decoder.decode(raw.value.as_deref(), position).await {
+            let headers = HeaderIds::from_pairs(
+                raw.headers
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_deref())),
+            );
+            match self
+                .decoder
+                .decode(raw.value.as_deref(), position, headers)
+                .await
+            {
                 Ok(decoded) => {
                     self.recovered(&backoff);
                     return Some(Ok(SinkRecord {
@@ -565,6 +620,9 @@ impl<T: Destination> Worker<'_, T> {
     }
 
     async fn write_retrying(&mut self, records: &[SinkRecord]) -> Option<Attempt<WriteOutcome>> {
+        if self.check_foreign_rows {
+            self.refuse_foreign_rows().await?;
+        }
         let mut backoff = self.backoff();
         loop {
             match self.target.write(records).await {
@@ -583,6 +641,34 @@ impl<T: Destination> Worker<'_, T> {
                 }
             }
         }
+    }
+
+    /// Asks the target (waiting out its outages) whether it holds rows the sink did not write;
+    /// if it does, the sink stops with [`starting::refusal`]: a new group starting at the
+    /// beginning would write them again. `None`: stopped.
+    async fn refuse_foreign_rows(&mut self) -> Option<()> {
+        let mut backoff = self.backoff();
+        let count = loop {
+            match self.target.rows_from_elsewhere().await {
+                Ok(count) => break count,
+                Err(e) if self.target.is_retriable(&e) => {
+                    metrics::counter!(m::WRITE_RETRIES, "sink" => self.kind).increment(1);
+                    self.wait_to_retry(&mut backoff, "the target", &e.to_string())
+                        .await?;
+                }
+                Err(e) => break_with(&mut self.fatal, e.to_string())?,
+            }
+        };
+        self.recovered(&backoff);
+        if count > 0 {
+            let target = format!("the {} target", self.kind);
+            return break_with(
+                &mut self.fatal,
+                starting::refusal(&self.settings.kafka, count, &target),
+            );
+        }
+        self.check_foreign_rows = false;
+        Some(())
     }
 
     async fn send_dead_letter(&self, raw: &RawRecord, reason: &DeadLetterReason) -> Option<()> {

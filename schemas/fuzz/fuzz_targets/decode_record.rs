@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use auction_schemas::codec::decode_payload;
-use auction_schemas::event::{self, LogPosition, SCHEMA_V1, SCHEMA_V2};
+use auction_schemas::event::{self, HeaderIds, LogPosition, SCHEMA_V1, SCHEMA_V2};
 use auction_schemas::wire;
 use libfuzzer_sys::fuzz_target;
 
@@ -32,12 +32,12 @@ fuzz_target!(|value: &[u8]| {
         return;
     };
     let validator = &validators()[(schema_id % 2) as usize];
-    match decode_payload(validator, schema_id, payload, POSITION) {
+    match decode_payload(validator, schema_id, payload, POSITION, HeaderIds::NONE) {
         Ok(decoded) => {
             let bid = decoded.bid;
             assert!(bid.price.get() >= 1);
             assert!(!bid.name.as_str().is_empty());
-            let again = event::from_json(&event::to_json(&bid), POSITION).expect("a decoded bid re-encodes");
+            let again = event::from_json(&event::to_json(&bid), POSITION, HeaderIds::NONE).expect("a decoded bid re-encodes");
             assert_eq!(again, bid);
         }
         Err(error) => assert!(!error.is_retriable(), "{error}"),

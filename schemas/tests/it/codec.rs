@@ -6,7 +6,8 @@ use std::sync::Arc;
 use auction_schema_registry::{self as registry, store::Store};
 use auction_schemas::wire;
 use auction_schemas::{
-    Bid, BidDecoder, BidEncoder, BidId, BidInput, DecodeError, LogPosition, RegistrySettings,
+    Bid, BidDecoder, BidEncoder, BidId, BidInput, DecodeError, HeaderIds, LogPosition,
+    RegistrySettings,
 };
 use auction_testkit::TestRegistry;
 
@@ -42,7 +43,10 @@ async fn a_bid_round_trips_and_is_framed_with_the_v2_schema_id() {
     );
     let json: serde_json::Value = serde_json::from_slice(&bytes[5..]).unwrap();
     assert_eq!(json["auction_id"], "lot-7");
-    let decoded = decoder.decode(Some(&bytes), POSITION).await.unwrap();
+    let decoded = decoder
+        .decode(Some(&bytes), POSITION, HeaderIds::NONE)
+        .await
+        .unwrap();
     assert_eq!(decoded.schema_id, 2);
     assert_eq!(decoded.bid, bid);
 }
@@ -67,7 +71,12 @@ async fn each_bad_value_gets_a_distinct_clear_error() {
     let decoder = BidDecoder::new(&RegistrySettings::new(&registry.url)).unwrap();
     let decode = |bytes: Vec<u8>| {
         let decoder = &decoder;
-        async move { decoder.decode(Some(&bytes), POSITION).await.unwrap_err() }
+        async move {
+            decoder
+                .decode(Some(&bytes), POSITION, HeaderIds::NONE)
+                .await
+                .unwrap_err()
+        }
     };
 
     let bad_magic =
@@ -166,20 +175,26 @@ async fn a_registry_outage_is_retriable_and_recovers_without_a_restart() {
         v1,
         br#"{"name":"Ada","price":3,"bid_ts":"2026-01-01 00:00:00"}"#,
     );
-    let error = decoder.decode(Some(&value), POSITION).await.unwrap_err();
+    let error = decoder
+        .decode(Some(&value), POSITION, HeaderIds::NONE)
+        .await
+        .unwrap_err();
     assert!(error.is_retriable(), "{error}");
     assert_eq!(error.kind(), "registry_unavailable");
     // Asking again while it is still down fails again (and quickly: nothing hangs on a cached future).
     assert!(
         decoder
-            .decode(Some(&value), POSITION)
+            .decode(Some(&value), POSITION, HeaderIds::NONE)
             .await
             .unwrap_err()
             .is_retriable()
     );
 
     let _back = TestRegistry::start_on(addr, Arc::new(Store::open(&file).unwrap())).await;
-    let decoded = decoder.decode(Some(&value), POSITION).await.unwrap();
+    let decoded = decoder
+        .decode(Some(&value), POSITION, HeaderIds::NONE)
+        .await
+        .unwrap();
     assert_eq!(decoded.bid.name.as_str(), "Ada");
     assert_eq!(decoded.bid.bid_id, BidId::derived("auction", 0, 5));
 }
@@ -218,7 +233,10 @@ async fn a_registry_answering_503_is_retriable_and_recovers() {
     );
     let mut failures = 0;
     let decoded = loop {
-        match decoder.decode(Some(&value), POSITION).await {
+        match decoder
+            .decode(Some(&value), POSITION, HeaderIds::NONE)
+            .await
+        {
             Ok(decoded) => break decoded,
             Err(e) => {
                 assert!(e.is_retriable(), "a 503 must be retriable: {e}");
@@ -230,6 +248,9 @@ async fn a_registry_answering_503_is_retriable_and_recovers() {
     assert_eq!(failures, 3, "each 503 is one failed attempt, none cached");
     assert_eq!(decoded.bid.name.as_str(), "Ada");
     // Once known, the schema is cached: no further registry calls.
-    decoder.decode(Some(&value), POSITION).await.unwrap();
+    decoder
+        .decode(Some(&value), POSITION, HeaderIds::NONE)
+        .await
+        .unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 }

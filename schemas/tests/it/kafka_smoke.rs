@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use auction_schema_registry as registry;
 use auction_schemas::{
-    Bid, BidDecoder, BidEncoder, BidId, BidInput, LogPosition, RegistrySettings,
+    Bid, BidDecoder, BidEncoder, BidId, BidInput, HeaderIds, LogPosition, RegistrySettings,
 };
 use auction_testkit::{Kafka, TestRegistry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -75,7 +75,7 @@ async fn an_encoded_bid_goes_through_apache_kafka_and_decodes() {
     };
     let decoded = BidDecoder::new(&settings)
         .unwrap()
-        .decode(message.payload(), position)
+        .decode(message.payload(), position, HeaderIds::NONE)
         .await
         .unwrap();
     assert_eq!(decoded.bid, bid);

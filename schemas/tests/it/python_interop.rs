@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::Command;
 
 use auction_schemas::{
-    Bid, BidDecoder, BidEncoder, BidId, BidInput, LogPosition, RegistrySettings,
+    AUCTION_ID_HEADER, BID_ID_HEADER, Bid, BidDecoder, BidEncoder, BidForm, BidId, BidInput,
+    HeaderIds, LogPosition, RegistrySettings,
 };
 use auction_testkit::{TestRegistry, python};
 use serde_json::{Value, json};
@@ -69,7 +70,10 @@ async fn a_bid_serialized_by_confluent_python_with_the_demo_schema_decodes_in_ru
         partition: 3,
         offset: 9,
     };
-    let decoded = decoder.decode(Some(&bytes), position).await.unwrap();
+    let decoded = decoder
+        .decode(Some(&bytes), position, HeaderIds::NONE)
+        .await
+        .unwrap();
     assert_eq!(decoded.schema_id, 1);
     assert_eq!(decoded.bid.name.as_str(), "Grace, \"Amazing\" Hopper");
     assert_eq!(decoded.bid.price.get(), 42);
@@ -114,5 +118,73 @@ async fn a_bid_encoded_in_rust_is_read_by_confluent_python_after_the_demo_regist
             "auction_id": "lot-9",
             "bid_id": bid.bid_id.to_string(),
         })
+    );
+}
+
+#[tokio::test]
+async fn the_demos_own_deserializer_reads_the_demo_compatible_form_and_refuses_the_product_form() {
+    let registry = TestRegistry::start().await;
+    let settings = RegistrySettings::new(&registry.url);
+    let input = BidInput {
+        auction_id: Some("lot-4"),
+        name: "Grace",
+        price: 250,
+    };
+    let bid = Bid::new(&input, BidId::new_random()).unwrap();
+    let compatible = BidEncoder::with_form(&settings, "auction", BidForm::DemoCompatible).unwrap();
+    compatible.register_schemas().await.unwrap();
+    let product = BidEncoder::new(&settings, "auction").unwrap();
+    product.register_schemas().await.unwrap();
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("json/auction-value.v1.json");
+    let demo_reads = |bytes: Vec<u8>| {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Command::new(python())
+            .arg(script())
+            .args(["demo-deserialize", &registry.url])
+            .arg(&schema)
+            .arg(hex)
+            .output()
+            .expect("cannot run the test virtualenv's python")
+    };
+
+    // The demo-compatible form: the demo's three fields, which its consumer accepts.
+    let bytes = compatible.encode(&bid).await.unwrap();
+    let read = demo_reads(bytes.clone());
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let read: Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(
+        read,
+        json!({"name": "Grace", "price": 250, "bid_ts": bid.bid_ts.to_demo_form()})
+    );
+    // The product reads it back whole through the headers the bid service writes beside it.
+    let bid_id = bid.bid_id.to_string();
+    let headers = HeaderIds::from_pairs([
+        (BID_ID_HEADER, Some(bid_id.as_bytes())),
+        (AUCTION_ID_HEADER, Some(b"lot-4".as_slice())),
+    ]);
+    let position = LogPosition {
+        topic: "auction",
+        partition: 0,
+        offset: 7,
+    };
+    let decoded = BidDecoder::new(&settings)
+        .unwrap()
+        .decode(Some(&bytes), position, headers)
+        .await
+        .unwrap();
+    assert_eq!(decoded.bid, bid);
+
+    // The product's own form is what the demo's consumer cannot read (the reason for the
+    // compatible form): the same check fails on it.
+    let refused = demo_reads(product.encode(&bid).await.unwrap());
+    assert_eq!(refused.status.code(), Some(3));
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        error.contains("Additional properties are not allowed"),
+        "{error}"
     );
 }

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::demo_csv;
 use super::results_csv::{ResultsFile, results_path_beside};
 use super::{Destination, ResultRecord, SinkRecord, WriteOutcome};
 
@@ -87,6 +88,16 @@ pub enum CsvError {
         path: String,
         /// The error.
         source: io::Error,
+    },
+    /// The file holds rows of another layout than the sink's or the demo's.
+    #[error(
+        "{path} is not a file this sink can append to: {reason}; move it away or choose another file"
+    )]
+    Foreign {
+        /// The file.
+        path: String,
+        /// What it holds.
+        reason: String,
     },
     /// The checkpoint file cannot be read.
     #[error(
@@ -256,6 +267,11 @@ impl State {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(io_error("cannot create the directory of", path))?;
+        }
+        if checkpoint.file.as_deref() != Some(path) {
+            // A file the checkpoint does not know may be the demo's: upgraded to the sink's
+            // layout first (and refused if it is someone else's).
+            demo_csv::upgrade(path)?;
         }
         let file = OpenOptions::new()
             .read(true)
@@ -460,8 +476,44 @@ impl Destination for CsvDestination {
         off_the_runtime(&self.state, move |state| state.write(&batch)).await
     }
 
-    fn is_retriable(&self, _error: &CsvError) -> bool {
-        true
+    fn is_retriable(&self, error: &CsvError) -> bool {
+        !matches!(error, CsvError::Foreign { .. })
+    }
+
+    async fn rows_from_elsewhere(&mut self) -> Result<u64, CsvError> {
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || {
+            let mut state = state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let checkpoint = state.load_checkpoint()?;
+            let mut files = vec![state.file_for_today()];
+            if state.settings.rotate_daily {
+                // The demo's undated file, which a rotating sink leaves as it is.
+                files.push(state.settings.path.clone());
+            }
+            let mut count = 0;
+            for file in files {
+                if checkpoint.file.as_deref() != Some(file.as_path()) {
+                    if file == state.file_for_today() {
+                        demo_csv::upgrade(&file)?;
+                    } else if demo_csv::layout(&file)? == demo_csv::Layout::Demo {
+                        count += demo_csv::rows_of_demo_layout(&file)?;
+                        continue;
+                    }
+                }
+                count += demo_csv::rows_without_position(&file)?;
+            }
+            Ok(count)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(CsvError::Io {
+                what: "the file thread failed for",
+                path: String::new(),
+                source: io::Error::other(e.to_string()),
+            })
+        })
     }
 
     fn takes_results(&self) -> bool {

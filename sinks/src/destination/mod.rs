@@ -3,6 +3,7 @@
 //! export closed auctions' results also write those, idempotently by auction id.
 
 pub mod csv_file;
+mod demo_csv;
 pub mod odbc;
 pub mod results_csv;
 pub mod results_sql;
@@ -80,6 +81,13 @@ pub trait Destination: Send + Sync + 'static {
     /// True when the same write may succeed later (the database is down, a lock timed out);
     /// false when the records themselves are at fault, so retrying can never help.
     fn is_retriable(&self, error: &Self::Error) -> bool;
+
+    /// How many rows the target holds that no sink wrote (the original demo's, kept by the
+    /// upgrade of its table or file): a consumer group that has never read the topic must not
+    /// start at its beginning over them. Asked once at start, before any write.
+    fn rows_from_elsewhere(&mut self) -> impl Future<Output = Result<u64, Self::Error>> + Send {
+        async { Ok(0) }
+    }
 
     /// Whether the target exports closed auctions' results (the runtime then reads the results
     /// topic too).

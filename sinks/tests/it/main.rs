@@ -8,3 +8,4 @@ mod faults;
 mod helpers;
 mod migration;
 mod results;
+mod takeover;

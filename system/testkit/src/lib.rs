@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auction_schemas::{Bid, BidDecoder, LogPosition, RegistrySettings};
+use auction_schemas::{Bid, BidDecoder, HeaderIds, LogPosition, RegistrySettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -333,8 +333,12 @@ pub async fn try_read_bids(
             partition: message.partition(),
             offset: message.offset(),
         };
+        let headers = message
+            .headers()
+            .map(|headers| HeaderIds::from_pairs(headers.iter().map(|h| (h.key, h.value))))
+            .unwrap_or_default();
         let decoded = decoder
-            .decode(message.payload(), position)
+            .decode(message.payload(), position, headers)
             .await
             .map_err(|e| {
                 format!(

@@ -2,6 +2,7 @@
 //! production processes against real services.
 
 mod architecture;
+mod cutover;
 mod embedded;
 mod failover;
 mod production;
