@@ -711,13 +711,18 @@ impl BidService for BidGrpc {
         request: Request<WatchAuctionRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let id = parse_auction_id(&request.get_ref().auction_id)?;
-        let (current, updates) = self.0.read_copy.watch(&id);
+        let (current, watch) = self.0.read_copy.watch(&id);
+        let (updates, subscription) = watch.into_parts();
         let read_copy = Arc::clone(&self.0.read_copy);
         let first = futures::stream::once(async move { current });
-        let later = BroadcastStream::new(updates).map(move |update| match update {
-            Ok(snapshot) => snapshot,
-            // A slow watcher skips to the current state rather than falling further behind.
-            Err(BroadcastStreamRecvError::Lagged(_)) => read_copy.snapshot(&id),
+        let later = BroadcastStream::new(updates).map(move |update| {
+            // The subscription ends with the stream (a client that leaves).
+            let _subscription = &subscription;
+            match update {
+                Ok(snapshot) => snapshot,
+                // A slow watcher skips to the current state rather than falling further behind.
+                Err(BroadcastStreamRecvError::Lagged(_)) => read_copy.snapshot(&id),
+            }
         });
         let stream = first
             .chain(later)

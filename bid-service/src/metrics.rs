@@ -25,3 +25,8 @@ pub const LOG_RECORDS: &str = "bid_service_log_records_total";
 pub const AUTOMATIC_BIDS: &str = "bid_service_automatic_bids_total";
 /// Counter: auctions the owners closed at their end.
 pub const AUCTIONS_CLOSED: &str = "bid_service_auctions_closed_total";
+/// Gauge: auctions this replica keeps in memory (with bids or a definition, or watched by id
+/// while someone watches).
+pub const AUCTION_ENTRIES: &str = "bid_service_auction_entries";
+/// Gauge: open `WatchAuction` subscriptions.
+pub const WATCHERS: &str = "bid_service_watchers";

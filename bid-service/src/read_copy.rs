@@ -17,6 +17,7 @@ use auction_schemas::state::OwnerRecord;
 use tokio::sync::broadcast;
 
 use crate::auction::{AuctionState, BidRules, LoggedBid};
+use crate::metrics as m;
 
 /// How many updates a slow watcher may fall behind before it skips to the current state.
 const WATCH_BUFFER: usize = 256;
@@ -45,6 +46,38 @@ struct Entry {
     shares: Vec<Arc<AuctionState>>,
     last_activity: u64,
     watchers: Option<broadcast::Sender<AuctionSnapshot>>,
+    /// Open [`Watch`]es: when the last one ends, the sender goes, and an entry that holds no
+    /// share (an auction nobody bid on, watched by id) goes with it.
+    watching: usize,
+}
+
+/// A watcher's subscription to one auction: every later state, until it is dropped. Watching
+/// an auction that does not exist keeps an entry for it only while someone watches.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    /// Every state after the one [`ReadCopy::watch`] returned.
+    pub updates: broadcast::Receiver<AuctionSnapshot>,
+    release: Release,
+}
+
+impl Watch {
+    /// The updates, and the subscription to keep for as long as they are read.
+    pub(crate) fn into_parts(self) -> (broadcast::Receiver<AuctionSnapshot>, impl Send + 'static) {
+        (self.updates, self.release)
+    }
+}
+
+/// Ends a watcher's subscription when dropped.
+#[derive(Debug)]
+struct Release {
+    copy: Arc<ReadCopy>,
+    id: AuctionId,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.copy.unwatch(&self.id);
+    }
 }
 
 /// Every auction's state, as this replica knows it.
@@ -54,6 +87,8 @@ pub(crate) struct ReadCopy {
     owners: RwLock<HashMap<i32, OwnerRecord>>,
     rules: BidRules,
     activity: AtomicU64,
+    /// Open [`Watch`]es of every auction (changed under the `auctions` write lock).
+    watching: AtomicU64,
 }
 
 fn earlier_or_higher(a: &LoggedBid, b: &LoggedBid) -> bool {
@@ -69,6 +104,7 @@ impl ReadCopy {
             owners: RwLock::new(HashMap::new()),
             rules,
             activity: AtomicU64::new(0),
+            watching: AtomicU64::new(0),
         }
     }
 
@@ -147,13 +183,10 @@ impl ReadCopy {
         entry.last_activity = self.activity.fetch_add(1, Ordering::Relaxed) + 1;
         let id = entry.shares[0].id.clone();
         if let Some(watchers) = &entry.watchers {
-            if watchers.receiver_count() == 0 {
-                entry.watchers = None;
-            } else {
-                let snapshot = self.snapshot_of(&id, Some(entry));
-                let _ = watchers.send(snapshot);
-            }
+            let snapshot = self.snapshot_of(&id, Some(entry));
+            let _ = watchers.send(snapshot);
         }
+        metrics::gauge!(m::AUCTION_ENTRIES).set(auctions.len() as f64);
     }
 
     /// The highest price of the auction's shares in partitions other than `partition`.
@@ -180,11 +213,8 @@ impl ReadCopy {
         self.snapshot_of(id, auctions.get(id))
     }
 
-    /// The current state and a stream of every later state.
-    pub(crate) fn watch(
-        &self,
-        id: &AuctionId,
-    ) -> (AuctionSnapshot, broadcast::Receiver<AuctionSnapshot>) {
+    /// The current state and a subscription to every later state.
+    pub(crate) fn watch(self: &Arc<Self>, id: &AuctionId) -> (AuctionSnapshot, Watch) {
         let mut auctions = self
             .auctions
             .write()
@@ -198,7 +228,51 @@ impl ReadCopy {
                 receiver
             }
         };
-        (self.snapshot_of(id, Some(entry)), receiver)
+        entry.watching += 1;
+        let watching = self.watching.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!(m::WATCHERS).set(watching as f64);
+        let snapshot = self.snapshot_of(id, Some(entry));
+        metrics::gauge!(m::AUCTION_ENTRIES).set(auctions.len() as f64);
+        let watch = Watch {
+            updates: receiver,
+            release: Release {
+                copy: Arc::clone(self),
+                id: id.clone(),
+            },
+        };
+        (snapshot, watch)
+    }
+
+    /// One watcher of `id` is gone.
+    fn unwatch(&self, id: &AuctionId) {
+        let mut auctions = self
+            .auctions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(entry) = auctions.get_mut(id) else {
+            return;
+        };
+        let watching = self
+            .watching
+            .fetch_sub(1, Ordering::Relaxed)
+            .saturating_sub(1);
+        metrics::gauge!(m::WATCHERS).set(watching as f64);
+        entry.watching = entry.watching.saturating_sub(1);
+        if entry.watching == 0 {
+            entry.watchers = None;
+            if entry.shares.is_empty() {
+                auctions.remove(id);
+                metrics::gauge!(m::AUCTION_ENTRIES).set(auctions.len() as f64);
+            }
+        }
+    }
+
+    /// How many auctions this replica keeps an entry for (with bids, a definition, or watched).
+    pub(crate) fn entries(&self) -> usize {
+        self.auctions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Up to `limit` most recent bids, newest first.
@@ -341,10 +415,33 @@ mod tests {
     }
 
     #[test]
+    fn watching_an_unknown_auction_keeps_nothing_once_the_watchers_leave() {
+        let copy = Arc::new(ReadCopy::new(RULES));
+        let id = AuctionId::parse("nobody-bid-here").unwrap();
+        let (first, one) = copy.watch(&id);
+        let (_, two) = copy.watch(&id);
+        assert_eq!(first.bid_count, 0);
+        assert_eq!((copy.entries(), copy.len()), (1, 0));
+        drop(one);
+        assert_eq!(copy.entries(), 1, "still watched");
+        drop(two);
+        assert_eq!(copy.entries(), 0);
+        // A watched auction with bids keeps its state, and stops broadcasting.
+        let known = AuctionId::parse("default").unwrap();
+        copy.update(share(0, &[10]));
+        let (_, watch) = copy.watch(&known);
+        drop(watch);
+        assert_eq!((copy.entries(), copy.len()), (1, 1));
+        copy.update(share(0, &[10, 20]));
+        assert_eq!(copy.snapshot(&known).bid_count, 2);
+    }
+
+    #[test]
     fn watchers_get_the_current_state_then_every_change() {
-        let copy = ReadCopy::new(RULES);
+        let copy = Arc::new(ReadCopy::new(RULES));
         let id = AuctionId::parse("default").unwrap();
-        let (first, mut updates) = copy.watch(&id);
+        let (first, watch) = copy.watch(&id);
+        let mut updates = watch.updates;
         assert!(first.highest.is_none());
         copy.update(share(0, &[10]));
         copy.update(share(0, &[10, 30]));

@@ -8,7 +8,7 @@ use auction_proto::v1::PlaceBidRequest;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tonic::Code;
 
-use crate::helpers::{Backend, Service, eventually, read_bids};
+use crate::helpers::{Backend, Service, eventually, read_bids, resident_kib};
 
 fn request(price: i64, timeout: Duration) -> tonic::Request<PlaceBidRequest> {
     let mut request = tonic::Request::new(PlaceBidRequest {
@@ -639,17 +639,4 @@ async fn a_full_producer_queue_is_resource_exhausted_and_memory_stays_bounded() 
         .await
         .expect("accepted once the queue drains");
     service.stop().await;
-}
-
-/// This process's resident memory, from /proc.
-fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }

@@ -2,6 +2,7 @@
 //! against a real Apache Kafka broker; fault injection uses the mock cluster; grpcurl talks to it through
 //! reflection.
 
+mod abuse;
 mod clients;
 mod faults;
 mod grpcurl;

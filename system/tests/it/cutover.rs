@@ -496,6 +496,10 @@ async fn cut_over_producer_first_while_bids_keep_coming() {
         deployment.bid_service("bid-service-compatible", true);
     wait_ready(&compatible, compatible_metrics).await;
     bidder.switch(Door::BidService(compatible_url));
+    // Once a bid went through the new door, none is in flight through the old one: stopping
+    // the app cannot cut a request whose bid Kafka took (the bidder would then send it again,
+    // and the bid service rightly refuse it as too low).
+    bidder.bids_accepted(2).await;
     let _ = app.terminate();
     bidder.bids_accepted(20).await;
     // The demo's consumers read the bid service's bids with their own deserializer.
@@ -556,6 +560,10 @@ async fn cut_over_sinks_first_while_bids_keep_coming() {
     let (service, service_url, service_metrics) = deployment.bid_service("bid-service", false);
     wait_ready(&service, service_metrics).await;
     bidder.switch(Door::BidService(service_url));
+    // Once a bid went through the new door, none is in flight through the old one: stopping
+    // the app cannot cut a request whose bid Kafka took (the bidder would then send it again,
+    // and the bid service rightly refuse it as too low).
+    bidder.bids_accepted(2).await;
     let _ = app.terminate();
     bidder.bids_accepted(30).await;
 
