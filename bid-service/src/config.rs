@@ -86,7 +86,8 @@ pub struct Settings {
     pub default_deadline: Duration,
     /// Most `PlaceBid` calls in progress at once; more are refused with RESOURCE_EXHAUSTED.
     pub max_bids_in_flight: usize,
-    /// Origins allowed to call over gRPC-Web from a browser; empty allows any origin.
+    /// Origins allowed to call over gRPC-Web from a browser; `*` allows any; empty allows none
+    /// (CORS applies to browsers only).
     pub cors_allowed_origins: Vec<String>,
     /// TLS on the gRPC port; plaintext when unset.
     pub tls: Option<GrpcTls>,
@@ -264,7 +265,9 @@ pub struct Args {
     /// Most PlaceBid calls in progress at once; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "BID_SERVICE_MAX_IN_FLIGHT", default_value_t = 10_000)]
     pub max_in_flight: usize,
-    /// Browser origins allowed to call over gRPC-Web (comma-separated); any origin when unset.
+    /// Browser origins allowed to call over gRPC-Web (comma-separated, such as
+    /// https://auction.example.com); `*` allows any origin. Unset: no other origin (a page
+    /// served elsewhere cannot call the service from a browser; other clients are not affected).
     #[arg(long, env = "BID_SERVICE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
     /// Serve gRPC over TLS with this certificate chain (PEM file).

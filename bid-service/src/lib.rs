@@ -133,8 +133,11 @@ fn check(settings: &Settings) -> Result<(), StartError> {
     }
 }
 
+/// The CORS policy of gRPC-Web: the listed origins, any with `*`, none when the list is empty
+/// (a preflight from an unlisted origin gets no `Access-Control-Allow-Origin`, so the browser
+/// refuses the call).
 fn cors(origins: &[String]) -> Result<CorsLayer, StartError> {
-    let allow_origin = if origins.is_empty() {
+    let allow_origin = if origins.iter().any(|o| o.trim() == "*") {
         AllowOrigin::any()
     } else {
         let parsed = origins

@@ -4,6 +4,7 @@
 
 mod abuse;
 mod clients;
+mod doors;
 mod faults;
 mod grpcurl;
 mod helpers;
