@@ -268,7 +268,8 @@ impl ReadCopy {
     }
 
     /// How many auctions this replica keeps an entry for (with bids, a definition, or watched).
-    pub(crate) fn entries(&self) -> usize {
+    #[cfg(test)]
+    fn entries(&self) -> usize {
         self.auctions
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -9,8 +9,11 @@ use auction_process::Secret;
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// HTTP address of the pages, the live updates, the assets and `/healthz` `/readyz` `/metrics`.
+    /// HTTP address of the pages, the live updates and the assets (the public address).
     pub listen: SocketAddr,
+    /// Address of `/healthz`, `/readyz` and `/metrics`, kept off the public address; port 0
+    /// picks a free port (see `RunningGateway::metrics_addr`).
+    pub metrics_listen: SocketAddr,
     /// The bid service's gRPC endpoint, e.g. `http://127.0.0.1:50051`.
     pub bid_service_url: String,
     /// Key that signs the CSRF and message cookies. Without one a random key is drawn at start:
@@ -38,6 +41,7 @@ impl Settings {
     pub fn new(bid_service_url: impl Into<String>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9105)),
             bid_service_url: bid_service_url.into(),
             cookie_key: None,
             secure_cookies: false,
@@ -53,14 +57,18 @@ impl Settings {
 
 /// Serves the auction pages: the list of auctions, each auction's bid form and recent bids, and
 /// live updates of the highest bid (Server-Sent Events), over the bid service's gRPC API.
-/// `/healthz`, `/readyz` (the bid service is reachable) and `/metrics` are on the same address.
+/// `/healthz`, `/readyz` (the bid service is reachable) and `/metrics` are on a separate address,
+/// off the public one.
 /// A `.env` file in the working directory is read first.
 #[derive(Debug, clap::Parser)]
 #[command(version)]
 pub struct Args {
-    /// HTTP address to serve on.
+    /// HTTP address to serve the pages on.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address of /healthz, /readyz and /metrics (keep it off the public network).
+    #[arg(long, env = "GATEWAY_METRICS_LISTEN", default_value = "127.0.0.1:9105")]
+    pub metrics_listen: SocketAddr,
     /// The bid service's gRPC URL.
     #[arg(
         long,
@@ -97,6 +105,7 @@ impl Args {
     pub fn into_settings(self) -> Settings {
         let mut settings = Settings::new(self.bid_service_url);
         settings.listen = self.listen;
+        settings.metrics_listen = self.metrics_listen;
         settings.cookie_key = self.cookie_key.map(Secret::new);
         settings.secure_cookies = self.secure_cookies;
         settings.call_timeout = Duration::from_millis(self.call_timeout_ms);

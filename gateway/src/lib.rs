@@ -187,11 +187,10 @@ fn panic_page(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .into_response()
 }
 
-/// Every route of the gateway: pages, the bid form, live updates, assets and
-/// `/healthz` `/readyz` `/metrics`.
+/// Every public route of the gateway: pages, the bid form, live updates and assets. `/healthz`,
+/// `/readyz` and `/metrics` are served on the metrics address instead ([`spawn`]).
 pub fn router(app: App) -> Router {
     let body_limit = app.settings().max_body_bytes;
-    let ops = service::ops_router(app.readiness());
     Router::new()
         .route("/", get(pages::index))
         .route("/open", get(pages::open))
@@ -204,7 +203,6 @@ pub fn router(app: App) -> Router {
         .route("/assets/live.js", get(assets::live_js))
         .fallback(pages::not_found)
         .with_state(app)
-        .merge(ops)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::map_response(security::security_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_page))
@@ -213,8 +211,10 @@ pub fn router(app: App) -> Router {
 /// A started gateway.
 #[derive(Debug)]
 pub struct RunningGateway {
-    /// Where it serves HTTP.
+    /// Where it serves the pages.
     pub addr: SocketAddr,
+    /// Where it serves `/healthz`, `/readyz` and `/metrics`.
+    pub metrics_addr: SocketAddr,
     /// The shared state (for its readiness).
     pub app: App,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -244,12 +244,21 @@ pub async fn spawn(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::new(format!("cannot read the listening address: {e}")))?;
+    let metrics_listen = app.settings().metrics_listen;
+    let metrics_addr = service::spawn_ops_server(metrics_listen, app.readiness(), shutdown.clone())
+        .await
+        .map_err(|e| StartError::new(format!("cannot serve metrics on {metrics_listen}: {e}")))?;
     let routes = router(app.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, routes)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
     });
-    tracing::info!(%addr, "gateway serving");
-    Ok(RunningGateway { addr, app, task })
+    tracing::info!(%addr, %metrics_addr, "gateway serving");
+    Ok(RunningGateway {
+        addr,
+        metrics_addr,
+        app,
+        task,
+    })
 }

@@ -28,8 +28,8 @@ async fn run(settings: auction_gateway::Settings) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     println!(
-        "gateway: pages on http://{addr}/, metrics on http://{addr}/metrics",
-        addr = running.addr
+        "gateway: pages on http://{}/, metrics on http://{}/metrics",
+        running.addr, running.metrics_addr
     );
     running.stopped().await
 }

@@ -190,11 +190,15 @@ impl Embedded {
 
         let mut gateway_settings = auction_gateway::Settings::new(format!("http://{grpc}"));
         gateway_settings.listen = args.http_listen;
+        gateway_settings.metrics_listen = any_port;
         let gateway = auction_gateway::spawn(gateway_settings, shutdown.clone())
             .await
             .map_err(|e| e.context("the gateway"))?;
         let web = gateway.addr;
-        metrics.push(("gateway", format!("http://{web}/metrics")));
+        metrics.push((
+            "gateway",
+            format!("http://{}/metrics", gateway.metrics_addr),
+        ));
         tasks.spawn(async move { ("gateway", gateway.stopped().await) });
 
         let csv = run_dir.join("output.csv");

@@ -140,6 +140,8 @@ pub(crate) struct Stack {
     pub service: Option<BidService>,
     pub url: String,
     pub router: Router,
+    /// `/healthz`, `/readyz` and `/metrics`, served apart from the public router.
+    pub ops: Router,
     pub shutdown: CancellationToken,
 }
 
@@ -150,12 +152,14 @@ impl Stack {
         let url = service.url();
         let shutdown = CancellationToken::new();
         let app = App::new(gateway_settings(&url), shutdown.clone()).expect("gateway");
+        let ops = auction_process::ops_router(app.readiness());
         let router = auction_gateway::router(app);
         Self {
             _backend: backend,
             service: Some(service),
             url,
             router,
+            ops,
             shutdown,
         }
     }
@@ -167,8 +171,20 @@ impl Stack {
     }
 
     pub(crate) async fn send(&self, request: Request<Body>) -> Page {
-        let response = self
-            .router
+        Self::send_to(&self.router, request).await
+    }
+
+    /// GET on the metrics address (`/healthz`, `/readyz`, `/metrics`).
+    pub(crate) async fn get_ops(&self, path: &str) -> Page {
+        Self::send_to(
+            &self.ops,
+            Request::get(path).body(Body::empty()).expect("request"),
+        )
+        .await
+    }
+
+    async fn send_to(router: &Router, request: Request<Body>) -> Page {
+        let response = router
             .clone()
             .oneshot(request)
             .await

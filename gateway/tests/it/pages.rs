@@ -465,16 +465,16 @@ async fn assets_are_served_by_the_gateway() {
 #[tokio::test]
 async fn health_readiness_follows_the_bid_service_and_metrics_count_bids() {
     let mut stack = Stack::start().await;
-    assert_eq!(stack.get("/healthz", "").await.status, StatusCode::OK);
+    assert_eq!(stack.get_ops("/healthz").await.status, StatusCode::OK);
     assert!(
         eventually(Duration::from_secs(20), || async {
-            stack.get("/readyz", "").await.status == StatusCode::OK
+            stack.get_ops("/readyz").await.status == StatusCode::OK
         })
         .await,
         "the gateway did not become ready"
     );
     stack.submit_bid("lot-13", "Ada", "3").await;
-    let metrics = stack.get("/metrics", "").await;
+    let metrics = stack.get_ops("/metrics").await;
     assert_eq!(metrics.status, StatusCode::OK);
     assert!(
         metrics
@@ -483,13 +483,21 @@ async fn health_readiness_follows_the_bid_service_and_metrics_count_bids() {
         "{}",
         metrics.body
     );
+    // None of them on the public address.
+    for path in ["/metrics", "/readyz", "/healthz"] {
+        assert_eq!(
+            stack.get(path, "").await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
     stack.stop_bid_service().await;
     assert!(
         eventually(Duration::from_secs(20), || async {
-            stack.get("/readyz", "").await.status == StatusCode::SERVICE_UNAVAILABLE
+            stack.get_ops("/readyz").await.status == StatusCode::SERVICE_UNAVAILABLE
         })
         .await,
         "the gateway stayed ready without its bid service"
     );
-    assert_eq!(stack.get("/healthz", "").await.status, StatusCode::OK);
+    assert_eq!(stack.get_ops("/healthz").await.status, StatusCode::OK);
 }
