@@ -266,7 +266,7 @@ pub struct Args {
     #[arg(long, env = "BID_SERVICE_MAX_IN_FLIGHT", default_value_t = 10_000)]
     pub max_in_flight: usize,
     /// Browser origins allowed to call over gRPC-Web (comma-separated, such as
-    /// https://auction.example.com); `*` allows any origin. Unset: no other origin (a page
+    /// `https://auction.example.com`); `*` allows any origin. Unset: no other origin (a page
     /// served elsewhere cannot call the service from a browser; other clients are not affected).
     #[arg(long, env = "BID_SERVICE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,

@@ -315,7 +315,7 @@ impl BidEncoder {
         let schema: Value = serde_json::from_str(form_schema(self.form)).map_err(|e| {
             EncodeError::SchemaViolation(format!("the bid schema is not JSON: {e}"))
         })?;
-        let validator = jsonschema::validator_for(&schema).map_err(|e| {
+        let validator = crate::draft::validator_for(&schema).map_err(|e| {
             EncodeError::SchemaViolation(format!("the bid schema does not compile: {e}"))
         })?;
         let _ = self.known_id.set((id, validator));
@@ -469,11 +469,12 @@ impl BidDecoder {
                 },
             }
         })?;
-        let validator =
-            jsonschema::validator_for(&schema.schema).map_err(|e| DecodeError::UnusableSchema {
+        let validator = crate::draft::validator_for(&schema.schema).map_err(|e| {
+            DecodeError::UnusableSchema {
                 schema_id,
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         let validator = Arc::new(validator);
         self.validators
             .write()

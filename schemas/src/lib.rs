@@ -16,6 +16,8 @@
 #[cfg(feature = "codec")]
 pub mod codec;
 pub mod domain;
+#[cfg(feature = "codec")]
+pub mod draft;
 pub mod event;
 pub mod result;
 pub mod state;

@@ -37,7 +37,9 @@ async fn grpc_web_from_another_origin_is_refused_unless_listed() {
     settings.cors_allowed_origins = vec!["https://auction.example.com".to_owned()];
     let service = Service::start(settings).await;
     assert_eq!(
-        preflight(&service, "https://auction.example.com").await.as_deref(),
+        preflight(&service, "https://auction.example.com")
+            .await
+            .as_deref(),
         Some("https://auction.example.com")
     );
     assert_eq!(preflight(&service, "https://evil.example").await, None);
@@ -47,7 +49,9 @@ async fn grpc_web_from_another_origin_is_refused_unless_listed() {
     settings.cors_allowed_origins = vec!["*".to_owned()];
     let service = Service::start(settings).await;
     assert_eq!(
-        preflight(&service, "https://anywhere.example").await.as_deref(),
+        preflight(&service, "https://anywhere.example")
+            .await
+            .as_deref(),
         Some("*")
     );
     service.stop().await;

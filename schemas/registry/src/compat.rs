@@ -1,13 +1,34 @@
 //! JSON Schema compatibility: can a reader schema accept every document a writer schema accepts?
 //!
 //! BACKWARD asks it of (new reader, old writer), FORWARD of (old reader, new writer), FULL of both.
-//! The check is conservative: where it cannot prove that the reader accepts everything the writer
-//! does, it reports a problem. With a closed content model (`additionalProperties: false`) a new
-//! optional property is compatible; a new required property, a removed property, a narrowed type
-//! or a tighter constraint is not.
+//!
+//! The check is conservative: it calls a change compatible only when it can show that the reader
+//! accepts every document the writer accepts. Where it cannot (a keyword it does not reason about
+//! changed, a pattern it cannot compare, a `$ref` it cannot follow, a comparison too large), it
+//! reports a problem, so it may refuse a harmless change but never accepts a breaking one. Each
+//! schema is read in its own draft: the one its `$schema` names, else draft-07.
+//!
+//! How: the writer is a conjunction of schema nodes (its `allOf` branches and `$ref` targets joined
+//! in). Every constraint of the reader must follow from them, keyword family by keyword family
+//! (types, enums, numbers, strings, arrays, objects); the reader's `anyOf`, `oneOf`, `not` and `if`
+//! are shown by branch inclusion and disjointness, and the writer's own `anyOf`/`oneOf` is split
+//! into cases when that helps. Recursive `$ref`s are assumed to hold when met again only below a
+//! step into the document (a property, an item), which makes the argument an induction on the
+//! document's depth.
+//!
+//! With a closed content model (`additionalProperties: false`) a new optional property is
+//! compatible; a new required property, a removed property, a narrowed type or a tighter
+//! constraint is not.
 
+mod checker;
+mod keywords;
+mod model;
+
+use jsonschema::Draft;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use auction_schemas::draft::draft_of;
 
 /// The compatibility levels of Confluent's registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,13 +71,11 @@ impl CompatibilityLevel {
             Self::Forward | Self::ForwardTransitive | Self::Full | Self::FullTransitive
         );
         if backward {
-            reads(new, old, "#", &mut problems);
+            problems.extend(reader_problems(new, old));
         }
         if forward {
-            let mut forward_problems = Vec::new();
-            reads(old, new, "#", &mut forward_problems);
             problems.extend(
-                forward_problems
+                reader_problems(old, new)
                     .into_iter()
                     .map(|p| format!("forward: {p}")),
             );
@@ -65,265 +84,15 @@ impl CompatibilityLevel {
     }
 }
 
-/// Keywords this checker understands; any other keyword must be identical on both sides.
-const UNDERSTOOD: &[&str] = &[
-    "$schema",
-    "$id",
-    "id",
-    "title",
-    "description",
-    "$comment",
-    "examples",
-    "default",
-    "format",
-    "type",
-    "properties",
-    "required",
-    "additionalProperties",
-    "items",
-    "enum",
-    "const",
-    "pattern",
-    "minLength",
-    "maxLength",
-    "minimum",
-    "maximum",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-    "minItems",
-    "maxItems",
-    "minProperties",
-    "maxProperties",
-];
-
-/// Appends to `problems` every way in which `reader` may reject a document `writer` accepts.
-fn reads(reader: &Value, writer: &Value, path: &str, problems: &mut Vec<String>) {
-    let (reader, writer) = match (reader, writer) {
-        (Value::Bool(true), _) | (_, Value::Bool(false)) => return,
-        (Value::Bool(false), _) => {
-            problems.push(format!("{path}: the new schema accepts nothing"));
-            return;
-        }
-        (Value::Object(reader), Value::Bool(true)) => {
-            if !is_unconstrained(reader) {
-                problems.push(format!(
-                    "{path}: the old schema accepted anything, the new one does not"
-                ));
-            }
-            return;
-        }
-        (Value::Object(reader), Value::Object(writer)) => (reader, writer),
-        _ => {
-            problems.push(format!("{path}: not a JSON Schema"));
-            return;
-        }
-    };
-
-    for (keyword, value) in reader.iter().chain(writer.iter()) {
-        if !UNDERSTOOD.contains(&keyword.as_str()) && reader.get(keyword) != writer.get(keyword) {
-            problems.push(format!(
-                "{path}: keyword {keyword:?} changed, which this registry cannot check"
-            ));
-            let _ = value;
-        }
+/// Every way in which `reader` may reject a document that `writer` accepts (messages worded for
+/// BACKWARD: the reader is "new", the writer "old"); empty when the reader provably accepts every
+/// document the writer accepts.
+pub fn reader_problems(reader: &Value, writer: &Value) -> Vec<String> {
+    if reader == writer && draft_of(reader) != Draft::Unknown {
+        // The same schema in the same draft (refs resolve alike in the same text).
+        return Vec::new();
     }
-
-    check_types(reader, writer, path, problems);
-    check_enum(reader, writer, path, problems);
-    for keyword in ["pattern", "format"] {
-        if reader.get(keyword).is_some() && reader.get(keyword) != writer.get(keyword) {
-            problems.push(format!("{path}: {keyword} was added or changed"));
-        }
-    }
-    for keyword in [
-        "minLength",
-        "minimum",
-        "exclusiveMinimum",
-        "minItems",
-        "minProperties",
-    ] {
-        check_bound(reader, writer, keyword, Bound::Lower, path, problems);
-    }
-    for keyword in [
-        "maxLength",
-        "maximum",
-        "exclusiveMaximum",
-        "maxItems",
-        "maxProperties",
-    ] {
-        check_bound(reader, writer, keyword, Bound::Upper, path, problems);
-    }
-    check_properties(reader, writer, path, problems);
-    match (reader.get("items"), writer.get("items")) {
-        (Some(r), Some(w)) => reads(r, w, &format!("{path}/items"), problems),
-        (Some(r), None) => reads(r, &Value::Bool(true), &format!("{path}/items"), problems),
-        _ => {}
-    }
-}
-
-fn is_unconstrained(schema: &Map<String, Value>) -> bool {
-    schema.keys().all(|k| {
-        matches!(
-            k.as_str(),
-            "$schema"
-                | "$id"
-                | "id"
-                | "title"
-                | "description"
-                | "$comment"
-                | "examples"
-                | "default"
-        )
-    })
-}
-
-fn type_set(schema: &Map<String, Value>) -> Option<Vec<&str>> {
-    match schema.get("type")? {
-        Value::String(t) => Some(vec![t.as_str()]),
-        Value::Array(types) => Some(types.iter().filter_map(Value::as_str).collect()),
-        _ => Some(Vec::new()),
-    }
-}
-
-fn check_types(
-    reader: &Map<String, Value>,
-    writer: &Map<String, Value>,
-    path: &str,
-    problems: &mut Vec<String>,
-) {
-    let Some(reader_types) = type_set(reader) else {
-        return;
-    };
-    let Some(writer_types) = type_set(writer) else {
-        problems.push(format!(
-            "{path}: the type was restricted to {reader_types:?}"
-        ));
-        return;
-    };
-    for written in writer_types {
-        let accepted = reader_types.contains(&written)
-            || (written == "integer" && reader_types.contains(&"number"));
-        if !accepted {
-            problems.push(format!(
-                "{path}: type {written:?} is no longer accepted (now {reader_types:?})"
-            ));
-        }
-    }
-}
-
-fn check_enum(
-    reader: &Map<String, Value>,
-    writer: &Map<String, Value>,
-    path: &str,
-    problems: &mut Vec<String>,
-) {
-    let allowed = |schema: &Map<String, Value>| -> Option<Vec<Value>> {
-        if let Some(Value::Array(values)) = schema.get("enum") {
-            return Some(values.clone());
-        }
-        schema.get("const").map(|c| vec![c.clone()])
-    };
-    let Some(reader_values) = allowed(reader) else {
-        return;
-    };
-    match allowed(writer) {
-        None => problems.push(format!("{path}: an enum or const was added")),
-        Some(writer_values) => {
-            for value in writer_values.iter().filter(|v| !reader_values.contains(v)) {
-                problems.push(format!("{path}: value {value} is no longer allowed"));
-            }
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Bound {
-    Lower,
-    Upper,
-}
-
-fn check_bound(
-    reader: &Map<String, Value>,
-    writer: &Map<String, Value>,
-    keyword: &str,
-    bound: Bound,
-    path: &str,
-    problems: &mut Vec<String>,
-) {
-    let Some(reader_limit) = reader.get(keyword).and_then(Value::as_f64) else {
-        return;
-    };
-    let tighter = match (writer.get(keyword).and_then(Value::as_f64), bound) {
-        (None, _) => true,
-        (Some(writer_limit), Bound::Lower) => reader_limit > writer_limit,
-        (Some(writer_limit), Bound::Upper) => reader_limit < writer_limit,
-    };
-    if tighter {
-        problems.push(format!("{path}: {keyword} was added or tightened"));
-    }
-}
-
-fn string_set(schema: &Map<String, Value>, keyword: &str) -> Vec<String> {
-    match schema.get(keyword) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn check_properties(
-    reader: &Map<String, Value>,
-    writer: &Map<String, Value>,
-    path: &str,
-    problems: &mut Vec<String>,
-) {
-    let empty = Map::new();
-    let reader_props = reader
-        .get("properties")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let writer_props = writer
-        .get("properties")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let open = Value::Bool(true);
-    let reader_extra = reader.get("additionalProperties").unwrap_or(&open);
-    let writer_extra = writer.get("additionalProperties").unwrap_or(&open);
-
-    let writer_required = string_set(writer, "required");
-    for required in string_set(reader, "required") {
-        if !writer_required.contains(&required) {
-            problems.push(format!("{path}: property {required:?} is newly required"));
-        }
-    }
-    for (name, reader_schema) in reader_props {
-        let at = format!("{path}/properties/{name}");
-        match writer_props.get(name) {
-            Some(writer_schema) => reads(reader_schema, writer_schema, &at, problems),
-            // The old schema's extra properties could hold anything under this name.
-            None => reads(reader_schema, writer_extra, &at, problems),
-        }
-    }
-    for (name, writer_schema) in writer_props {
-        if !reader_props.contains_key(name) {
-            let at = format!("{path}/properties/{name}");
-            if reader_extra == &Value::Bool(false) {
-                problems.push(format!(
-                    "{at}: property {name:?} was removed from a closed content model"
-                ));
-            } else {
-                reads(reader_extra, writer_schema, &at, problems);
-            }
-        }
-    }
-    reads(
-        reader_extra,
-        writer_extra,
-        &format!("{path}/additionalProperties"),
-        problems,
-    );
+    checker::compare(reader, writer)
 }
 
 #[cfg(test)]
@@ -410,5 +179,94 @@ mod tests {
             !full.is_empty() && full.iter().all(|p| p.starts_with("forward:")),
             "{full:?}"
         );
+    }
+
+    /// Changes the earlier check accepted although a document breaks them.
+    #[test]
+    fn changes_a_document_breaks_are_refused() {
+        let breaking = [
+            // `x1` also matches `^x`: the new schema wants it both a string and an integer.
+            (
+                json!({"type": "object", "patternProperties": {"^x": {"type": "string"}},
+                       "additionalProperties": false}),
+                json!({"type": "object", "properties": {"x1": {"type": "integer"}},
+                       "patternProperties": {"^x": {"type": "string"}},
+                       "additionalProperties": false}),
+            ),
+            // Draft-4's boolean exclusiveMinimum makes 5 fail.
+            (
+                json!({"$schema": "http://json-schema.org/draft-04/schema#", "minimum": 5}),
+                json!({"$schema": "http://json-schema.org/draft-04/schema#", "minimum": 5,
+                       "exclusiveMinimum": true}),
+            ),
+            // `a` was evaluated by `properties`; without it, unevaluatedProperties refuses it.
+            (
+                json!({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                       "properties": {"a": {}}, "unevaluatedProperties": false}),
+                json!({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                       "unevaluatedProperties": false}),
+            ),
+            // A draft-07 tuple gets a narrower second item.
+            (
+                json!({"type": "array", "items": [{"type": "string"}, {"type": "number"}]}),
+                json!({"type": "array", "items": [{"type": "string"}, {"type": "integer"}]}),
+            ),
+        ];
+        for (old, new) in breaking {
+            assert!(
+                !CompatibilityLevel::Backward.problems(&new, &old).is_empty(),
+                "{old} -> {new} was called compatible"
+            );
+        }
+    }
+
+    #[test]
+    fn unions_tuples_and_references_are_compared_not_refused() {
+        let compatible = [
+            // A widened union: every old string still matches exactly one branch.
+            (
+                json!({"type": "string"}),
+                json!({"oneOf": [{"type": "number"}, {"type": "string"}]}),
+            ),
+            // A draft-07 tuple whose items widen.
+            (
+                json!({"type": "array", "items": [{"type": "string"}, {"type": "integer"}]}),
+                json!({"type": "array", "items": [{"type": "string"}, {"type": "number"}]}),
+            ),
+            // The same type, once inline and once through a definition.
+            (
+                json!({"type": "string"}),
+                json!({"$ref": "#/definitions/text", "definitions": {"text": {"type": "string"}}}),
+            ),
+            // A discriminated union gains a variant.
+            (
+                json!({"oneOf": [
+                    {"type": "object", "properties": {"kind": {"const": "a"}}, "required": ["kind"]},
+                    {"type": "object", "properties": {"kind": {"const": "b"}}, "required": ["kind"]}
+                ]}),
+                json!({"oneOf": [
+                    {"type": "object", "properties": {"kind": {"const": "a"}}, "required": ["kind"]},
+                    {"type": "object", "properties": {"kind": {"const": "b"}}, "required": ["kind"]},
+                    {"type": "object", "properties": {"kind": {"const": "c"}}, "required": ["kind"]}
+                ]}),
+            ),
+        ];
+        for (old, new) in compatible {
+            let problems = CompatibilityLevel::Backward.problems(&new, &old);
+            assert!(problems.is_empty(), "{old} -> {new}: {problems:?}");
+        }
+    }
+
+    #[test]
+    fn a_self_referencing_schema_is_refused_not_a_stack_overflow() {
+        let looping = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": "#/definitions/loop",
+            "definitions": {"loop": {"$ref": "#/definitions/loop"}}
+        });
+        let other = json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "const": 1});
+        // Whatever the verdicts, the check ends.
+        CompatibilityLevel::Full.problems(&looping, &other);
+        CompatibilityLevel::Full.problems(&other, &looping);
     }
 }

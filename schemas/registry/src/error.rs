@@ -44,6 +44,48 @@ impl RegistryError {
         Self::new(StatusCode::NOT_FOUND, 40403, "Schema not found")
     }
 
+    /// 40404: a soft-deleted subject was deleted again without `permanent=true`.
+    pub fn subject_soft_deleted(subject: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40404,
+            format!(
+                "Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"
+            ),
+        )
+    }
+
+    /// 40405: `permanent=true` on a subject that was not soft-deleted first.
+    pub fn subject_not_soft_deleted(subject: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40405,
+            format!("Subject '{subject}' was not deleted first before being permanently deleted"),
+        )
+    }
+
+    /// 40406: a soft-deleted version was deleted again without `permanent=true`.
+    pub fn version_soft_deleted(subject: &str, version: u32) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40406,
+            format!(
+                "Subject '{subject}' Version {version} was soft deleted. Set permanent=true to delete permanently"
+            ),
+        )
+    }
+
+    /// 40407: `permanent=true` on a version that was not soft-deleted first.
+    pub fn version_not_soft_deleted(subject: &str, version: u32) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            40407,
+            format!(
+                "Subject '{subject}' Version {version} was not deleted first before being permanently deleted"
+            ),
+        )
+    }
+
     /// 40408.
     pub fn subject_level_not_configured(subject: &str) -> Self {
         Self::new(
@@ -106,7 +148,7 @@ impl RegistryError {
         )
     }
 
-    /// 400: a body that is not the expected JSON.
+    /// 400: a body or a query parameter that is not what the route expects.
     pub fn bad_request(reason: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,

@@ -3,16 +3,24 @@
 //!
 //! - [`store`] - state and persistence.
 //! - [`compat`] - the compatibility check (BACKWARD by default).
+//! - `auction_schemas::draft` (shared with the codec): which JSON Schema draft a schema is read
+//!   in (draft-07 without `$schema`).
+//! - [`query`] - query parameters (booleans in any case, as Confluent reads them).
 //! - [`error`] - Confluent error bodies.
 //!
 //! Routes: `POST /subjects/{s}/versions` (register; the same schema gets the same id),
-//! `POST /subjects/{s}` (look up), `GET /schemas/ids/{id}`, `GET /schemas/ids/{id}/versions`,
-//! `GET /subjects`, `GET /subjects/{s}/versions`, `GET /subjects/{s}/versions/{n|latest}`,
-//! `GET /subjects/{s}/versions/{n|latest}/schema`, `POST /compatibility/subjects/{s}/versions/{n|latest}`,
-//! `GET|PUT /config`, `GET|PUT /config/{s}`, and `/healthz`.
+//! `POST /subjects/{s}` (look up), `DELETE /subjects/{s}` and `DELETE /subjects/{s}/versions/{n|latest}`
+//! (soft, or `permanent=true` after a soft delete), `GET /schemas/ids/{id}`,
+//! `GET /schemas/ids/{id}/schema`, `GET /schemas/ids/{id}/versions`, `GET /schemas/ids/{id}/subjects`,
+//! `GET /schemas/types`, `GET /subjects`, `GET /subjects/{s}/versions`,
+//! `GET /subjects/{s}/versions/{n|latest}`, `GET /subjects/{s}/versions/{n|latest}/schema`,
+//! `GET /subjects/{s}/versions/{n|latest}/referencedby` (always empty: no references),
+//! `POST /compatibility/subjects/{s}/versions/{n|latest}`, `POST /compatibility/subjects/{s}/versions`,
+//! `GET|PUT|DELETE /config`, `GET|PUT|DELETE /config/{s}`, and `/healthz`.
 
 pub mod compat;
 pub mod error;
+pub mod query;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -21,7 +29,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -35,7 +43,8 @@ use tokio_util::sync::CancellationToken;
 use auction_process::{Secret, StartError};
 use compat::CompatibilityLevel;
 use error::RegistryError;
-use store::{Store, StoredSchema, SubjectSchema, VersionSelector};
+use query::QueryParams;
+use store::{DeletedVersions, Store, StoredSchema, SubjectSchema, VersionSelector};
 
 /// The content type of Confluent's API.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -67,19 +76,27 @@ pub fn router(store: Arc<Store>, auth: Option<BasicAuth>) -> Router {
     let api = Router::new()
         .route("/", get(|| async { reply(StatusCode::OK, &json!({})) }))
         .route("/subjects", get(list_subjects))
-        .route("/subjects/{subject}", post(lookup))
+        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
         .route(
             "/subjects/{subject}/versions",
             get(list_versions).post(register),
         )
-        .route("/subjects/{subject}/versions/{version}", get(get_version))
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            get(get_version).delete(delete_version),
+        )
         .route(
             "/subjects/{subject}/versions/{version}/schema",
             get(get_version_schema),
         )
+        .route(
+            "/subjects/{subject}/versions/{version}/referencedby",
+            get(get_referenced_by),
+        )
         .route("/schemas/ids/{id}", get(get_schema))
         .route("/schemas/ids/{id}/schema", get(get_raw_schema))
         .route("/schemas/ids/{id}/versions", get(get_schema_versions))
+        .route("/schemas/ids/{id}/subjects", get(get_schema_subjects))
         .route(
             "/schemas/types",
             get(|| async { reply(StatusCode::OK, &json!(["JSON"])) }),
@@ -88,10 +105,21 @@ pub fn router(store: Arc<Store>, auth: Option<BasicAuth>) -> Router {
             "/compatibility/subjects/{subject}/versions/{version}",
             post(check_compatibility),
         )
-        .route("/config", get(get_global_config).put(put_global_config))
+        .route(
+            "/compatibility/subjects/{subject}/versions",
+            post(check_compatibility_with_subject),
+        )
+        .route(
+            "/config",
+            get(get_global_config)
+                .put(put_global_config)
+                .delete(delete_global_config),
+        )
         .route(
             "/config/{subject}",
-            get(get_subject_config).put(put_subject_config),
+            get(get_subject_config)
+                .put(put_subject_config)
+                .delete(delete_subject_config),
         )
         .layer(middleware::from_fn_with_state(state.clone(), require_auth))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
@@ -321,15 +349,48 @@ fn schema_body(schema: &StoredSchema) -> Value {
     json!({"schemaType": schema.schema_type, "schema": schema.schema})
 }
 
-async fn list_subjects(State(state): State<AppState>) -> Response {
-    reply(StatusCode::OK, &json!(state.store.subjects()))
+/// The versions a read shows, from its `deleted` and `deletedOnly` (or `deleted_only`, as
+/// confluent-kafka-python spells it) parameters.
+fn deleted_versions(query: &QueryParams) -> Result<DeletedVersions, RegistryError> {
+    Ok(DeletedVersions::from_flags(
+        query.flag("deleted")?,
+        query.flag_any(&["deletedOnly", "deleted_only"])?,
+    ))
+}
+
+/// Live versions, or (`deleted=true`) soft-deleted ones too: what reads of one version see.
+fn live_or_all_versions(query: &QueryParams) -> Result<DeletedVersions, RegistryError> {
+    Ok(if query.flag("deleted")? {
+        DeletedVersions::Include
+    } else {
+        DeletedVersions::Exclude
+    })
+}
+
+/// Reads `normalize`, so that a malformed value is refused; the registry compares schemas as
+/// parsed JSON, which is what normalizing a JSON schema amounts to, so either value means the same.
+fn check_normalize(query: &QueryParams) -> Result<(), RegistryError> {
+    query.flag("normalize").map(|_| ())
+}
+
+async fn list_subjects(
+    State(state): State<AppState>,
+    query: QueryParams,
+) -> Result<Response, RegistryError> {
+    let mut subjects = state.store.listed_subjects(deleted_versions(&query)?);
+    if let Some(prefix) = query.text("subjectPrefix") {
+        subjects.retain(|subject| subject.starts_with(prefix));
+    }
+    Ok(reply(StatusCode::OK, &json!(query.page(subjects)?)))
 }
 
 async fn register(
     State(state): State<AppState>,
     Path(subject): Path<String>,
+    query: QueryParams,
     body: Bytes,
 ) -> Result<Response, RegistryError> {
+    check_normalize(&query)?;
     let request = SchemaRequest::parse(&body)?;
     let id = state
         .store
@@ -341,43 +402,93 @@ async fn register(
 async fn lookup(
     State(state): State<AppState>,
     Path(subject): Path<String>,
+    query: QueryParams,
     body: Bytes,
 ) -> Result<Response, RegistryError> {
+    check_normalize(&query)?;
+    let deleted = live_or_all_versions(&query)?;
     let request = SchemaRequest::parse(&body)?;
     let found = state
         .store
-        .lookup(&subject, request.schema_type(), &request.schema)?;
+        .lookup(&subject, request.schema_type(), &request.schema, deleted)?;
     Ok(reply(StatusCode::OK, &subject_schema_body(&found)))
+}
+
+async fn delete_subject(
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+    query: QueryParams,
+) -> Result<Response, RegistryError> {
+    let permanent = query.flag("permanent")?;
+    let versions = state.store.delete_subject(&subject, permanent)?;
+    tracing::info!(subject, permanent, ?versions, "subject deleted");
+    Ok(reply(StatusCode::OK, &json!(versions)))
 }
 
 async fn list_versions(
     State(state): State<AppState>,
     Path(subject): Path<String>,
+    query: QueryParams,
 ) -> Result<Response, RegistryError> {
-    Ok(reply(
-        StatusCode::OK,
-        &json!(state.store.versions(&subject)?),
-    ))
+    let versions = state
+        .store
+        .listed_versions(&subject, deleted_versions(&query)?)?;
+    Ok(reply(StatusCode::OK, &json!(query.page(versions)?)))
+}
+
+/// The version a `GET` names; with `deleted=true`, soft-deleted versions count too.
+fn read_version(
+    state: &AppState,
+    subject: &str,
+    version: &str,
+    query: &QueryParams,
+) -> Result<SubjectSchema, RegistryError> {
+    let deleted = live_or_all_versions(query)?;
+    state
+        .store
+        .version(subject, VersionSelector::parse(version)?, deleted)
 }
 
 async fn get_version(
     State(state): State<AppState>,
     Path((subject, version)): Path<(String, String)>,
+    query: QueryParams,
 ) -> Result<Response, RegistryError> {
-    let found = state
-        .store
-        .version(&subject, VersionSelector::parse(&version)?)?;
+    let found = read_version(&state, &subject, &version, &query)?;
     Ok(reply(StatusCode::OK, &subject_schema_body(&found)))
 }
 
 async fn get_version_schema(
     State(state): State<AppState>,
     Path((subject, version)): Path<(String, String)>,
+    query: QueryParams,
 ) -> Result<Response, RegistryError> {
-    let found = state
-        .store
-        .version(&subject, VersionSelector::parse(&version)?)?;
+    let found = read_version(&state, &subject, &version, &query)?;
     Ok(raw_schema(&found.schema))
+}
+
+/// Schemas that reference this version: none, as this registry accepts no references.
+async fn get_referenced_by(
+    State(state): State<AppState>,
+    Path((subject, version)): Path<(String, String)>,
+    query: QueryParams,
+) -> Result<Response, RegistryError> {
+    read_version(&state, &subject, &version, &query)?;
+    Ok(reply(StatusCode::OK, &json!([])))
+}
+
+async fn delete_version(
+    State(state): State<AppState>,
+    Path((subject, version)): Path<(String, String)>,
+    query: QueryParams,
+) -> Result<Response, RegistryError> {
+    let permanent = query.flag("permanent")?;
+    let deleted =
+        state
+            .store
+            .delete_version(&subject, VersionSelector::parse(&version)?, permanent)?;
+    tracing::info!(subject, version = deleted, permanent, "version deleted");
+    Ok(reply(StatusCode::OK, &json!(deleted)))
 }
 
 fn parse_id(raw: &str) -> Result<u32, RegistryError> {
@@ -408,33 +519,65 @@ fn raw_schema(schema: &StoredSchema) -> Response {
     response
 }
 
+/// The subject-version pairs that use schema `id`, filtered by the `subject` and `deleted`
+/// parameters.
+fn schema_uses(
+    state: &AppState,
+    id: &str,
+    query: &QueryParams,
+) -> Result<Vec<(String, u32)>, RegistryError> {
+    let id = parse_id(id)?;
+    state.store.schema_by_id(id)?;
+    let deleted = live_or_all_versions(query)?;
+    let mut uses = state.store.subject_versions_of(id, deleted);
+    if let Some(subject) = query.text("subject") {
+        uses.retain(|(used_by, _)| used_by == subject);
+    }
+    Ok(uses)
+}
+
 async fn get_schema_versions(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    query: QueryParams,
 ) -> Result<Response, RegistryError> {
-    let id = parse_id(&id)?;
-    state.store.schema_by_id(id)?;
-    let versions: Vec<Value> = state
-        .store
-        .subject_versions_of(id)
+    let versions: Vec<Value> = schema_uses(&state, &id, &query)?
         .into_iter()
         .map(|(subject, version)| json!({"subject": subject, "version": version}))
         .collect();
-    Ok(reply(StatusCode::OK, &Value::Array(versions)))
+    Ok(reply(StatusCode::OK, &json!(query.page(versions)?)))
 }
 
-#[derive(Debug, Deserialize)]
-struct VerboseQuery {
-    #[serde(default)]
-    verbose: bool,
+async fn get_schema_subjects(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: QueryParams,
+) -> Result<Response, RegistryError> {
+    let mut subjects: Vec<String> = schema_uses(&state, &id, &query)?
+        .into_iter()
+        .map(|(subject, _)| subject)
+        .collect();
+    subjects.dedup();
+    Ok(reply(StatusCode::OK, &json!(query.page(subjects)?)))
+}
+
+/// Confluent's answer to a compatibility check: `messages` only when `verbose=true`.
+fn compatibility_body(problems: &[String], query: &QueryParams) -> Result<Value, RegistryError> {
+    let verbose = query.flag("verbose")?;
+    let mut answer = json!({"is_compatible": problems.is_empty()});
+    if verbose {
+        answer["messages"] = json!(problems);
+    }
+    Ok(answer)
 }
 
 async fn check_compatibility(
     State(state): State<AppState>,
     Path((subject, version)): Path<(String, String)>,
-    Query(query): Query<VerboseQuery>,
+    query: QueryParams,
     body: Bytes,
 ) -> Result<Response, RegistryError> {
+    check_normalize(&query)?;
     let request = SchemaRequest::parse(&body)?;
     let problems = state.store.compatibility(
         &subject,
@@ -442,26 +585,53 @@ async fn check_compatibility(
         request.schema_type(),
         &request.schema,
     )?;
-    let mut answer = json!({"is_compatible": problems.is_empty()});
-    if query.verbose {
-        answer["messages"] = json!(problems);
-    }
-    Ok(reply(StatusCode::OK, &answer))
+    Ok(reply(
+        StatusCode::OK,
+        &compatibility_body(&problems, &query)?,
+    ))
 }
 
+/// The check registering would make: against the latest version, or all of them at a transitive
+/// level.
+async fn check_compatibility_with_subject(
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+    query: QueryParams,
+    body: Bytes,
+) -> Result<Response, RegistryError> {
+    check_normalize(&query)?;
+    let request = SchemaRequest::parse(&body)?;
+    let problems =
+        state
+            .store
+            .compatibility_with_subject(&subject, request.schema_type(), &request.schema)?;
+    Ok(reply(
+        StatusCode::OK,
+        &compatibility_body(&problems, &query)?,
+    ))
+}
+
+/// The body of `PUT /config`: Confluent's `compatibility`, or `compatibilityLevel` as
+/// confluent-kafka-python's `ServerConfig` may send it.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ConfigRequest {
-    compatibility: String,
+    #[serde(default)]
+    compatibility: Option<String>,
+    #[serde(default)]
+    compatibility_level: Option<String>,
 }
 
 fn parse_level(body: &[u8]) -> Result<CompatibilityLevel, RegistryError> {
-    let request: ConfigRequest = serde_json::from_slice(body).map_err(|e| {
-        RegistryError::bad_request(&format!(
-            "expected {{\"compatibility\": \"BACKWARD\"}}: {e}"
-        ))
-    })?;
-    serde_json::from_value(Value::String(request.compatibility.to_uppercase()))
-        .map_err(|_| RegistryError::invalid_compatibility_level(&request.compatibility))
+    let expected = "expected {\"compatibility\": \"BACKWARD\"}";
+    let request: ConfigRequest = serde_json::from_slice(body)
+        .map_err(|e| RegistryError::bad_request(&format!("{expected}: {e}")))?;
+    let raw = request
+        .compatibility
+        .or(request.compatibility_level)
+        .ok_or_else(|| RegistryError::bad_request(&format!("{expected}: no level given")))?;
+    serde_json::from_value(Value::String(raw.to_uppercase()))
+        .map_err(|_| RegistryError::invalid_compatibility_level(&raw))
 }
 
 fn level_name(level: CompatibilityLevel) -> Value {
@@ -487,21 +657,24 @@ async fn put_global_config(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SubjectConfigQuery {
-    #[serde(default)]
-    default_to_global: bool,
+/// Puts the global level back to BACKWARD and answers with the level it had.
+async fn delete_global_config(State(state): State<AppState>) -> Result<Response, RegistryError> {
+    let previous = state.store.reset_global_level()?;
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"compatibilityLevel": level_name(previous)}),
+    ))
 }
 
 async fn get_subject_config(
     State(state): State<AppState>,
     Path(subject): Path<String>,
-    Query(query): Query<SubjectConfigQuery>,
+    query: QueryParams,
 ) -> Result<Response, RegistryError> {
+    let default_to_global = query.flag("defaultToGlobal")?;
     let level = match state.store.subject_level(&subject) {
         Some(level) => level,
-        None if query.default_to_global => state.store.global_level(),
+        None if default_to_global => state.store.global_level(),
         None => return Err(RegistryError::subject_level_not_configured(&subject)),
     };
     Ok(reply(
@@ -520,5 +693,17 @@ async fn put_subject_config(
     Ok(reply(
         StatusCode::OK,
         &json!({"compatibility": level_name(level)}),
+    ))
+}
+
+/// Removes the subject's own level (it follows the global one again) and answers with it.
+async fn delete_subject_config(
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+) -> Result<Response, RegistryError> {
+    let previous = state.store.delete_subject_level(&subject)?;
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"compatibilityLevel": level_name(previous)}),
     ))
 }

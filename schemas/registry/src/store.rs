@@ -36,6 +36,40 @@ pub struct SubjectVersion {
     pub version: u32,
     /// The schema's global id.
     pub id: u32,
+    /// Soft-deleted: hidden unless asked for, not checked against, still readable by id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// Which versions a read sees, after Confluent's `deleted` and `deletedOnly` parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeletedVersions {
+    /// Live versions only (the default).
+    #[default]
+    Exclude,
+    /// Live and soft-deleted versions (`deleted=true`).
+    Include,
+    /// Soft-deleted versions only (`deletedOnly=true`).
+    Only,
+}
+
+impl DeletedVersions {
+    /// From the two query flags; `deletedOnly` wins, as in Confluent's registry.
+    pub fn from_flags(deleted: bool, deleted_only: bool) -> Self {
+        match (deleted, deleted_only) {
+            (_, true) => Self::Only,
+            (true, false) => Self::Include,
+            (false, false) => Self::Exclude,
+        }
+    }
+
+    fn shows(self, version: &SubjectVersion) -> bool {
+        match self {
+            Self::Exclude => !version.deleted,
+            Self::Include => true,
+            Self::Only => version.deleted,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -162,6 +196,10 @@ impl Store {
     }
 
     /// Registers `schema` under `subject`, or returns the id it already has there.
+    ///
+    /// Only live versions count: a schema whose version was soft-deleted gets a new version (with
+    /// its old id), and compatibility is checked against live versions only, as in Confluent's
+    /// registry.
     pub fn register(
         &self,
         subject: &str,
@@ -173,31 +211,11 @@ impl Store {
         let versions = state.subjects.get(subject).cloned().unwrap_or_default();
         if let Some(existing) = versions
             .iter()
-            .find(|v| state.schemas[index(v.id)].parsed == parsed)
+            .find(|v| !v.deleted && state.schemas[index(v.id)].parsed == parsed)
         {
             return Ok(existing.id);
         }
-        let level = state
-            .subject_levels
-            .get(subject)
-            .copied()
-            .unwrap_or(state.global_level);
-        let checked: Vec<&SubjectVersion> = if level.is_transitive() {
-            versions.iter().collect()
-        } else {
-            versions.last().into_iter().collect()
-        };
-        for old in checked {
-            let problems = level.problems(&parsed, &state.schemas[index(old.id)].parsed);
-            if !problems.is_empty() {
-                return Err(RegistryError::incompatible(
-                    subject,
-                    old.version,
-                    level,
-                    &problems,
-                ));
-            }
-        }
+        state.check_against_subject(subject, &parsed)?;
         let id = match state
             .schemas
             .iter()
@@ -221,36 +239,35 @@ impl Store {
             .subjects
             .entry(subject.to_owned())
             .or_default()
-            .push(SubjectVersion { version, id });
+            .push(SubjectVersion {
+                version,
+                id,
+                deleted: false,
+            });
         self.persist(&state)?;
         Ok(id)
     }
 
-    /// Finds `schema` among the versions of `subject`.
+    /// Finds `schema` among the versions of `subject` that `deleted` shows.
     pub fn lookup(
         &self,
         subject: &str,
         schema_type: &str,
         schema: &str,
+        deleted: DeletedVersions,
     ) -> Result<SubjectSchema, RegistryError> {
         let parsed = parse_schema(schema_type, schema)?;
         let state = self.read();
-        let versions = state
-            .subjects
-            .get(subject)
-            .ok_or_else(|| RegistryError::subject_not_found(subject))?;
+        let versions = state.shown_versions(subject, deleted)?;
         versions
             .iter()
             .find(|v| state.schemas[index(v.id)].parsed == parsed)
-            .map(|v| SubjectSchema {
-                subject: subject.to_owned(),
-                version: v.version,
-                schema: state.schemas[index(v.id)].clone(),
-            })
+            .map(|v| state.subject_schema(subject, v))
             .ok_or_else(RegistryError::schema_not_found)
     }
 
-    /// The schema with a global id.
+    /// The schema with a global id. Ids stay readable after their versions are deleted, so that
+    /// records already written with them can still be read.
     pub fn schema_by_id(&self, id: u32) -> Result<StoredSchema, RegistryError> {
         let state = self.read();
         id.checked_sub(1)
@@ -259,8 +276,8 @@ impl Store {
             .ok_or_else(RegistryError::schema_not_found)
     }
 
-    /// Every subject and version that uses a schema id.
-    pub fn subject_versions_of(&self, id: u32) -> Vec<(String, u32)> {
+    /// Every subject and version that uses a schema id, among the versions `deleted` shows.
+    pub fn subject_versions_of(&self, id: u32, deleted: DeletedVersions) -> Vec<(String, u32)> {
         let state = self.read();
         state
             .subjects
@@ -268,51 +285,69 @@ impl Store {
             .flat_map(|(subject, versions)| {
                 versions
                     .iter()
-                    .filter(move |v| v.id == id)
+                    .filter(move |v| v.id == id && deleted.shows(v))
                     .map(move |v| (subject.clone(), v.version))
             })
             .collect()
     }
 
-    /// All subjects, sorted.
+    /// The subjects that have a live version, sorted.
     pub fn subjects(&self) -> Vec<String> {
-        self.read().subjects.keys().cloned().collect()
+        self.listed_subjects(DeletedVersions::Exclude)
     }
 
-    /// The version numbers of a subject.
-    pub fn versions(&self, subject: &str) -> Result<Vec<u32>, RegistryError> {
+    /// The subjects that have a version `deleted` shows (with [`DeletedVersions::Only`]: the
+    /// subjects whose versions are all soft-deleted), sorted.
+    pub fn listed_subjects(&self, deleted: DeletedVersions) -> Vec<String> {
         let state = self.read();
-        let versions = state
+        state
             .subjects
-            .get(subject)
-            .ok_or_else(|| RegistryError::subject_not_found(subject))?;
-        Ok(versions.iter().map(|v| v.version).collect())
+            .iter()
+            .filter(|(_, versions)| match deleted {
+                DeletedVersions::Exclude | DeletedVersions::Include => {
+                    versions.iter().any(|v| deleted.shows(v))
+                }
+                // A subject is deleted once all its versions are.
+                DeletedVersions::Only => versions.iter().all(|v| v.deleted),
+            })
+            .map(|(subject, _)| subject.clone())
+            .collect()
     }
 
-    /// One version of a subject.
+    /// The live version numbers of a subject.
+    pub fn versions(&self, subject: &str) -> Result<Vec<u32>, RegistryError> {
+        self.listed_versions(subject, DeletedVersions::Exclude)
+    }
+
+    /// The version numbers of a subject that `deleted` shows.
+    pub fn listed_versions(
+        &self,
+        subject: &str,
+        deleted: DeletedVersions,
+    ) -> Result<Vec<u32>, RegistryError> {
+        let state = self.read();
+        Ok(state
+            .shown_versions(subject, deleted)?
+            .iter()
+            .map(|v| v.version)
+            .collect())
+    }
+
+    /// One version of a subject among those `deleted` shows (`latest`: the highest of them).
     pub fn version(
         &self,
         subject: &str,
         selector: VersionSelector,
+        deleted: DeletedVersions,
     ) -> Result<SubjectSchema, RegistryError> {
         let state = self.read();
-        let versions = state
-            .subjects
-            .get(subject)
-            .ok_or_else(|| RegistryError::subject_not_found(subject))?;
-        let found = match selector {
-            VersionSelector::Latest => versions.last(),
-            VersionSelector::Number(n) => versions.iter().find(|v| v.version == n),
-        };
-        let found = found.ok_or_else(RegistryError::version_not_found)?;
-        Ok(SubjectSchema {
-            subject: subject.to_owned(),
-            version: found.version,
-            schema: state.schemas[index(found.id)].clone(),
-        })
+        let versions = state.shown_versions(subject, deleted)?;
+        let found = select(&versions, selector).ok_or_else(RegistryError::version_not_found)?;
+        Ok(state.subject_schema(subject, found))
     }
 
-    /// Problems that would keep `schema` from being registered after `selector` of `subject`.
+    /// Problems that would keep `schema` from being registered after `selector` of `subject`,
+    /// at the subject's level (live versions only).
     pub fn compatibility(
         &self,
         subject: &str,
@@ -322,21 +357,118 @@ impl Store {
     ) -> Result<Vec<String>, RegistryError> {
         let parsed = parse_schema(schema_type, schema)?;
         let state = self.read();
-        let level = state
-            .subject_levels
-            .get(subject)
-            .copied()
-            .unwrap_or(state.global_level);
-        let Some(versions) = state.subjects.get(subject) else {
+        let level = state.level_of(subject);
+        let versions = state.live_versions(subject);
+        if versions.is_empty() {
             // Nothing registered yet: anything is compatible with nothing.
             return Ok(Vec::new());
-        };
-        let old = match selector {
-            VersionSelector::Latest => versions.last(),
-            VersionSelector::Number(n) => versions.iter().find(|v| v.version == n),
+        }
+        let old = select(&versions, selector).ok_or_else(RegistryError::version_not_found)?;
+        Ok(level.problems(&parsed, &state.schemas[index(old.id)].parsed))
+    }
+
+    /// Problems that would keep `schema` from being registered under `subject`: the same check
+    /// as registering (the latest live version, or every live version at a transitive level).
+    pub fn compatibility_with_subject(
+        &self,
+        subject: &str,
+        schema_type: &str,
+        schema: &str,
+    ) -> Result<Vec<String>, RegistryError> {
+        let parsed = parse_schema(schema_type, schema)?;
+        let state = self.read();
+        let level = state.level_of(subject);
+        let versions = state.live_versions(subject);
+        Ok(checked_versions(&versions, level)
+            .iter()
+            .flat_map(|old| {
+                level
+                    .problems(&parsed, &state.schemas[index(old.id)].parsed)
+                    .into_iter()
+                    .map(move |problem| format!("version {}: {problem}", old.version))
+            })
+            .collect())
+    }
+
+    /// Deletes one version: soft (hidden, kept) by default, or permanently (`permanent`) once it
+    /// was soft-deleted, as in Confluent's registry. Returns the version number.
+    pub fn delete_version(
+        &self,
+        subject: &str,
+        selector: VersionSelector,
+        permanent: bool,
+    ) -> Result<u32, RegistryError> {
+        let mut state = self.write();
+        let versions = state
+            .subjects
+            .get_mut(subject)
+            .ok_or_else(|| RegistryError::subject_not_found(subject))?;
+        let position = match selector {
+            // `latest` names the highest live version.
+            VersionSelector::Latest => versions.iter().rposition(|v| !v.deleted),
+            VersionSelector::Number(n) => versions.iter().position(|v| v.version == n),
         }
         .ok_or_else(RegistryError::version_not_found)?;
-        Ok(level.problems(&parsed, &state.schemas[index(old.id)].parsed))
+        let found = versions[position];
+        match (permanent, found.deleted) {
+            (false, false) => versions[position].deleted = true,
+            (false, true) => {
+                return Err(RegistryError::version_soft_deleted(subject, found.version));
+            }
+            (true, false) => {
+                return Err(RegistryError::version_not_soft_deleted(
+                    subject,
+                    found.version,
+                ));
+            }
+            (true, true) => {
+                versions.remove(position);
+                if versions.is_empty() {
+                    state.subjects.remove(subject);
+                    state.subject_levels.remove(subject);
+                }
+            }
+        }
+        self.persist(&state)?;
+        Ok(found.version)
+    }
+
+    /// Deletes a subject: soft-deletes its live versions, or (`permanent`, once they all were
+    /// soft-deleted) removes the subject and its compatibility level. Returns the versions deleted.
+    pub fn delete_subject(
+        &self,
+        subject: &str,
+        permanent: bool,
+    ) -> Result<Vec<u32>, RegistryError> {
+        let mut state = self.write();
+        let versions = state
+            .subjects
+            .get_mut(subject)
+            .ok_or_else(|| RegistryError::subject_not_found(subject))?;
+        let all_deleted = versions.iter().all(|v| v.deleted);
+        let deleted = if permanent {
+            if !all_deleted {
+                return Err(RegistryError::subject_not_soft_deleted(subject));
+            }
+            let numbers = versions.iter().map(|v| v.version).collect();
+            state.subjects.remove(subject);
+            state.subject_levels.remove(subject);
+            numbers
+        } else {
+            if all_deleted {
+                return Err(RegistryError::subject_soft_deleted(subject));
+            }
+            versions
+                .iter_mut()
+                .filter(|v| !v.deleted)
+                .map(|v| {
+                    v.deleted = true;
+                    v.version
+                })
+                .collect()
+        };
+        self.persist(&state)?;
+        Ok(deleted)
     }
 
     /// The global compatibility level.
@@ -349,6 +481,14 @@ impl Store {
         let mut state = self.write();
         state.global_level = level;
         self.persist(&state)
+    }
+
+    /// Puts the global level back to the default (BACKWARD); returns the level it had.
+    pub fn reset_global_level(&self) -> Result<CompatibilityLevel, RegistryError> {
+        let mut state = self.write();
+        let previous = std::mem::replace(&mut state.global_level, State::default().global_level);
+        self.persist(&state)?;
+        Ok(previous)
     }
 
     /// The level set for a subject, if any.
@@ -366,6 +506,102 @@ impl Store {
         state.subject_levels.insert(subject.to_owned(), level);
         self.persist(&state)
     }
+
+    /// Removes the level set for a subject (it follows the global level again); returns it.
+    pub fn delete_subject_level(&self, subject: &str) -> Result<CompatibilityLevel, RegistryError> {
+        let mut state = self.write();
+        let previous = state
+            .subject_levels
+            .remove(subject)
+            .ok_or_else(|| RegistryError::subject_level_not_configured(subject))?;
+        self.persist(&state)?;
+        Ok(previous)
+    }
+}
+
+impl State {
+    /// The level that applies to `subject`: its own, else the global one.
+    fn level_of(&self, subject: &str) -> CompatibilityLevel {
+        self.subject_levels
+            .get(subject)
+            .copied()
+            .unwrap_or(self.global_level)
+    }
+
+    /// The live versions of `subject` (none when it does not exist).
+    fn live_versions(&self, subject: &str) -> Vec<SubjectVersion> {
+        self.subjects
+            .get(subject)
+            .map(|versions| versions.iter().filter(|v| !v.deleted).copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The versions of `subject` that `deleted` shows; 40401 when it shows none, as a subject
+    /// whose versions are all soft-deleted is not found unless deleted ones are asked for.
+    fn shown_versions(
+        &self,
+        subject: &str,
+        deleted: DeletedVersions,
+    ) -> Result<Vec<SubjectVersion>, RegistryError> {
+        let versions: Vec<SubjectVersion> = self
+            .subjects
+            .get(subject)
+            .ok_or_else(|| RegistryError::subject_not_found(subject))?
+            .iter()
+            .filter(|v| deleted.shows(v))
+            .copied()
+            .collect();
+        if versions.is_empty() && deleted != DeletedVersions::Only {
+            return Err(RegistryError::subject_not_found(subject));
+        }
+        Ok(versions)
+    }
+
+    fn subject_schema(&self, subject: &str, version: &SubjectVersion) -> SubjectSchema {
+        SubjectSchema {
+            subject: subject.to_owned(),
+            version: version.version,
+            schema: self.schemas[index(version.id)].clone(),
+        }
+    }
+
+    /// 409 when `parsed` breaks the subject's level against its live versions.
+    fn check_against_subject(&self, subject: &str, parsed: &Value) -> Result<(), RegistryError> {
+        let level = self.level_of(subject);
+        let versions = self.live_versions(subject);
+        for old in checked_versions(&versions, level) {
+            let problems = level.problems(parsed, &self.schemas[index(old.id)].parsed);
+            if !problems.is_empty() {
+                return Err(RegistryError::incompatible(
+                    subject,
+                    old.version,
+                    level,
+                    &problems,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The versions a new schema is checked against at `level`: all of them when transitive, else
+/// the latest.
+fn checked_versions(versions: &[SubjectVersion], level: CompatibilityLevel) -> &[SubjectVersion] {
+    if level.is_transitive() {
+        versions
+    } else {
+        versions
+            .last()
+            .map(std::slice::from_ref)
+            .unwrap_or_default()
+    }
+}
+
+fn select(versions: &[SubjectVersion], selector: VersionSelector) -> Option<&SubjectVersion> {
+    match selector {
+        VersionSelector::Latest => versions.last(),
+        VersionSelector::Number(n) => versions.iter().find(|v| v.version == n),
+    }
 }
 
 fn index(id: u32) -> usize {
@@ -380,7 +616,7 @@ fn parse_schema(schema_type: &str, schema: &str) -> Result<Value, RegistryError>
     }
     let parsed: Value = serde_json::from_str(schema)
         .map_err(|e| RegistryError::invalid_schema(&format!("the schema is not JSON: {e}")))?;
-    jsonschema::validator_for(&parsed).map_err(|e| {
+    auction_schemas::draft::validator_for(&parsed).map_err(|e| {
         RegistryError::invalid_schema(&format!("the schema is not a valid JSON Schema: {e}"))
     })?;
     Ok(parsed)
@@ -411,7 +647,11 @@ mod tests {
         assert_eq!(store.versions("auction-value").unwrap(), [1, 2]);
         assert_eq!(
             store
-                .version("auction-value", VersionSelector::Latest)
+                .version(
+                    "auction-value",
+                    VersionSelector::Latest,
+                    DeletedVersions::Exclude
+                )
                 .unwrap()
                 .schema
                 .id,
@@ -419,7 +659,7 @@ mod tests {
         );
         assert_eq!(store.schema_by_id(1).unwrap().schema, SCHEMA_V1);
         assert_eq!(
-            store.subject_versions_of(1),
+            store.subject_versions_of(1, DeletedVersions::Exclude),
             [
                 ("auction-value".to_owned(), 1),
                 ("other-value".to_owned(), 1)
@@ -477,6 +717,109 @@ mod tests {
         assert_eq!(
             VersionSelector::parse("-1").unwrap(),
             VersionSelector::Latest
+        );
+    }
+
+    #[test]
+    fn a_schema_without_dollar_schema_is_read_as_draft_07() {
+        let store = Store::in_memory();
+        // Draft-07's tuple form of `items`, which draft 2020-12 does not allow.
+        let tuple = r#"{"type": "array", "items": [{"type": "string"}, {"type": "integer"}]}"#;
+        assert_eq!(store.register("pairs-value", "JSON", tuple).unwrap(), 1);
+        let wider = r#"{"type": "array", "items": [{"type": "string"}, {"type": "number"}]}"#;
+        assert_eq!(store.register("pairs-value", "JSON", wider).unwrap(), 2);
+        // With $schema naming 2020-12 the same text is refused.
+        let newer = r#"{"$schema": "https://json-schema.org/draft/2020-12/schema", "items": [{}]}"#;
+        assert_eq!(
+            store
+                .register("other-value", "JSON", newer)
+                .unwrap_err()
+                .error_code,
+            42201
+        );
+    }
+
+    #[test]
+    fn soft_then_permanent_deletes_follow_confluent() {
+        let store = Store::in_memory();
+        store.register("s", "JSON", SCHEMA_V1).unwrap();
+        store.register("s", "JSON", SCHEMA_V2).unwrap();
+        let latest = VersionSelector::Latest;
+        assert_eq!(
+            store
+                .delete_version("s", VersionSelector::Number(2), true)
+                .unwrap_err()
+                .error_code,
+            40407
+        );
+        assert_eq!(store.delete_version("s", latest, false), Ok(2));
+        assert_eq!(store.versions("s").unwrap(), [1]);
+        assert_eq!(
+            store
+                .listed_versions("s", DeletedVersions::Include)
+                .unwrap(),
+            [1, 2]
+        );
+        assert_eq!(
+            store.listed_versions("s", DeletedVersions::Only).unwrap(),
+            [2]
+        );
+        assert_eq!(
+            store
+                .delete_version("s", VersionSelector::Number(2), false)
+                .unwrap_err()
+                .error_code,
+            40406
+        );
+        // The id stays readable; the latest live version is 1 again.
+        assert_eq!(store.schema_by_id(2).unwrap().schema, SCHEMA_V2);
+        assert_eq!(
+            store
+                .version("s", latest, DeletedVersions::Exclude)
+                .unwrap()
+                .version,
+            1
+        );
+        assert_eq!(
+            store.delete_version("s", VersionSelector::Number(2), true),
+            Ok(2)
+        );
+        assert_eq!(
+            store
+                .listed_versions("s", DeletedVersions::Include)
+                .unwrap(),
+            [1]
+        );
+
+        assert_eq!(
+            store.delete_subject("s", true).unwrap_err().error_code,
+            40405
+        );
+        assert_eq!(store.delete_subject("s", false), Ok(vec![1]));
+        assert!(store.subjects().is_empty());
+        assert_eq!(store.listed_subjects(DeletedVersions::Only), ["s"]);
+        assert_eq!(store.versions("s").unwrap_err().error_code, 40401);
+        assert_eq!(
+            store.delete_subject("s", false).unwrap_err().error_code,
+            40404
+        );
+        // Registering a soft-deleted schema again makes a new version with the same id.
+        assert_eq!(store.register("s", "JSON", SCHEMA_V1), Ok(1));
+        assert_eq!(
+            store
+                .listed_versions("s", DeletedVersions::Include)
+                .unwrap(),
+            [1, 2]
+        );
+        store.delete_subject("s", false).unwrap();
+        assert_eq!(store.delete_subject("s", true), Ok(vec![1, 2]));
+        assert_eq!(
+            store.listed_subjects(DeletedVersions::Include),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            store.delete_subject("s", false).unwrap_err().error_code,
+            40401
         );
     }
 }

@@ -223,3 +223,81 @@ async fn basic_auth_is_enforced_when_configured() {
     );
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn boolean_query_parameters_are_read_in_any_case() {
+    let registry = TestRegistry::start().await;
+    let base = &registry.url;
+    // confluent-kafka-python sends Python's capitalised booleans.
+    let (status, body) = post(
+        &format!("{base}/subjects/auction-value/versions?normalize=False"),
+        schema_body(SCHEMA_V1),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"id": 1})));
+    for (raw, verbose) in [
+        ("true", true),
+        ("True", true),
+        ("TRUE", true),
+        ("false", false),
+        ("False", false),
+    ] {
+        let (status, body) = post(
+            &format!(
+                "{base}/compatibility/subjects/auction-value/versions/latest?normalize=False&verbose={raw}"
+            ),
+            schema_body(&v3_with_required_currency()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "verbose={raw}: {body}");
+        assert_eq!(body["is_compatible"], json!(false));
+        assert_eq!(
+            body.get("messages").is_some(),
+            verbose,
+            "verbose={raw}: {body}"
+        );
+    }
+    let (status, body) = post(
+        &format!("{base}/compatibility/subjects/auction-value/versions/latest?verbose=maybe"),
+        schema_body(SCHEMA_V1),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error_code"], json!(400));
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"verbose\"")
+            && message.contains("true or false")
+            && message.contains("maybe"),
+        "{message}"
+    );
+    let (status, body) = get(&format!("{base}/config/auction-value?defaultToGlobal=True")).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"compatibilityLevel": "BACKWARD"}))
+    );
+    let (status, _) = get(&format!("{base}/subjects?deleted=FALSE")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_schema_without_dollar_schema_is_read_as_draft_07() {
+    let registry = TestRegistry::start().await;
+    let versions = format!("{}/subjects/pair-value/versions", registry.url);
+    // Draft-07's tuple form of `items`; draft 2020-12 (the validator's own default) refuses it.
+    let tuple = json!({"type": "array", "items": [{"type": "string"}, {"type": "integer"}]});
+    let (status, body) = post(&versions, schema_body(&tuple.to_string())).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"id": 1})));
+    // The tuple is compared as a tuple: widening the second item is compatible...
+    let widened = json!({"type": "array", "items": [{"type": "string"}, {"type": "number"}]});
+    let (status, body) = post(&versions, schema_body(&widened.to_string())).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"id": 2})));
+    // ...narrowing the first is not.
+    let narrowed = json!({"type": "array", "items": [{"enum": ["a"]}, {"type": "number"}]});
+    let (status, body) = post(&versions, schema_body(&narrowed.to_string())).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("#/items/0"),
+        "{body}"
+    );
+}
