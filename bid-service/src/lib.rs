@@ -175,6 +175,9 @@ pub async fn spawn(
     shutdown: CancellationToken,
 ) -> Result<RunningBidService, StartError> {
     check(&settings)?;
+    // The process's Prometheus recorder, before the first metric is recorded: without it the
+    // counts made before the first scrape of /metrics were lost.
+    let _ = service::metrics_handle();
     let state_topic = settings.state_topic();
     tracing::info!(kafka = ?settings.kafka, topic = %settings.topic, state_topic = %state_topic,
         registry = %settings.registry.url, "starting the bid service");

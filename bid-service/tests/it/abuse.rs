@@ -46,6 +46,8 @@ async fn watch_random_auctions(client: &BidServiceClient<Channel>, count: usize)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_thousand_watches_of_unknown_auctions_keep_nothing() {
+    // The service installs the process's recorder as it starts; so does this, before anything.
+    let _ = auction_process::metrics_handle();
     let backend = Backend::mock().await;
     let mut service = Service::start(backend.settings()).await;
     service.place("a-real-lot", "Ada", 10).await.expect("a bid");

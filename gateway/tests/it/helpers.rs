@@ -127,6 +127,7 @@ pub(crate) async fn bid_count(url: &str, auction: &str) -> u64 {
 pub(crate) fn gateway_settings(bid_service_url: &str) -> Settings {
     let mut settings = Settings::new(bid_service_url);
     settings.listen = "127.0.0.1:0".parse().expect("address");
+    settings.metrics_listen = "127.0.0.1:0".parse().expect("address");
     settings.cookie_key = Some(auction_process::Secret::new("test cookie key"));
     settings.readiness_interval = Duration::from_millis(100);
     settings.resubscribe_max_backoff = Duration::from_millis(500);

@@ -510,6 +510,7 @@ fn the_sinks_and_the_gateway_never_log_their_secrets() {
     let mut gateway = Command::new(binary("gateway"));
     gateway
         .env("GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("GATEWAY_METRICS_LISTEN", "127.0.0.1:0")
         .env("BID_SERVICE_URL", "http://127.0.0.1:9")
         .env("GATEWAY_COOKIE_KEY", cookie_key)
         .env("RUST_LOG", "debug");
