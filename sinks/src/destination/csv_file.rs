@@ -497,7 +497,8 @@ impl Destination for CsvDestination {
                 if checkpoint.file.as_deref() != Some(file.as_path()) {
                     if file == state.file_for_today() {
                         demo_csv::upgrade(&file)?;
-                    } else if demo_csv::layout(&file)? == demo_csv::Layout::Demo {
+                    } else {
+                        // The demo's undated file beside a rotating sink stays as it is.
                         count += demo_csv::rows_of_demo_layout(&file)?;
                         continue;
                     }

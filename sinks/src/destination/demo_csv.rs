@@ -25,12 +25,16 @@ pub(crate) enum Layout {
     Demo,
 }
 
-/// The layout of the file at `path`; a file that is neither the sink's nor the demo's is refused
-/// with a sentence (the sink must not append its rows to someone else's file).
-pub(crate) fn layout(path: &Path) -> Result<Layout, CsvError> {
-    let Some(rows) = read_rows(path)? else {
-        return Ok(Layout::Empty);
-    };
+/// The layout of the file at `path` (see [`layout_of`]).
+#[cfg(test)]
+fn layout(path: &Path) -> Result<Layout, CsvError> {
+    layout_of(path, &read_rows(path)?.unwrap_or_default())
+}
+
+/// The layout of a file's `rows` (read once by the caller); a file that is neither the sink's nor
+/// the demo's is refused with a sentence (the sink must not append its rows to someone else's
+/// file).
+fn layout_of(path: &Path, rows: &[Vec<String>]) -> Result<Layout, CsvError> {
     match rows.first() {
         None => Ok(Layout::Empty),
         Some(first) if first.iter().eq(HEADER) => Ok(Layout::Sink),
@@ -55,10 +59,10 @@ pub(crate) fn layout(path: &Path) -> Result<Layout, CsvError> {
 /// Upgrades the demo's file at `path` to the sink's layout; does nothing to any other file.
 /// Returns how many of the demo's rows it carried over.
 pub(crate) fn upgrade(path: &Path) -> Result<u64, CsvError> {
-    if layout(path)? != Layout::Demo {
+    let rows = read_rows(path)?.unwrap_or_default();
+    if layout_of(path, &rows)? != Layout::Demo {
         return Ok(0);
     }
-    let rows = read_rows(path)?.unwrap_or_default();
     let backup = suffixed(path, ".demo");
     std::fs::copy(path, &backup)
         .and_then(|_| File::open(&backup)?.sync_all())
@@ -123,10 +127,10 @@ pub(crate) fn upgrade(path: &Path) -> Result<u64, CsvError> {
 /// How many rows of the sink's file at `path` carry no Kafka position (the demo's, carried over
 /// by [`upgrade`]). A file of another layout counts as none.
 pub(crate) fn rows_without_position(path: &Path) -> Result<u64, CsvError> {
-    if layout(path)? != Layout::Sink {
+    let rows = read_rows(path)?.unwrap_or_default();
+    if layout_of(path, &rows)? != Layout::Sink {
         return Ok(0);
     }
-    let rows = read_rows(path)?.unwrap_or_default();
     Ok(rows
         .iter()
         .skip(1)
@@ -134,9 +138,13 @@ pub(crate) fn rows_without_position(path: &Path) -> Result<u64, CsvError> {
         .count() as u64)
 }
 
-/// How many bids the demo's file at `path` holds (its header row aside).
+/// How many bids the file at `path` holds if it is the demo's (its header row aside); none for a
+/// file of another layout.
 pub(crate) fn rows_of_demo_layout(path: &Path) -> Result<u64, CsvError> {
     let rows = read_rows(path)?.unwrap_or_default();
+    if layout_of(path, &rows)? != Layout::Demo {
+        return Ok(0);
+    }
     Ok(rows.iter().filter(|row| !is_demo_header(row)).count() as u64)
 }
 

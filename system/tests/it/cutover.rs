@@ -529,7 +529,9 @@ async fn cut_over_producer_first_while_bids_keep_coming() {
         deployment.bid_service("bid-service-product", false);
     wait_ready(&product, product_metrics).await;
     bidder.switch(Door::BidService(product_url));
-    let (_, compatible_log) = compatible.terminate();
+    let (stopped, compatible_log) = compatible.terminate();
+    // The handover really happened: the compatible replica is gone, having stopped cleanly.
+    assert!(stopped.success(), "{}", tail(&compatible_log));
     bidder.bids_accepted(30).await;
 
     let logs = format!(
