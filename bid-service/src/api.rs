@@ -1,8 +1,9 @@
 //! The `auction.v1.BidService` gRPC API, and the one place where errors become gRPC statuses:
 //! INVALID_ARGUMENT (with `google.rpc.BadRequest`), FAILED_PRECONDITION (too low, with
 //! `google.rpc.ErrorInfo`), UNAVAILABLE (Kafka, the registry or the auction's owner cannot take
-//! the bid; retry with the same `request_id`) and RESOURCE_EXHAUSTED (overloaded). Never INTERNAL
-//! for client input.
+//! the bid; retry with the same `request_id`) and RESOURCE_EXHAUSTED (overloaded, or a limit of
+//! `limits.rs` reached: bids in flight, auctions opened by a first bid, open watch streams, bids
+//! per client). Never INTERNAL for client input.
 //!
 //! `PlaceBid` goes to the owner of the auction's partition: the local one through
 //! [`Ownership`], another replica's through the [`Forwarder`]. Reads answer from the
@@ -30,7 +31,7 @@ use auction_proto::v1::{
 use auction_schemas::{AuctionId, Bid, BidId, BidInput, FieldViolation};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,7 @@ use crate::creation;
 use crate::forward::{FORWARDED_HEADER, Forwarder};
 use crate::kafka::partition_for;
 use crate::lifecycle::Status as LifeStatus;
+use crate::limits::{BidsInFlight, ImplicitRefusal, StreamRefusal, WatchStreams};
 use crate::metrics as m;
 use crate::owner::{OwnerCommand, PlaceCommand, PlaceError, Placed};
 use crate::ownership::{self, Ownership, Submit};
@@ -53,6 +55,9 @@ const OWNER_POLL: Duration = Duration::from_millis(20);
 
 /// Time kept back from the client's deadline to send the answer.
 const ANSWER_MARGIN: Duration = Duration::from_millis(20);
+
+/// A rate limit per client address (`None`: a connection without a known peer address).
+pub(crate) type ClientRateLimiter = governor::DefaultKeyedRateLimiter<Option<std::net::IpAddr>>;
 
 /// The parts the API works with.
 #[derive(Debug)]
@@ -67,8 +72,12 @@ pub(crate) struct BidApi {
     pub address: String,
     /// Partitions of the bid topic (the group consumer follows partitions added to it).
     pub partitions: Arc<AtomicI32>,
-    /// Limits `PlaceBid` calls in progress.
-    pub in_flight: Arc<Semaphore>,
+    /// Limits `PlaceBid` calls whose work runs.
+    pub in_flight: Arc<BidsInFlight>,
+    /// Limits open `WatchAuction` streams.
+    pub watch_streams: Arc<WatchStreams>,
+    /// Limits `PlaceBid` calls per client address, when set.
+    pub bids_per_client: Option<ClientRateLimiter>,
     /// The deadline of a call that sets none.
     pub default_deadline: Duration,
     /// Ends `WatchAuction` streams at shutdown.
@@ -275,6 +284,20 @@ fn owner_error(price: i32, error: PlaceError) -> Status {
         PlaceError::Overloaded => Status::resource_exhausted(
             "the service is overloaded; retry shortly with the same request_id",
         ),
+        PlaceError::TooManyAuctions(ImplicitRefusal::Cap(cap)) => {
+            Status::resource_exhausted(format!(
+                "the bid would open a new auction, but this service already holds the most auctions \
+                 opened by a first bid that it may ({cap}, AUCTION_MAX_IMPLICIT_AUCTIONS): bid on an \
+                 existing auction, or create this one with CreateAuction"
+            ))
+        }
+        PlaceError::TooManyAuctions(ImplicitRefusal::Rate(per_second)) => {
+            Status::resource_exhausted(format!(
+                "the bid would open a new auction, but this service opens at most {per_second} \
+                 auctions on a first bid per second (AUCTION_IMPLICIT_AUCTIONS_PER_SEC): retry \
+                 shortly with the same request_id"
+            ))
+        }
         PlaceError::Unavailable(reason) => {
             Status::unavailable(format!("{reason}; retry with the same request_id"))
         }
@@ -654,6 +677,19 @@ impl BidService for BidGrpc {
     ) -> Result<Response<PlaceBidResponse>, Status> {
         let deadline = client_deadline(request.metadata()).unwrap_or(self.0.default_deadline);
         let forwarded = request.metadata().contains_key(FORWARDED_HEADER);
+        // Calls forwarded by another replica were counted where the client called.
+        if let Some(limiter) = &self.0.bids_per_client
+            && !forwarded
+            && limiter
+                .check_key(&request.remote_addr().map(|a| a.ip()))
+                .is_err()
+        {
+            metrics::counter!(m::BIDS_REJECTED, "reason" => "client_rate").increment(1);
+            return Err(Status::resource_exhausted(
+                "too many bids from this client address (BID_SERVICE_BIDS_PER_SEC_PER_CLIENT); \
+                 retry shortly with the same request_id",
+            ));
+        }
         let request = request.into_inner();
         let request_id = match request.request_id.trim() {
             "" => None,
@@ -671,7 +707,7 @@ impl BidService for BidGrpc {
                     })?,
             ),
         };
-        let Ok(permit) = Arc::clone(&self.0.in_flight).try_acquire_owned() else {
+        let Some(slot) = self.0.in_flight.try_admit() else {
             metrics::counter!(m::BIDS_REJECTED, "reason" => "overloaded").increment(1);
             return Err(Status::resource_exhausted(
                 "too many bids are in progress; retry shortly with the same request_id",
@@ -679,10 +715,17 @@ impl BidService for BidGrpc {
         };
         let wait = deadline.saturating_sub(ANSWER_MARGIN);
         // The work runs in its own task, so that a client that goes away cannot leave a bid
-        // half-placed: a retry with the same request id learns its outcome either way.
-        let task = tokio::spawn(Arc::clone(&self.0).place(request, request_id, forwarded, wait));
+        // half-placed: a retry with the same request id learns its outcome either way. The task
+        // holds the call's slot until the work ends (not until the client's deadline), so the
+        // in-flight limit bounds the work that runs, however short the deadlines.
+        let api = Arc::clone(&self.0);
+        let live = self.0.in_flight.live();
+        let task = tokio::spawn(async move {
+            let _slot = slot;
+            let _live = live;
+            api.place(request, request_id, forwarded, wait).await
+        });
         let answer = tokio::time::timeout(wait, task).await;
-        drop(permit);
         match answer {
             Ok(Ok(outcome)) => outcome.map(Response::new),
             Ok(Err(_)) => Err(Status::unavailable(
@@ -711,13 +754,37 @@ impl BidService for BidGrpc {
         request: Request<WatchAuctionRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let id = parse_auction_id(&request.get_ref().auction_id)?;
+        let client = request.remote_addr().map(|a| a.ip());
+        let slot = self.0.watch_streams.try_open(client).map_err(|refusal| {
+            let (reason, message) = match refusal {
+                StreamRefusal::Total(cap) => (
+                    "total",
+                    format!(
+                        "this service has the most WatchAuction streams open that it may ({cap}, \
+                         BID_SERVICE_MAX_WATCH_STREAMS); retry later"
+                    ),
+                ),
+                StreamRefusal::PerClient(cap) => (
+                    "per_client",
+                    format!(
+                        "this client address has the most WatchAuction streams open that one \
+                         client may ({cap}, BID_SERVICE_MAX_WATCH_STREAMS_PER_CLIENT); close one \
+                         first"
+                    ),
+                ),
+            };
+            metrics::counter!(m::WATCH_STREAMS_REFUSED, "reason" => reason).increment(1);
+            Status::resource_exhausted(message)
+        })?;
         let (current, watch) = self.0.read_copy.watch(&id);
         let (updates, subscription) = watch.into_parts();
         let read_copy = Arc::clone(&self.0.read_copy);
         let first = futures::stream::once(async move { current });
         let later = BroadcastStream::new(updates).map(move |update| {
-            // The subscription ends with the stream (a client that leaves).
+            // The subscription and the stream's slot end with the stream (a client that
+            // leaves).
             let _subscription = &subscription;
+            let _slot = &slot;
             match update {
                 Ok(snapshot) => snapshot,
                 // A slow watcher skips to the current state rather than falling further behind.

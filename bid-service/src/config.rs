@@ -1,7 +1,8 @@
 //! Settings of the bid service. The binary fills them from flags and environment variables (and
 //! `.env`); tests build them directly.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 pub use auction_process::KafkaProperties;
@@ -84,8 +85,35 @@ pub struct Settings {
     pub delivery_timeout: Duration,
     /// The deadline of a call that sets none.
     pub default_deadline: Duration,
-    /// Most `PlaceBid` calls in progress at once; more are refused with RESOURCE_EXHAUSTED.
+    /// Most `PlaceBid` calls whose work runs at once (a call's slot is held until its work
+    /// ends, even after its deadline); more are refused with RESOURCE_EXHAUSTED.
     pub max_bids_in_flight: usize,
+    /// Most auctions nobody created (opened by a first bid) that the partitions this replica
+    /// owns may hold, restored ones included; a bid that would open one more is refused with
+    /// RESOURCE_EXHAUSTED. With N replicas the system holds at most about N times as many.
+    pub max_implicit_auctions: usize,
+    /// Most auctions this replica opens on a first bid per second (in bursts of as many); more
+    /// are refused with RESOURCE_EXHAUSTED.
+    pub implicit_auctions_per_second: NonZeroU32,
+    /// Most `WatchAuction` streams open at once on this replica; more are refused with
+    /// RESOURCE_EXHAUSTED.
+    pub max_watch_streams: usize,
+    /// Most `WatchAuction` streams open at once from one client address (the peer IP).
+    pub max_watch_streams_per_client: usize,
+    /// Client addresses whose streams count only in the total (such as a gateway's, which
+    /// watches every auction its visitors look at).
+    pub watch_streams_exempt_clients: Vec<IpAddr>,
+    /// Most `PlaceBid` calls per second from one client address (the peer IP; bursts of as
+    /// many); `None`: no per-client limit. Calls forwarded by other replicas are not counted.
+    pub bids_per_second_per_client: Option<NonZeroU32>,
+    /// How often an HTTP/2 ping goes to each connection; `None`: never.
+    pub http2_keepalive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is closed.
+    pub http2_keepalive_timeout: Duration,
+    /// TCP keepalive: idle time before the first probe; `None`: off.
+    pub tcp_keepalive: Option<Duration>,
+    /// Most concurrent HTTP/2 streams (calls) on one connection.
+    pub max_concurrent_streams_per_connection: u32,
     /// Origins allowed to call over gRPC-Web from a browser; `*` allows any; empty allows none
     /// (CORS applies to browsers only).
     pub cors_allowed_origins: Vec<String>,
@@ -124,6 +152,16 @@ impl Settings {
             delivery_timeout: Duration::from_secs(30),
             default_deadline: Duration::from_secs(10),
             max_bids_in_flight: 10_000,
+            max_implicit_auctions: 100_000,
+            implicit_auctions_per_second: NonZeroU32::new(10_000).unwrap_or(NonZeroU32::MIN),
+            max_watch_streams: 10_000,
+            max_watch_streams_per_client: 100,
+            watch_streams_exempt_clients: Vec::new(),
+            bids_per_second_per_client: None,
+            http2_keepalive_interval: Some(Duration::from_secs(30)),
+            http2_keepalive_timeout: Duration::from_secs(20),
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            max_concurrent_streams_per_connection: 1_000,
             cors_allowed_origins: Vec::new(),
             tls: None,
         }
@@ -262,9 +300,59 @@ pub struct Args {
         default_value_t = 30_000
     )]
     pub delivery_timeout_ms: u64,
-    /// Most PlaceBid calls in progress at once; more get RESOURCE_EXHAUSTED.
+    /// Most PlaceBid calls whose work runs at once (held until the work ends, even past the
+    /// client's deadline); more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "BID_SERVICE_MAX_IN_FLIGHT", default_value_t = 10_000)]
     pub max_in_flight: usize,
+    /// Most auctions nobody created (opened by a first bid) in the partitions this replica
+    /// owns; a bid that would open one more gets RESOURCE_EXHAUSTED.
+    #[arg(long, env = "AUCTION_MAX_IMPLICIT_AUCTIONS", default_value_t = 100_000)]
+    pub max_implicit_auctions: usize,
+    /// Most auctions this replica opens on a first bid per second; more get RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "AUCTION_IMPLICIT_AUCTIONS_PER_SEC",
+        default_value_t = 10_000
+    )]
+    pub implicit_auctions_per_sec: u32,
+    /// Most WatchAuction streams open at once on this replica; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "BID_SERVICE_MAX_WATCH_STREAMS", default_value_t = 10_000)]
+    pub max_watch_streams: usize,
+    /// Most WatchAuction streams open at once from one client address (peer IP).
+    #[arg(
+        long,
+        env = "BID_SERVICE_MAX_WATCH_STREAMS_PER_CLIENT",
+        default_value_t = 100
+    )]
+    pub max_watch_streams_per_client: usize,
+    /// Client addresses (comma-separated IPs, such as the gateway's) whose WatchAuction
+    /// streams count only in the total, not per client.
+    #[arg(long, env = "BID_SERVICE_WATCH_EXEMPT_CLIENTS", value_delimiter = ',')]
+    pub watch_exempt_clients: Vec<IpAddr>,
+    /// Most PlaceBid calls per second from one client address (peer IP); 0: no limit.
+    #[arg(long, env = "BID_SERVICE_BIDS_PER_SEC_PER_CLIENT", default_value_t = 0)]
+    pub bids_per_sec_per_client: u32,
+    /// Seconds between HTTP/2 pings on each gRPC connection (a peer that does not answer is
+    /// dropped); 0: no pings.
+    #[arg(long, env = "BID_SERVICE_HTTP2_KEEPALIVE_SECS", default_value_t = 30)]
+    pub http2_keepalive_secs: u64,
+    /// Seconds an HTTP/2 ping may go unanswered before the connection is closed.
+    #[arg(
+        long,
+        env = "BID_SERVICE_HTTP2_KEEPALIVE_TIMEOUT_SECS",
+        default_value_t = 20
+    )]
+    pub http2_keepalive_timeout_secs: u64,
+    /// Seconds a gRPC connection may be idle before TCP keepalive probes start; 0: off.
+    #[arg(long, env = "BID_SERVICE_TCP_KEEPALIVE_SECS", default_value_t = 60)]
+    pub tcp_keepalive_secs: u64,
+    /// Most concurrent calls (HTTP/2 streams) on one gRPC connection.
+    #[arg(
+        long,
+        env = "BID_SERVICE_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 1_000
+    )]
+    pub max_streams_per_connection: u32,
     /// Browser origins allowed to call over gRPC-Web (comma-separated, such as
     /// `https://auction.example.com`); `*` allows any origin. Unset: no other origin (a page
     /// served elsewhere cannot call the service from a browser; other clients are not affected).
@@ -328,6 +416,18 @@ impl Args {
         settings.creation_token = self.creation_token.map(Secret::new);
         settings.delivery_timeout = Duration::from_millis(self.delivery_timeout_ms);
         settings.max_bids_in_flight = self.max_in_flight;
+        settings.max_implicit_auctions = self.max_implicit_auctions;
+        settings.implicit_auctions_per_second = NonZeroU32::new(self.implicit_auctions_per_sec)
+            .ok_or("AUCTION_IMPLICIT_AUCTIONS_PER_SEC must be at least 1 (to open no auction on a first bid, set AUCTION_NO_IMPLICIT_AUCTIONS)")?;
+        settings.max_watch_streams = self.max_watch_streams;
+        settings.max_watch_streams_per_client = self.max_watch_streams_per_client;
+        settings.watch_streams_exempt_clients = self.watch_exempt_clients;
+        settings.bids_per_second_per_client = NonZeroU32::new(self.bids_per_sec_per_client);
+        let seconds = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        settings.http2_keepalive_interval = seconds(self.http2_keepalive_secs);
+        settings.http2_keepalive_timeout = Duration::from_secs(self.http2_keepalive_timeout_secs);
+        settings.tcp_keepalive = seconds(self.tcp_keepalive_secs);
+        settings.max_concurrent_streams_per_connection = self.max_streams_per_connection;
         settings.cors_allowed_origins = self.cors_origins;
         let read = |what: &str, path: &std::path::Path| {
             std::fs::read_to_string(path)

@@ -19,6 +19,7 @@
 //! - `forward` - forwarding calls to the owner on another replica.
 //! - `kafka` - topics, partitioning, client configurations.
 //! - `api` - the gRPC service and the mapping of errors to statuses.
+//! - `limits` - bids in flight, auctions opened by a first bid, open watch streams.
 //! - [`metrics`] - metric names.
 //!
 //! [`spawn`] starts everything on the configured ports (port 0 picks free ones, for tests).
@@ -30,6 +31,7 @@ mod creation;
 mod forward;
 mod kafka;
 mod lifecycle;
+mod limits;
 pub mod metrics;
 mod owner;
 mod ownership;
@@ -44,9 +46,9 @@ use auction_process::{self as service, Readiness};
 use auction_proto::v1::bid_service_server::BidServiceServer;
 use auction_schemas::{BidDecoder, BidEncoder, RecordCodec};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -122,6 +124,19 @@ fn check(settings: &Settings) -> Result<(), StartError> {
         (settings.starting_price < 1).then(|| "the starting price must be at least 1".to_owned()),
         (settings.max_bids_in_flight < 1)
             .then(|| "at least 1 bid must be allowed in flight".to_owned()),
+        (settings.implicit_auctions && settings.max_implicit_auctions < 1).then(|| {
+            "AUCTION_MAX_IMPLICIT_AUCTIONS must be at least 1 (to open no auction on a first \
+             bid, set AUCTION_NO_IMPLICIT_AUCTIONS)"
+                .to_owned()
+        }),
+        (settings.max_watch_streams < 1)
+            .then(|| "BID_SERVICE_MAX_WATCH_STREAMS must be at least 1".to_owned()),
+        (settings.max_watch_streams_per_client < 1)
+            .then(|| "BID_SERVICE_MAX_WATCH_STREAMS_PER_CLIENT must be at least 1".to_owned()),
+        (settings.max_concurrent_streams_per_connection < 1)
+            .then(|| "BID_SERVICE_MAX_STREAMS_PER_CONNECTION must be at least 1".to_owned()),
+        (settings.http2_keepalive_interval.is_some() && settings.http2_keepalive_timeout.is_zero())
+            .then(|| "BID_SERVICE_HTTP2_KEEPALIVE_TIMEOUT_SECS must be at least 1".to_owned()),
     ]
     .into_iter()
     .flatten()
@@ -319,6 +334,10 @@ pub async fn spawn(
         address: address.clone(),
         group: OnceLock::new(),
         implicit_auctions: settings.implicit_auctions,
+        implicit_limit: limits::ImplicitAuctions::new(
+            settings.max_implicit_auctions,
+            settings.implicit_auctions_per_second,
+        ),
         results_topic,
         results_codec: Arc::new(results_codec),
     });
@@ -396,12 +415,39 @@ pub async fn spawn(
         forwarder: forward::Forwarder::default(),
         address,
         partitions: partition_count,
-        in_flight: Arc::new(Semaphore::new(settings.max_bids_in_flight)),
+        in_flight: limits::BidsInFlight::new(settings.max_bids_in_flight),
+        watch_streams: limits::WatchStreams::new(
+            settings.max_watch_streams,
+            settings.max_watch_streams_per_client,
+            settings.watch_streams_exempt_clients.clone(),
+        ),
+        bids_per_client: settings.bids_per_second_per_client.map(|per_second| {
+            governor::RateLimiter::keyed(governor::Quota::per_second(per_second))
+        }),
         default_deadline: settings.default_deadline,
         shutdown: shutdown.clone(),
         creation_token: settings.creation_token.clone(),
         rules,
     });
+    if api.bids_per_client.is_some() {
+        // The per-client limiter keeps a cell per address: those that have not bid lately go.
+        let api = Arc::clone(&api);
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = every.tick() => {
+                        if let Some(limiter) = &api.bids_per_client {
+                            limiter.retain_recent();
+                            limiter.shrink_to_fit();
+                        }
+                    }
+                }
+            }
+        });
+    }
     let bid_service =
         BidServiceServer::new(BidGrpc(api)).max_decoding_message_size(MAX_REQUEST_BYTES);
 
@@ -415,7 +461,13 @@ pub async fn spawn(
                 ))
             })?;
 
-    let mut server = Server::builder();
+    // Dead peers are found by HTTP/2 pings and TCP keepalive. tonic 0.14 (hyper 1) has no
+    // idle-connection timeout: an idle connection that answers pings stays open, holding no
+    // stream; what a client can hold is bounded by the stream limits.
+    let mut server = Server::builder()
+        .http2_keepalive_interval(settings.http2_keepalive_interval)
+        .http2_keepalive_timeout(Some(settings.http2_keepalive_timeout))
+        .max_concurrent_streams(settings.max_concurrent_streams_per_connection);
     if let Some(tls) = &settings.tls {
         let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
             &tls.certificate_pem,
@@ -436,10 +488,13 @@ pub async fn spawn(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(bid_service);
+    // The server's own TCP settings apply only to listeners it binds: these go on the incoming
+    // stream.
+    let incoming = TcpIncoming::from(listener).with_keepalive(settings.tcp_keepalive);
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         let served = router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            .serve_with_incoming_shutdown(incoming, async move {
                 stop.cancelled().await;
                 readiness.set(false);
                 health

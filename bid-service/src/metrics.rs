@@ -4,7 +4,8 @@
 pub const BIDS_ACCEPTED: &str = "bid_service_bids_accepted_total";
 /// Counter: bids not accepted, by `reason` (`invalid`, `too_low`, `outbid_in_log`, `overloaded`,
 /// `kafka_unavailable`, `registry_unavailable`, `no_owner`, `not_in_log`, `not_open`,
-/// `already_leading`, `no_such_auction`).
+/// `already_leading`, `no_such_auction`, `implicit_auctions_cap`,
+/// `implicit_auctions_rate`, `client_rate`).
 pub const BIDS_REJECTED: &str = "bid_service_bids_rejected_total";
 /// Counter: `PlaceBid` calls forwarded to the owner of the auction's partition, by `outcome`.
 pub const BIDS_FORWARDED: &str = "bid_service_bids_forwarded_total";
@@ -30,3 +31,16 @@ pub const AUCTIONS_CLOSED: &str = "bid_service_auctions_closed_total";
 pub const AUCTION_ENTRIES: &str = "bid_service_auction_entries";
 /// Gauge: open `WatchAuction` subscriptions.
 pub const WATCHERS: &str = "bid_service_watchers";
+/// Gauge: `PlaceBid` tasks running now (each holds its in-flight slot until its work ends,
+/// whatever the client's deadline).
+pub const BIDS_IN_FLIGHT: &str = "bid_service_bids_in_flight";
+/// Gauge: the most `PlaceBid` tasks that ran at once since the start (at most
+/// `BID_SERVICE_MAX_IN_FLIGHT`).
+pub const BIDS_IN_FLIGHT_PEAK: &str = "bid_service_bids_in_flight_peak";
+/// Gauge: auctions nobody created (opened by a first bid) in the partitions this replica owns,
+/// counted against `AUCTION_MAX_IMPLICIT_AUCTIONS`.
+pub const IMPLICIT_AUCTIONS: &str = "bid_service_implicit_auctions";
+/// Gauge: open `WatchAuction` streams.
+pub const WATCH_STREAMS: &str = "bid_service_watch_streams";
+/// Counter: `WatchAuction` calls refused, by `reason` (`total`, `per_client`).
+pub const WATCH_STREAMS_REFUSED: &str = "bid_service_watch_streams_refused_total";

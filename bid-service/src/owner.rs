@@ -52,6 +52,7 @@ use crate::auction::{Applied, AuctionState, BidRules, LoggedBid};
 use crate::config::KafkaProperties;
 use crate::kafka::{self, KafkaSetupError};
 use crate::lifecycle::{self, Definition, NotOpen, PROXY_HEADER, Refused};
+use crate::limits::{ImplicitAuctions, ImplicitRefusal};
 use crate::metrics as m;
 use crate::ownership::GroupContext;
 use crate::read_copy::ReadCopy;
@@ -125,6 +126,8 @@ pub(crate) enum PlaceError {
     CannotCancel(String),
     /// Too much work queued.
     Overloaded,
+    /// The bid would open an auction beyond the cap or rate of auctions opened by a first bid.
+    TooManyAuctions(ImplicitRefusal),
     /// Kafka, the registry or the owner cannot take the bid now; the bid is not placed.
     Unavailable(String),
 }
@@ -242,6 +245,8 @@ pub(crate) struct OwnerContext {
     pub group: OnceLock<Arc<BaseConsumer<GroupContext>>>,
     /// A bid on an auction nobody created opens it.
     pub implicit_auctions: bool,
+    /// The cap and rate of auctions opened by a first bid, shared by this replica's owners.
+    pub implicit_limit: ImplicitAuctions,
     /// The topic of closed auctions' results.
     pub results_topic: String,
     /// Writes results.
@@ -517,6 +522,12 @@ struct PartitionOwner {
     catch_up_target: Option<i64>,
     /// Shared with the handle: false while the producer is being replaced.
     deciding: Arc<std::sync::atomic::AtomicBool>,
+    /// Auctions without a definition this owner holds (in `auctions`, or reserved), counted in
+    /// the replica's [`ImplicitAuctions`] until the owner stops.
+    implicit_held: usize,
+    /// Auctions a first bid is being written for, not yet in `auctions`: counted in
+    /// `implicit_held` already.
+    implicit_reserved: HashSet<AuctionId>,
 }
 
 fn transactional_id(context: &OwnerContext, partition: i32) -> String {
@@ -624,6 +635,11 @@ impl PartitionOwner {
             "took over the partition"
         );
         metrics::gauge!(m::OWNED_PARTITIONS).increment(1.0);
+        let implicit_held = auctions
+            .values()
+            .filter(|state| state.life.definition.is_none())
+            .count();
+        context.implicit_limit.add(implicit_held);
         Ok(Self {
             partition,
             owner_id: Uuid::new_v4(),
@@ -650,6 +666,8 @@ impl PartitionOwner {
             caught_up: false,
             catch_up_target: None,
             deciding,
+            implicit_held,
+            implicit_reserved: HashSet::new(),
             context,
         })
     }
@@ -703,6 +721,10 @@ impl PartitionOwner {
             }
         };
         metrics::gauge!(m::OWNED_PARTITIONS).decrement(1.0);
+        // The partition's auctions go with it: the next owner counts them.
+        self.context.implicit_limit.release(self.implicit_held);
+        self.implicit_held = 0;
+        self.implicit_reserved.clear();
         if matches!(ended, Ended::Stopped)
             && commit_on_stop.load(std::sync::atomic::Ordering::Relaxed)
             && self.transaction.bids.is_empty()
@@ -783,6 +805,28 @@ impl PartitionOwner {
                 self.pending.remove(auction);
             }
         }
+        self.settle_reservation(auction);
+    }
+
+    /// Counts a new entry of `auctions` (before it is inserted) in the implicit auctions held
+    /// when it has no definition; one reserved by its first bid is counted already.
+    fn counting_new_auction(&mut self, auction: &AuctionId) {
+        if !self.auctions.contains_key(auction) && !self.implicit_reserved.remove(auction) {
+            self.context.implicit_limit.add(1);
+            self.implicit_held += 1;
+        }
+    }
+
+    /// Frees the room reserved for an auction whose first bid was never written (it has
+    /// neither state nor bids in flight).
+    fn settle_reservation(&mut self, auction: &AuctionId) {
+        if !self.auctions.contains_key(auction)
+            && !self.pending.contains_key(auction)
+            && self.implicit_reserved.remove(auction)
+        {
+            self.implicit_held = self.implicit_held.saturating_sub(1);
+            self.context.implicit_limit.release(1);
+        }
     }
 
     /// The auction as it will be once the bids written for it are applied (`None` when it has
@@ -843,7 +887,14 @@ impl PartitionOwner {
         }
     }
 
+    /// Decides a bid; room reserved for a new auction that its bid did not open is freed.
     async fn decide(&mut self, command: PlaceCommand) {
+        let auction = command.bid.auction_id.clone();
+        self.decide_bid(command).await;
+        self.settle_reservation(&auction);
+    }
+
+    async fn decide_bid(&mut self, command: PlaceCommand) {
         let PlaceCommand {
             bid,
             amount,
@@ -861,8 +912,24 @@ impl PartitionOwner {
                 return;
             }
         }
+        let opens = self.context.implicit_auctions && self.projected(&bid.auction_id).is_none();
+        if opens {
+            // A new auction nobody created: within the cap and rate, or refused before any
+            // state exists.
+            if let Err(refusal) = self.context.implicit_limit.try_open() {
+                let reason = match refusal {
+                    ImplicitRefusal::Cap(_) => "implicit_auctions_cap",
+                    ImplicitRefusal::Rate(_) => "implicit_auctions_rate",
+                };
+                metrics::counter!(m::BIDS_REJECTED, "reason" => reason).increment(1);
+                let _ = reply.send(Err(PlaceError::TooManyAuctions(refusal)));
+                return;
+            }
+            self.implicit_held += 1;
+            self.implicit_reserved.insert(bid.auction_id.clone());
+        }
         let Some(state) = self.projected(&bid.auction_id).or_else(|| {
-            self.context.implicit_auctions.then(|| {
+            opens.then(|| {
                 std::borrow::Cow::Owned(AuctionState::new(bid.auction_id.clone(), self.partition))
             })
         }) else {
@@ -926,6 +993,7 @@ impl PartitionOwner {
         };
         if let Some(maximum) = plan.maximum {
             let id = bid.auction_id.clone();
+            self.counting_new_auction(&id);
             let applied = self
                 .auctions
                 .entry(id.clone())
@@ -1325,6 +1393,7 @@ impl PartitionOwner {
             offset,
         });
         let id = logged.bid.auction_id.clone();
+        self.counting_new_auction(&id);
         let state = self
             .auctions
             .entry(id.clone())

@@ -1,7 +1,7 @@
 //! Settings of the gateway. The binary fills them from flags and environment variables (and
 //! `.env`); tests build them directly.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use auction_process::Secret;
@@ -28,6 +28,23 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Most live-update streams open at once; more are refused with 503 and the page still works.
     pub max_live_streams: usize,
+    /// Most live-update streams one client holds at once; more are refused with 429.
+    pub max_live_streams_per_client: usize,
+    /// How many live-update streams one client may open per second (as a burst, too); faster
+    /// openings are refused with 429.
+    pub client_streams_per_sec: u32,
+    /// How many forms (bids, new auctions) one client may post per second (as a burst, too);
+    /// faster posts are refused with 429 before they reach the bid service.
+    pub client_posts_per_sec: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client; from any other peer the header
+    /// is ignored and the peer's address is the client.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Longest wait for a request's headers, and for the next request on an idle HTTP/1.1
+    /// connection.
+    pub header_timeout: Duration,
+    /// How often idle HTTP/2 connections are pinged; one that does not answer within the same
+    /// time is closed.
+    pub http2_keepalive_interval: Duration,
     /// How often `/readyz` asks the bid service whether it serves.
     pub readiness_interval: Duration,
     /// Longest wait between two attempts to resubscribe a live stream to the bid service.
@@ -48,6 +65,12 @@ impl Settings {
             call_timeout: Duration::from_secs(10),
             max_body_bytes: 8 * 1024,
             max_live_streams: 1_000,
+            max_live_streams_per_client: 20,
+            client_streams_per_sec: 10,
+            client_posts_per_sec: 5,
+            trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(30),
+            http2_keepalive_interval: Duration::from_secs(30),
             readiness_interval: Duration::from_secs(2),
             resubscribe_max_backoff: Duration::from_secs(5),
             recent_bids: 10,
@@ -89,9 +112,33 @@ pub struct Args {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 8 * 1024)]
     pub max_body_bytes: usize,
-    /// Most live-update streams open at once.
+    /// Most live-update streams open at once (more get 503).
     #[arg(long, env = "GATEWAY_MAX_LIVE_STREAMS", default_value_t = 1_000)]
     pub max_live_streams: usize,
+    /// Most live-update streams one client holds at once (more get 429).
+    #[arg(
+        long,
+        env = "GATEWAY_MAX_LIVE_STREAMS_PER_CLIENT",
+        default_value_t = 20
+    )]
+    pub max_live_streams_per_client: usize,
+    /// Live-update streams one client may open per second (faster get 429).
+    #[arg(long, env = "GATEWAY_CLIENT_STREAMS_PER_SEC", default_value_t = 10)]
+    pub client_streams_per_sec: u32,
+    /// Forms (bids, new auctions) one client may post per second (faster get 429).
+    #[arg(long, env = "GATEWAY_CLIENT_POSTS_PER_SEC", default_value_t = 5)]
+    pub client_posts_per_sec: u32,
+    /// Comma-separated addresses of reverse proxies whose X-Forwarded-For names the client.
+    #[arg(long, env = "GATEWAY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Longest wait for a request's headers and between requests on an idle connection, in
+    /// milliseconds.
+    #[arg(long, env = "GATEWAY_HEADER_TIMEOUT_MS", default_value_t = 30_000)]
+    pub header_timeout_ms: u64,
+    /// How often idle HTTP/2 connections are pinged (and how long a ping may go unanswered), in
+    /// seconds.
+    #[arg(long, env = "GATEWAY_HTTP2_KEEPALIVE_SECS", default_value_t = 30)]
+    pub http2_keepalive_secs: u64,
     /// How many recent bids an auction page lists.
     #[arg(long, env = "GATEWAY_RECENT_BIDS", default_value_t = 10)]
     pub recent_bids: u32,
@@ -111,6 +158,12 @@ impl Args {
         settings.call_timeout = Duration::from_millis(self.call_timeout_ms);
         settings.max_body_bytes = self.max_body_bytes;
         settings.max_live_streams = self.max_live_streams;
+        settings.max_live_streams_per_client = self.max_live_streams_per_client;
+        settings.client_streams_per_sec = self.client_streams_per_sec;
+        settings.client_posts_per_sec = self.client_posts_per_sec;
+        settings.trusted_proxies = self.trusted_proxies;
+        settings.header_timeout = Duration::from_millis(self.header_timeout_ms);
+        settings.http2_keepalive_interval = Duration::from_secs(self.http2_keepalive_secs);
         settings.recent_bids = self.recent_bids.clamp(1, 100);
         settings
     }

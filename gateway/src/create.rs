@@ -16,6 +16,7 @@ use tonic_types::StatusExt;
 use uuid::Uuid;
 
 use crate::App;
+use crate::limits::{Client, too_many_posts};
 use crate::pages::{error_page, plain_time, render};
 use crate::security::{self, CSRF_COOKIE};
 
@@ -154,9 +155,13 @@ fn field_problem(field: &str, description: &str) -> String {
 /// `POST /auctions`: creates the auction and shows the seller key once.
 pub(crate) async fn create_auction(
     State(app): State<App>,
+    client: Client,
     headers: HeaderMap,
     form: Result<Form<CreateForm>, FormRejection>,
 ) -> Response {
+    if !app.client_limits().allow_post(client) {
+        return too_many_posts("no auction was created");
+    }
     let Ok(Form(form)) = form else {
         return error_page(
             StatusCode::BAD_REQUEST,

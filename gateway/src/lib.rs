@@ -10,7 +10,10 @@
 //! - `pages` - the pages and the bid form (post/redirect/get with a one-shot message).
 //! - `create` - the form that creates an auction and shows its seller key once.
 //! - `outcome` - what a `PlaceBid` answer means, in sentences.
-//! - `live` - the SSE bridge from `WatchAuction`, resubscribing per connection.
+//! - `live` - the SSE endpoint: one connection's updates, bounded in total and per client.
+//! - `live_hub` - one upstream `WatchAuction` per followed auction, shared by its connections.
+//! - `limits` - per-client limits: live streams held, stream and form-post rates.
+//! - `server` - the HTTP/1.1 and HTTP/2 server with its connection time limits.
 //! - `security` - the signed CSRF token, the signed message cookie and the security headers.
 //! - `assets` - the stylesheet and script, compiled into the binary.
 //!
@@ -24,11 +27,14 @@
 mod assets;
 pub mod config;
 mod create;
+mod limits;
 mod live;
+mod live_hub;
 pub mod metrics;
 mod outcome;
 mod pages;
 mod security;
+mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,8 +56,14 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 pub use crate::config::Settings;
+use crate::limits::ClientLimits;
+use crate::live_hub::LiveHub;
 use crate::security::CookieKey;
+use crate::server::ConnectionLimits;
 pub use auction_process::StartError;
+
+/// Most streams one HTTP/2 connection carries at once (a browser opens one per request).
+const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
 
 /// The gRPC service whose health decides `/readyz`.
 const BID_SERVICE_NAME: &str = "auction.v1.BidService";
@@ -67,6 +79,8 @@ struct Inner {
     cookie_key: CookieKey,
     readiness: Readiness,
     live_streams: Arc<Semaphore>,
+    live_hub: LiveHub,
+    client_limits: Arc<ClientLimits>,
     shutdown: CancellationToken,
 }
 
@@ -88,9 +102,17 @@ impl App {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
-        if settings.max_body_bytes == 0 || settings.max_live_streams == 0 {
+        if settings.max_body_bytes == 0
+            || settings.max_live_streams == 0
+            || settings.max_live_streams_per_client == 0
+            || settings.client_streams_per_sec == 0
+            || settings.client_posts_per_sec == 0
+        {
             return Err(StartError::new(
-                "the body limit and the live stream limit must be at least 1".to_owned(),
+                "the body limit, the live stream limits (GATEWAY_MAX_LIVE_STREAMS, \
+                 GATEWAY_MAX_LIVE_STREAMS_PER_CLIENT) and the client rates \
+                 (GATEWAY_CLIENT_STREAMS_PER_SEC, GATEWAY_CLIENT_POSTS_PER_SEC) must be at least 1"
+                    .to_owned(),
             ));
         }
         let cookie_key = match &settings.cookie_key {
@@ -104,10 +126,13 @@ impl App {
             cookie_key,
             readiness: Readiness::default(),
             live_streams: Arc::new(Semaphore::new(settings.max_live_streams)),
+            live_hub: LiveHub::default(),
+            client_limits: Arc::new(ClientLimits::new(&settings)),
             shutdown,
             settings,
         }));
         tokio::spawn(app.clone().probe_readiness());
+        tokio::spawn(app.clone().forget_idle_clients());
         Ok(app)
     }
 
@@ -143,6 +168,31 @@ impl App {
 
     fn shutdown(&self) -> &CancellationToken {
         &self.0.shutdown
+    }
+
+    fn live_hub(&self) -> &LiveHub {
+        &self.0.live_hub
+    }
+
+    pub(crate) fn client_limits(&self) -> &Arc<ClientLimits> {
+        &self.0.client_limits
+    }
+
+    /// How many auctions the gateway follows upstream now (one `WatchAuction` each).
+    pub fn followed_auctions(&self) -> usize {
+        self.0.live_hub.followed_count()
+    }
+
+    /// Every minute, forgets the clients whose rate buckets are full again.
+    async fn forget_idle_clients(self) {
+        let shutdown = self.0.shutdown.clone();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+            self.0.client_limits.forget_idle_clients();
+        }
     }
 
     /// Asks the bid service's `grpc.health.v1` whether it serves.
@@ -249,11 +299,13 @@ pub async fn spawn(
         .await
         .map_err(|e| StartError::new(format!("cannot serve metrics on {metrics_listen}: {e}")))?;
     let routes = router(app.clone());
-    let task = tokio::spawn(async move {
-        axum::serve(listener, routes)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-    });
+    let limits = ConnectionLimits {
+        header_timeout: app.settings().header_timeout,
+        http2_keepalive_interval: app.settings().http2_keepalive_interval,
+        http2_keepalive_timeout: app.settings().http2_keepalive_interval,
+        http2_max_concurrent_streams: HTTP2_MAX_CONCURRENT_STREAMS,
+    };
+    let task = tokio::spawn(server::serve(listener, routes, limits, shutdown));
     tracing::info!(%addr, %metrics_addr, "gateway serving");
     Ok(RunningGateway {
         addr,

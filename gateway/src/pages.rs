@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::App;
+use crate::limits::{Client, too_many_posts};
 use crate::metrics as m;
 use crate::outcome::BidOutcome;
 use crate::security::{self, CSRF_COOKIE, FLASH_COOKIE, Flash};
@@ -457,10 +458,14 @@ fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
 /// `POST /auctions/{id}/bids`: places a bid, then redirects to the auction page with a message.
 pub(crate) async fn place_bid(
     State(app): State<App>,
+    client: Client,
     Path(raw_id): Path<String>,
     headers: HeaderMap,
     form: Result<Form<BidForm>, FormRejection>,
 ) -> Response {
+    if !app.client_limits().allow_post(client) {
+        return too_many_posts("nothing was placed");
+    }
     let form = match form {
         Ok(Form(form)) => form,
         Err(rejection) => {

@@ -73,6 +73,24 @@ pub struct CommonArgs {
         global = true
     )]
     pub dead_letter_topic: String,
+    /// Do not create the dead-letter topic when it is missing: the sink then refuses to start
+    /// without it (for clusters where clients may not create topics).
+    #[arg(long, env = "SINK_DEAD_LETTER_NO_CREATE", global = true)]
+    pub dead_letter_no_create: bool,
+    /// Send records whose schema id the registry does not know to the dead-letter topic instead
+    /// of waiting (not ready) until the registry knows it. Only for a registry known to be the
+    /// right one: pointed at an empty or wrong registry, this drains the topic into dead letters.
+    #[arg(long, env = "SINK_DEAD_LETTER_UNKNOWN_SCHEMA_IDS", global = true)]
+    pub dead_letter_unknown_schema_ids: bool,
+    /// Not ready when a batch in hand has not been written for this many milliseconds (a hung
+    /// target, registry or dead-letter topic); ready again once it is written.
+    #[arg(
+        long,
+        env = "SINK_STUCK_AFTER_MS",
+        default_value_t = 60_000,
+        global = true
+    )]
+    pub stuck_after_ms: u64,
     /// Start even if the bid topic's settings break the guarantees (a replication factor below 3
     /// on three or more brokers, min.insync.replicas below 2, unclean leader election,
     /// compaction).
@@ -159,6 +177,10 @@ pub enum DestinationArgs {
         /// The table of closed auctions' results (from the results topic); created at start.
         #[arg(long, env = "SINK_RESULTS_TABLE", default_value = "auction_result")]
         results_table: TableName,
+        /// Longest wait, in milliseconds, for any one statement or for a connection; a database
+        /// that does not answer in time fails the write (retried, not ready meanwhile).
+        #[arg(long, env = "SINK_STATEMENT_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+        statement_timeout_ms: u64,
     },
     /// A CSV file (the demo's `output.csv`), with an offsets checkpoint beside it.
     Csv {
@@ -180,6 +202,10 @@ pub enum DestinationArgs {
         /// The SQL flavour of the data source.
         #[arg(long, env = "SINK_ODBC_DIALECT", value_enum, default_value = "ansi")]
         dialect: Dialect,
+        /// Longest wait, in milliseconds, for any one statement or for logging in; a data source
+        /// that does not answer in time fails the write (retried, not ready meanwhile).
+        #[arg(long, env = "SINK_STATEMENT_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+        statement_timeout_ms: u64,
     },
 }
 
@@ -195,11 +221,13 @@ impl Cli {
                 table,
                 max_connections,
                 results_table,
+                statement_timeout_ms,
             } => {
                 let mut sql = SqlSettings::new(Secret::new(database_url));
                 sql.table = table;
                 sql.max_connections = max_connections;
                 sql.results_table = Some(results_table);
+                sql.statement_timeout = Duration::from_millis(statement_timeout_ms);
                 DestinationSettings::Sql(sql)
             }
             DestinationArgs::Csv { path, rotate_daily } => {
@@ -209,10 +237,12 @@ impl Cli {
                 connection_string,
                 table,
                 dialect,
+                statement_timeout_ms,
             } => DestinationSettings::Odbc(OdbcSettings {
                 connection_string: Secret::new(connection_string),
                 table,
                 dialect,
+                statement_timeout: Duration::from_millis(statement_timeout_ms),
             }),
         };
         let kind = destination.kind()?;
@@ -221,6 +251,7 @@ impl Cli {
         kafka.topic = common.topic;
         kafka.dead_letter_topic = common.dead_letter_topic;
         kafka.allow_unsafe_topic = common.allow_unsafe_topic;
+        kafka.create_dead_letter_topic = !common.dead_letter_no_create;
         if let Some(group) = common.group_id {
             kafka.group_id = group;
         }
@@ -239,6 +270,13 @@ impl Cli {
         runtime.retry_initial = Duration::from_millis(common.retry_initial_ms);
         runtime.retry_max = Duration::from_millis(common.retry_max_ms);
         runtime.close_timeout = Duration::from_millis(common.close_timeout_ms);
+        if common.stuck_after_ms == 0 {
+            return Err(StartError::new(
+                "SINK_STUCK_AFTER_MS must be at least 1 (milliseconds a batch may wait before the sink reports itself stuck)",
+            ));
+        }
+        runtime.stuck_after = Duration::from_millis(common.stuck_after_ms);
+        runtime.dead_letter_unknown_schema_ids = common.dead_letter_unknown_schema_ids;
         runtime.start_from = common.start_from.unwrap_or_default();
         let default_port = match kind {
             "csv" => 9103,

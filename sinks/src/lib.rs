@@ -5,7 +5,10 @@
 //! - `runtime`: the one consumer loop every sink runs (batching, decoding through the schema
 //!   registry, retries with backoff, dead letters, offsets stored only after a durable write,
 //!   synchronous commits on revocation and shutdown).
-//! - `kafka`: the group consumer with its rebalance hooks, and the dead-letter producer.
+//! - `kafka`: the group consumer with its rebalance hooks, the dead-letter producer (headers
+//!   bounded), and the check that the dead-letter topic exists (created when allowed).
+//! - `health`: readiness and why the sink is not ready (the registry, the target, the
+//!   dead-letter topic, or a batch stuck past `SINK_STUCK_AFTER_MS`).
 //! - `starting`: where the group starts on partitions it has never committed (the beginning,
 //!   the demo's consumer group's offsets, or offsets given by hand), and the refusal to start
 //!   at the beginning over the demo's rows.
@@ -22,6 +25,7 @@
 
 pub mod config;
 pub mod destination;
+mod health;
 mod kafka;
 pub mod metrics;
 mod runtime;
@@ -29,7 +33,11 @@ mod start;
 mod starting;
 
 pub use destination::{Destination, SinkRecord, SourcePosition, WriteOutcome};
-pub use kafka::{KafkaSettings, RawRecord, dead_letter_headers};
-pub use runtime::{Progress, RunSummary, RuntimeSettings, SinkError, run};
+pub use health::{Progress, RunSummary};
+pub use kafka::{
+    KafkaSettings, MAX_COPIED_HEADER_BYTES, MAX_COPIED_HEADERS, MAX_ERROR_MESSAGE_BYTES, RawRecord,
+    dead_letter_headers,
+};
+pub use runtime::{RuntimeSettings, SinkError, run};
 pub use start::{DestinationSettings, RunningSink, SinkSettings, spawn};
 pub use starting::StartFrom;

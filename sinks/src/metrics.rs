@@ -17,3 +17,7 @@ pub const DEAD_LETTERS: &str = "sink_dead_letters_total";
 pub const CONSUMER_LAG: &str = "sink_consumer_lag";
 /// Gauge: 1 while the sink is ready, 0 while it retries a failing dependency.
 pub const READY: &str = "sink_ready";
+/// Gauge: 1 while a batch in hand has waited longer than `SINK_STUCK_AFTER_MS`, else 0.
+pub const STUCK: &str = "sink_stuck";
+/// Gauge: the schema id the sink waits for the registry to know (0: none).
+pub const WAITING_FOR_SCHEMA_ID: &str = "sink_waiting_for_schema_id";

@@ -6,8 +6,14 @@
 //!   target or acknowledged on the dead-letter topic. The store is committed in the background,
 //!   synchronously before partitions are revoked, and synchronously at shutdown.
 //! - A failing target is retried forever (capped exponential backoff with jitter) without storing
-//!   offsets; readiness is false meanwhile. Shutdown abandons such a batch: it is read again later
-//!   and written idempotently.
+//!   offsets; readiness is false meanwhile, with a sentence saying why ([`crate::health`]). So is
+//!   a registry that cannot be reached or does not know a record's schema id (an empty or wrong
+//!   registry must not turn the topic into dead letters), and a dead letter the topic refuses.
+//! - Every wait on the target, the registry or the dead-letter topic is raced against shutdown:
+//!   a write in progress is abandoned (neither stored nor committed, read again after a restart
+//!   and written idempotently), so that shutdown takes at most the close timeout.
+//! - A batch that waits longer than `stuck_after` to be written makes the sink not ready, also
+//!   when nothing returns an error (a hang).
 //! - Records of partitions revoked while a batch was being collected are dropped from it: their
 //!   new owner reads them again.
 //! - The next batch is collected while the current one is written (one batch ahead at most). A
@@ -16,21 +22,26 @@
 //!   the partitions no longer assigned, so nothing is committed on the new owner's behalf.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auction_process::Readiness;
 use auction_process::kafka_startup::{check_connection, check_topic};
 use auction_schemas::result::AuctionResult;
-use auction_schemas::{BidDecoder, HeaderIds, LogPosition, RecordCodec, RegistrySettings};
+use auction_schemas::{
+    BidDecoder, DecodeError, HeaderIds, LogPosition, RecordCodec, RegistrySettings,
+};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::destination::{Destination, ResultRecord, SinkRecord, SourcePosition, WriteOutcome};
+use crate::health::{Blocker, Health, Progress, RunSummary};
 use crate::kafka::{
     DeadLetterProducer, DeadLetterReason, KafkaSettings, RawRecord, SinkContext, commit_stored,
+    ensure_dead_letter_topic,
 };
 use crate::metrics as m;
 use crate::starting::{self, GroupStart, StartFrom};
@@ -59,10 +70,16 @@ pub struct RuntimeSettings {
     pub results_topic: Option<String>,
     /// Where the group starts on partitions it has never committed.
     pub start_from: StartFrom,
+    /// A batch in hand not written for this long makes the sink not ready (stuck).
+    pub stuck_after: Duration,
+    /// Send records whose schema id the registry does not know to the dead-letter topic
+    /// instead of waiting for the registry to know it (only for a registry known to be right).
+    pub dead_letter_unknown_schema_ids: bool,
 }
 
 impl RuntimeSettings {
-    /// Defaults: batches of 500 records or 200 ms, retries from 100 ms up to 30 s, 10 s to close.
+    /// Defaults: batches of 500 records or 200 ms, retries from 100 ms up to 30 s, 10 s to close,
+    /// stuck after 60 s, unknown schema ids waited for.
     pub fn new(kafka: KafkaSettings, registry: RegistrySettings) -> Self {
         Self {
             results_topic: Some(format!("{}.results", kafka.topic)),
@@ -74,6 +91,8 @@ impl RuntimeSettings {
             retry_max: Duration::from_secs(30),
             close_timeout: Duration::from_secs(10),
             start_from: StartFrom::Unset,
+            stuck_after: Duration::from_secs(60),
+            dead_letter_unknown_schema_ids: false,
         }
     }
 }
@@ -99,36 +118,10 @@ pub enum SinkError {
     /// given, a start names an unknown partition, the target cannot be read).
     #[error("{0}")]
     Start(String),
-}
-
-/// Counts of what a run did, for logs and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunSummary {
-    /// Records written as new.
-    pub written: usize,
-    /// Records the target already had.
-    pub duplicates: usize,
-    /// Records sent to the dead-letter topic.
-    pub dead_letters: usize,
-}
-
-/// What a running sink has done so far, readable while it runs (the benchmark and the fault audit
-/// watch it instead of scraping `/metrics`).
-#[derive(Debug, Clone, Default)]
-pub struct Progress(Arc<Mutex<RunSummary>>);
-
-impl Progress {
-    /// The counts now.
-    pub fn snapshot(&self) -> RunSummary {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn add(&self, outcome: WriteOutcome, dead_letters: usize) {
-        let mut summary = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        summary.written += outcome.written;
-        summary.duplicates += outcome.duplicates;
-        summary.dead_letters += dead_letters;
-    }
+    /// The dead-letter topic is missing and may not (or could not) be created, or cannot be
+    /// described.
+    #[error("{0}")]
+    DeadLetterTopic(String),
 }
 
 /// Runs a sink until `shutdown` is cancelled, then commits and closes the consumer within
@@ -162,6 +155,14 @@ pub async fn run<T: Destination>(
     )
     .await
     .map_err(SinkError::Connect)?;
+    // A missing dead-letter topic would stall the first poison record's partition; it is
+    // created here when allowed, or the sink refuses to start with a sentence.
+    if let Err(reason) = ensure_dead_letter_topic(&settings.kafka, kind, &shutdown).await {
+        if shutdown.is_cancelled() {
+            return Ok(RunSummary::default());
+        }
+        return Err(SinkError::DeadLetterTopic(reason));
+    }
     let check_foreign_rows = prepare_start(&settings).await?;
     let decoder =
         BidDecoder::new(&settings.registry).map_err(|e| SinkError::Registry(e.to_string()))?;
@@ -200,8 +201,14 @@ pub async fn run<T: Destination>(
         dead_letter_topic = %settings.kafka.dead_letter_topic,
         "sink started"
     );
-    readiness.set(true);
-    metrics::gauge!(m::READY, "sink" => kind).set(1.0);
+    let health = Health::new(kind, readiness, progress);
+    health.running(true);
+    let watcher_stop = CancellationToken::new();
+    let watcher = tokio::spawn(
+        health
+            .clone()
+            .watch_for_stalls(settings.stuck_after, watcher_stop.clone()),
+    );
 
     let mut worker = Worker {
         kind,
@@ -211,9 +218,8 @@ pub async fn run<T: Destination>(
         fatal: None,
         decoder,
         dead_letters,
-        readiness: readiness.clone(),
+        health: health.clone(),
         shutdown: shutdown.clone(),
-        progress,
     };
     let consumer = Arc::new(consumer);
     // The next batch is read while this one is decoded and written: the target and the reads
@@ -234,9 +240,14 @@ pub async fn run<T: Destination>(
         }
     });
     while let Some(batch) = batches.recv().await {
+        health.batch_started(batch.len());
         match worker.process(&batch).await {
-            Some(positions) => store_offsets(&consumer, &positions, kind),
-            None => break, // shutdown during retries: the batch is abandoned, not stored
+            Some(positions) => {
+                store_offsets(&consumer, &positions, kind);
+                health.batch_done();
+            }
+            // Shutdown during a write or its retries: the batch is abandoned, not stored.
+            None => break,
         }
     }
     drop(batches);
@@ -245,13 +256,16 @@ pub async fn run<T: Destination>(
         tracing::warn!(sink = kind, error = %e, "the Kafka reader task failed");
     }
 
-    readiness.set(false);
-    metrics::gauge!(m::READY, "sink" => kind).set(0.0);
+    watcher_stop.cancel();
+    if let Err(e) = watcher.await {
+        tracing::warn!(sink = kind, error = %e, "the stall watcher failed");
+    }
+    health.running(false);
     close(consumer, settings.close_timeout, kind).await;
     if let Some(reason) = worker.fatal.take() {
         return Err(SinkError::Start(reason));
     }
-    let summary = worker.progress.snapshot();
+    let summary = health.progress().snapshot();
     tracing::info!(
         sink = kind,
         written = summary.written,
@@ -393,9 +407,8 @@ struct Worker<'a, T: Destination> {
     fatal: Option<String>,
     decoder: BidDecoder,
     dead_letters: DeadLetterProducer,
-    readiness: Readiness,
+    health: Health,
     shutdown: CancellationToken,
-    progress: Progress,
 }
 
 enum Attempt<T> {
@@ -436,7 +449,13 @@ impl<T: Destination> Worker<'_, T> {
                         in_batch_duplicates += 1;
                     }
                 }
-                Err(reason) => dead.push((raw, reason)),
+                Err(error) => dead.push((
+                    raw,
+                    DeadLetterReason {
+                        kind: error.kind().to_owned(),
+                        message: error.to_string(),
+                    },
+                )),
             }
         }
 
@@ -474,7 +493,7 @@ impl<T: Destination> Worker<'_, T> {
             .increment(outcome.written as u64);
         metrics::counter!(m::RECORDS_DUPLICATE, "sink" => self.kind)
             .increment(outcome.duplicates as u64);
-        self.progress.add(outcome, dead.len());
+        self.health.progress().add(outcome, dead.len());
         tracing::debug!(
             sink = self.kind,
             records = batch.len(),
@@ -486,8 +505,9 @@ impl<T: Destination> Worker<'_, T> {
         Some(positions)
     }
 
-    /// Decodes one record, waiting out registry outages. `Ok(Err(_))` is a dead letter.
-    async fn decode(&self, raw: &RawRecord) -> Option<Result<SinkRecord, DeadLetterReason>> {
+    /// Decodes one record, waiting out registry outages and schema ids the registry does not
+    /// know (yet). `Ok(Err(_))` is a dead letter; `None`: shutdown.
+    async fn decode(&self, raw: &RawRecord) -> Option<Result<SinkRecord, DecodeError>> {
         let mut backoff = self.backoff();
         loop {
             let position = LogPosition {
@@ -500,31 +520,54 @@ impl<T: Destination> Worker<'_, T> {
                     .iter()
                     .map(|(key, value)| (key.as_str(), value.as_deref())),
             );
-            match self
-                .decoder
-                .decode(raw.value.as_deref(), position, headers)
-                .await
-            {
-                Ok(decoded) => {
-                    self.recovered(&backoff);
-                    return Some(Ok(SinkRecord {
+            let decoded = until_shutdown(
+                &self.shutdown,
+                self.decoder.decode(raw.value.as_deref(), position, headers),
+            )
+            .await?;
+            match decoded {
+                Err(DecodeError::UnknownSchemaId { schema_id })
+                    if !self.settings.dead_letter_unknown_schema_ids =>
+                {
+                    // An empty or wrong registry, or one that has not caught up with the
+                    // producers' (a replica, a restore): the record is not at fault.
+                    metrics::gauge!(m::WAITING_FOR_SCHEMA_ID, "sink" => self.kind)
+                        .set(f64::from(schema_id));
+                    let sentence = format!(
+                        "schema id {schema_id} of the record at {}/{} offset {} is not known to \
+                         the schema registry at {}; the sink waits for it (nothing after the \
+                         record is committed) instead of sending its records to the \
+                         dead-letter topic: is SCHEMA_REGISTRY_URL the registry the producers use? \
+                         (SINK_DEAD_LETTER_UNKNOWN_SCHEMA_IDS=true dead-letters such records \
+                         instead)",
+                        raw.topic,
+                        raw.partition,
+                        raw.offset,
+                        registry_address(&self.settings.registry.url)
+                    );
+                    self.wait_to_retry(&mut backoff, Blocker::Registry, sentence)
+                        .await?;
+                }
+                Err(e) if e.is_retriable() => {
+                    let sentence = format!(
+                        "the schema registry at {} cannot be reached: {e}",
+                        registry_address(&self.settings.registry.url)
+                    );
+                    self.wait_to_retry(&mut backoff, Blocker::Registry, sentence)
+                        .await?;
+                }
+                outcome => {
+                    self.recovered(&backoff, Blocker::Registry);
+                    if backoff.attempts() > 0 {
+                        metrics::gauge!(m::WAITING_FOR_SCHEMA_ID, "sink" => self.kind).set(0.0);
+                    }
+                    return Some(outcome.map(|decoded| SinkRecord {
                         bid: decoded.bid,
                         position: SourcePosition {
                             topic: raw.topic.clone(),
                             partition: raw.partition,
                             offset: raw.offset,
                         },
-                    }));
-                }
-                Err(e) if e.is_retriable() => {
-                    self.wait_to_retry(&mut backoff, "the schema registry", &e.to_string())
-                        .await?;
-                }
-                Err(e) => {
-                    self.recovered(&backoff);
-                    return Some(Err(DeadLetterReason {
-                        kind: e.kind().to_owned(),
-                        message: e.to_string(),
                     }));
                 }
             }
@@ -591,18 +634,19 @@ impl<T: Destination> Worker<'_, T> {
         }
         let mut backoff = self.backoff();
         loop {
-            match self.target.write_results(&results).await {
+            match until_shutdown(&self.shutdown, self.target.write_results(&results)).await? {
                 Ok(outcome) => {
-                    self.recovered(&backoff);
+                    self.recovered(&backoff, Blocker::Target);
                     return Some(outcome);
                 }
                 Err(e) if self.target.is_retriable(&e) => {
                     metrics::counter!(m::WRITE_RETRIES, "sink" => self.kind).increment(1);
-                    self.wait_to_retry(&mut backoff, "the target", &e.to_string())
+                    let sentence = self.target_failed("closed auctions' results", &e);
+                    self.wait_to_retry(&mut backoff, Blocker::Target, sentence)
                         .await?;
                 }
                 Err(e) => {
-                    self.recovered(&backoff);
+                    self.recovered(&backoff, Blocker::Target);
                     let message = e.to_string();
                     dead.extend(decoded.into_iter().map(|raw| {
                         (
@@ -625,18 +669,19 @@ impl<T: Destination> Worker<'_, T> {
         }
         let mut backoff = self.backoff();
         loop {
-            match self.target.write(records).await {
+            match until_shutdown(&self.shutdown, self.target.write(records)).await? {
                 Ok(outcome) => {
-                    self.recovered(&backoff);
+                    self.recovered(&backoff, Blocker::Target);
                     return Some(Attempt::Done(outcome));
                 }
                 Err(e) if self.target.is_retriable(&e) => {
                     metrics::counter!(m::WRITE_RETRIES, "sink" => self.kind).increment(1);
-                    self.wait_to_retry(&mut backoff, "the target", &e.to_string())
+                    let sentence = self.target_failed("bids", &e);
+                    self.wait_to_retry(&mut backoff, Blocker::Target, sentence)
                         .await?;
                 }
                 Err(e) => {
-                    self.recovered(&backoff);
+                    self.recovered(&backoff, Blocker::Target);
                     return Some(Attempt::Permanent(e.to_string()));
                 }
             }
@@ -649,17 +694,18 @@ impl<T: Destination> Worker<'_, T> {
     async fn refuse_foreign_rows(&mut self) -> Option<()> {
         let mut backoff = self.backoff();
         let count = loop {
-            match self.target.rows_from_elsewhere().await {
+            match until_shutdown(&self.shutdown, self.target.rows_from_elsewhere()).await? {
                 Ok(count) => break count,
                 Err(e) if self.target.is_retriable(&e) => {
                     metrics::counter!(m::WRITE_RETRIES, "sink" => self.kind).increment(1);
-                    self.wait_to_retry(&mut backoff, "the target", &e.to_string())
+                    let sentence = self.target_failed("the check for the demo's rows", &e);
+                    self.wait_to_retry(&mut backoff, Blocker::Target, sentence)
                         .await?;
                 }
                 Err(e) => break_with(&mut self.fatal, e.to_string())?,
             }
         };
-        self.recovered(&backoff);
+        self.recovered(&backoff, Blocker::Target);
         if count > 0 {
             let target = format!("the {} target", self.kind);
             return break_with(
@@ -674,9 +720,9 @@ impl<T: Destination> Worker<'_, T> {
     async fn send_dead_letter(&self, raw: &RawRecord, reason: &DeadLetterReason) -> Option<()> {
         let mut backoff = self.backoff();
         loop {
-            match self.dead_letters.send(raw, reason).await {
+            match until_shutdown(&self.shutdown, self.dead_letters.send(raw, reason)).await? {
                 Ok(()) => {
-                    self.recovered(&backoff);
+                    self.recovered(&backoff, Blocker::DeadLetters);
                     tracing::warn!(
                         sink = self.kind,
                         topic = %raw.topic,
@@ -690,8 +736,8 @@ impl<T: Destination> Worker<'_, T> {
                         .increment(1);
                     return Some(());
                 }
-                Err(e) => {
-                    self.wait_to_retry(&mut backoff, "the dead-letter topic", &e.to_string())
+                Err(sentence) => {
+                    self.wait_to_retry(&mut backoff, Blocker::DeadLetters, sentence)
                         .await?;
                 }
             }
@@ -702,17 +748,27 @@ impl<T: Destination> Worker<'_, T> {
         Backoff::new(self.settings.retry_initial, self.settings.retry_max)
     }
 
-    /// Not ready, then sleeps; `None` when shutdown came first.
-    async fn wait_to_retry(&self, backoff: &mut Backoff, what: &str, error: &str) -> Option<()> {
-        self.readiness.set(false);
-        metrics::gauge!(m::READY, "sink" => self.kind).set(0.0);
+    /// What a failing target write says, for readiness and the log.
+    fn target_failed(&self, what: &str, error: &T::Error) -> String {
+        format!("the {} target cannot write {what}: {error}", self.kind)
+    }
+
+    /// Not ready because of `blocker` (for the reason `sentence`), then sleeps; `None` when
+    /// shutdown came first.
+    async fn wait_to_retry(
+        &self,
+        backoff: &mut Backoff,
+        blocker: Blocker,
+        sentence: String,
+    ) -> Option<()> {
         let delay = backoff.next_delay();
         tracing::warn!(
             sink = self.kind,
             attempt = backoff.attempts(),
             retry_in_ms = delay.as_millis() as u64,
-            "{what} failed, retrying: {error}"
+            "retrying: {sentence}"
         );
+        self.health.block(blocker, sentence);
         tokio::select! {
             () = self.shutdown.cancelled() => {
                 tracing::info!(sink = self.kind, "shutdown while retrying; the batch is left to be read again");
@@ -722,11 +778,54 @@ impl<T: Destination> Worker<'_, T> {
         }
     }
 
-    fn recovered(&self, backoff: &Backoff) {
+    /// `blocker` got through: no longer a reason to be not ready.
+    fn recovered(&self, backoff: &Backoff, blocker: Blocker) {
         if backoff.attempts() > 0 {
             tracing::info!(sink = self.kind, attempts = backoff.attempts(), "recovered");
-            self.readiness.set(true);
-            metrics::gauge!(m::READY, "sink" => self.kind).set(1.0);
         }
+        self.health.clear(blocker);
+    }
+}
+
+/// Runs `work` unless shutdown comes first (`None`: the work is dropped, and with it a write in
+/// progress; its batch is neither stored nor committed, so it is read again after a restart and
+/// written idempotently).
+async fn until_shutdown<F: Future>(shutdown: &CancellationToken, work: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        done = work => Some(done),
+        () = shutdown.cancelled() => {
+            tracing::info!("shutdown during a write; the batch is abandoned, to be read again");
+            None
+        }
+    }
+}
+
+/// The registry's URL without any user and password in it, for sentences and logs.
+fn registry_address(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::registry_address;
+
+    #[test]
+    fn registry_addresses_never_carry_credentials() {
+        assert_eq!(
+            registry_address("http://127.0.0.1:8081"),
+            "http://127.0.0.1:8081"
+        );
+        assert_eq!(
+            registry_address("https://key:secret@sr.example.com/path"),
+            "https://sr.example.com/path"
+        );
     }
 }

@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::destination::csv_file::{CsvDestination, CsvSettings};
 use crate::destination::odbc::{OdbcDestination, OdbcSettings};
 use crate::destination::sql::{SqlDestination, SqlSettings};
-use crate::runtime::{self, Progress, RunSummary, RuntimeSettings};
+use crate::health::{Progress, RunSummary};
+use crate::runtime::{self, RuntimeSettings};
 
 /// Where a sink writes.
 #[derive(Debug, Clone)]
@@ -67,6 +68,12 @@ impl RunningSink {
     /// What it has written so far.
     pub fn progress(&self) -> RunSummary {
         self.progress.snapshot()
+    }
+
+    /// Why it is not ready now (the registry, the target, the dead-letter topic, or a batch
+    /// stuck past `SINK_STUCK_AFTER_MS`), as sentences; `None` when nothing holds it up.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        self.progress.not_ready_reason()
     }
 
     /// Whether it has stopped (by shutdown or by an error).

@@ -189,17 +189,6 @@ pub(crate) async fn demo_produce(bootstrap: &str, registry_url: &str, topic: &st
     );
 }
 
-/// This process's resident memory, from /proc.
-pub(crate) fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
+pub(crate) use auction_testkit::resident_kib;
 
 pub(crate) use auction_testkit::eventually;

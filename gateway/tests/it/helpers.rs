@@ -131,6 +131,10 @@ pub(crate) fn gateway_settings(bid_service_url: &str) -> Settings {
     settings.cookie_key = Some(auction_process::Secret::new("test cookie key"));
     settings.readiness_interval = Duration::from_millis(100);
     settings.resubscribe_max_backoff = Duration::from_millis(500);
+    // Tests post forms and open streams faster than a person; the tests of the per-client
+    // limits set their own.
+    settings.client_posts_per_sec = 1_000;
+    settings.client_streams_per_sec = 1_000;
     settings
 }
 
@@ -148,11 +152,18 @@ pub(crate) struct Stack {
 
 impl Stack {
     pub(crate) async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A stack whose gateway settings `adjust` changes from the tests' defaults.
+    pub(crate) async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
         let backend = Backend::start().await;
         let service = BidService::start(&backend, "127.0.0.1:0".parse().expect("address")).await;
         let url = service.url();
         let shutdown = CancellationToken::new();
-        let app = App::new(gateway_settings(&url), shutdown.clone()).expect("gateway");
+        let mut settings = gateway_settings(&url);
+        adjust(&mut settings);
+        let app = App::new(settings, shutdown.clone()).expect("gateway");
         let ops = auction_process::ops_router(app.readiness());
         let router = auction_gateway::router(app);
         Self {

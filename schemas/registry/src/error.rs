@@ -162,6 +162,27 @@ impl RegistryError {
         Self::new(StatusCode::UNAUTHORIZED, 401, "Unauthorized")
     }
 
+    /// 403 (40301, as Confluent's access control answers): the credential is valid but may only
+    /// read, and the request changes the registry.
+    pub fn write_forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            40301,
+            "Forbidden: this credential may only read; changes (registering schemas, deletes, \
+             configuration) need the registry's write credential",
+        )
+    }
+
+    /// 42205 (Confluent's "operation not permitted"): registering would go beyond one of the
+    /// registry's limits; nothing was stored.
+    pub fn limit_reached(reason: &str) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42205,
+            format!("Limit reached: {reason}; nothing was stored"),
+        )
+    }
+
     /// 50001: the data file could not be written.
     pub fn storage(reason: &str) -> Self {
         Self::new(

@@ -7,6 +7,8 @@
 //!   in (draft-07 without `$schema`).
 //! - [`query`] - query parameters (booleans in any case, as Confluent reads them).
 //! - [`error`] - Confluent error bodies.
+//! - `auth` - basic auth: a read credential and an optional separate write credential, compared
+//!   in constant time.
 //!
 //! Routes: `POST /subjects/{s}/versions` (register; the same schema gets the same id),
 //! `POST /subjects/{s}` (look up), `DELETE /subjects/{s}` and `DELETE /subjects/{s}/versions/{n|latest}`
@@ -17,6 +19,11 @@
 //! `GET /subjects/{s}/versions/{n|latest}/referencedby` (always empty: no references),
 //! `POST /compatibility/subjects/{s}/versions/{n|latest}`, `POST /compatibility/subjects/{s}/versions`,
 //! `GET|PUT|DELETE /config`, `GET|PUT|DELETE /config/{s}`, and `/healthz`.
+//!
+//! Changes (and their writes to the data file) run on tokio's blocking threads, so a slow disk
+//! never stalls the async threads that serve reads.
+
+mod auth;
 
 pub mod compat;
 pub mod error;
@@ -29,12 +36,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -44,6 +50,7 @@ use auction_process::{Secret, StartError};
 use compat::CompatibilityLevel;
 use error::RegistryError;
 use query::QueryParams;
+pub use store::RegistryLimits;
 use store::{DeletedVersions, Store, StoredSchema, SubjectSchema, VersionSelector};
 
 /// The content type of Confluent's API.
@@ -52,7 +59,7 @@ pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 /// Largest request body accepted (a schema is a few kilobytes).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Credentials that every request must present, when set.
+/// A basic-auth credential.
 #[derive(Debug, Clone)]
 pub struct BasicAuth {
     /// The user.
@@ -64,15 +71,39 @@ pub struct BasicAuth {
 #[derive(Debug, Clone)]
 struct AppState {
     store: Arc<Store>,
-    auth: Option<Arc<BasicAuth>>,
+    limits: RegistryLimits,
 }
 
-/// The registry's HTTP routes over `store`.
-pub fn router(store: Arc<Store>, auth: Option<BasicAuth>) -> Router {
-    let state = AppState {
-        store,
-        auth: auth.map(Arc::new),
-    };
+impl AppState {
+    /// Runs a change of the store (which may write its data file) on a blocking thread.
+    async fn change<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&Store) -> Result<T, RegistryError> + Send + 'static,
+    ) -> Result<T, RegistryError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || change(&store))
+            .await
+            .map_err(|e| RegistryError::storage(&format!("the change did not complete: {e}")))?
+    }
+}
+
+/// Who may use the registry's routes.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// The credential every request must present, when set (the write credential also reads).
+    pub auth: Option<BasicAuth>,
+    /// The credential that changes (registering, `PUT`, `DELETE`) need, when set; the read
+    /// credential then gets 403 on them.
+    pub write_auth: Option<BasicAuth>,
+}
+
+/// The registry's HTTP routes over `store`, for the users `access` lets in, keeping `limits`.
+pub fn router(store: Arc<Store>, access: &Access, limits: RegistryLimits) -> Router {
+    let state = AppState { store, limits };
+    let rules = Arc::new(auth::AccessRules::new(
+        access.auth.as_ref(),
+        access.write_auth.as_ref(),
+    ));
     let api = Router::new()
         .route("/", get(|| async { reply(StatusCode::OK, &json!({})) }))
         .route("/subjects", get(list_subjects))
@@ -121,7 +152,7 @@ pub fn router(store: Arc<Store>, auth: Option<BasicAuth>) -> Router {
                 .put(put_subject_config)
                 .delete(delete_subject_config),
         )
-        .layer(middleware::from_fn_with_state(state.clone(), require_auth))
+        .layer(middleware::from_fn_with_state(rules, auth::require_auth))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -160,6 +191,11 @@ pub struct ServerSettings {
     pub storage: Storage,
     /// Credentials every request must present, when set.
     pub auth: Option<BasicAuth>,
+    /// Credentials that changes (registering, `PUT`, `DELETE`) need, when set; they read too,
+    /// and `auth` then only reads. Must differ from `auth`.
+    pub write_auth: Option<BasicAuth>,
+    /// How many subjects and versions the registry keeps.
+    pub limits: RegistryLimits,
     /// Register the bid schemas (v1, the demo's, then v2) under this subject at start.
     pub preload_subject: Option<String>,
 }
@@ -171,6 +207,8 @@ impl ServerSettings {
             listen,
             storage: Storage::InMemory,
             auth: None,
+            write_auth: None,
+            limits: RegistryLimits::default(),
             preload_subject: None,
         }
     }
@@ -207,13 +245,34 @@ pub async fn start(
     settings: ServerSettings,
     shutdown: CancellationToken,
 ) -> Result<RunningRegistry, StartError> {
+    if let (Some(read), Some(write)) = (&settings.auth, &settings.write_auth)
+        && read.username == write.username
+        && read.password.expose() == write.password.expose()
+    {
+        return Err(StartError::new(
+            "the write credential (SCHEMA_REGISTRY_WRITE_BASIC_AUTH_USER/_PASSWORD) is the same \
+             as the read credential (SCHEMA_REGISTRY_BASIC_AUTH_USER/_PASSWORD); give writes a \
+             credential of their own, or leave the write credential unset",
+        ));
+    }
     let store = match settings.storage {
         Storage::InMemory => Arc::new(Store::in_memory()),
-        Storage::File(file) => Arc::new(Store::open(&file).map_err(StartError::new)?),
+        Storage::File(file) => {
+            let opened = tokio::task::spawn_blocking(move || Store::open(&file))
+                .await
+                .map_err(|e| StartError::new(format!("opening the data file failed: {e}")))?;
+            Arc::new(opened.map_err(StartError::new)?)
+        }
         Storage::Shared(store) => store,
     };
     if let Some(subject) = &settings.preload_subject {
-        let (v1, v2) = preload_bid_schemas(&store, subject).map_err(|e| {
+        let (preloading, preloaded_subject) = (Arc::clone(&store), subject.clone());
+        let (v1, v2) = tokio::task::spawn_blocking(move || {
+            preload_bid_schemas(&preloading, &preloaded_subject)
+        })
+        .await
+        .map_err(|e| StartError::new(format!("registering the bid schemas failed: {e}")))?
+        .map_err(|e| {
             StartError::new(format!(
                 "cannot register the bid schemas under {subject}: {}",
                 e.message
@@ -227,7 +286,11 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::new(format!("cannot read the bound address: {e}")))?;
-    let app = router(Arc::clone(&store), settings.auth);
+    let access = Access {
+        auth: settings.auth,
+        write_auth: settings.write_auth,
+    };
+    let app = router(Arc::clone(&store), &access, settings.limits);
     let task = tokio::spawn(serve(listener, app, shutdown));
     Ok(RunningRegistry { addr, store, task })
 }
@@ -273,34 +336,6 @@ pub(crate) fn reply(status: StatusCode, body: &Value) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     response
-}
-
-async fn require_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = &state.auth else {
-        return next.run(request).await;
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b64| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .ok()
-        })
-        .and_then(|raw| String::from_utf8(raw).ok());
-    let authorised = presented
-        .as_deref()
-        .and_then(|p| p.split_once(':'))
-        .is_some_and(|(user, password)| {
-            user == expected.username && password == expected.password.expose()
-        });
-    if authorised {
-        next.run(request).await
-    } else {
-        RegistryError::unauthorized().into_response()
-    }
 }
 
 /// The body of register, look-up and compatibility requests.
@@ -392,9 +427,13 @@ async fn register(
 ) -> Result<Response, RegistryError> {
     check_normalize(&query)?;
     let request = SchemaRequest::parse(&body)?;
+    let limits = state.limits;
+    let registered = subject.clone();
     let id = state
-        .store
-        .register(&subject, request.schema_type(), &request.schema)?;
+        .change(move |store| {
+            store.register_within(&registered, request.schema_type(), &request.schema, &limits)
+        })
+        .await?;
     tracing::info!(subject, id, "schema registered");
     Ok(reply(StatusCode::OK, &json!({"id": id})))
 }
@@ -420,7 +459,10 @@ async fn delete_subject(
     query: QueryParams,
 ) -> Result<Response, RegistryError> {
     let permanent = query.flag("permanent")?;
-    let versions = state.store.delete_subject(&subject, permanent)?;
+    let deleted = subject.clone();
+    let versions = state
+        .change(move |store| store.delete_subject(&deleted, permanent))
+        .await?;
     tracing::info!(subject, permanent, ?versions, "subject deleted");
     Ok(reply(StatusCode::OK, &json!(versions)))
 }
@@ -483,10 +525,11 @@ async fn delete_version(
     query: QueryParams,
 ) -> Result<Response, RegistryError> {
     let permanent = query.flag("permanent")?;
-    let deleted =
-        state
-            .store
-            .delete_version(&subject, VersionSelector::parse(&version)?, permanent)?;
+    let selector = VersionSelector::parse(&version)?;
+    let from = subject.clone();
+    let deleted = state
+        .change(move |store| store.delete_version(&from, selector, permanent))
+        .await?;
     tracing::info!(subject, version = deleted, permanent, "version deleted");
     Ok(reply(StatusCode::OK, &json!(deleted)))
 }
@@ -650,7 +693,9 @@ async fn put_global_config(
     body: Bytes,
 ) -> Result<Response, RegistryError> {
     let level = parse_level(&body)?;
-    state.store.set_global_level(level)?;
+    state
+        .change(move |store| store.set_global_level(level))
+        .await?;
     Ok(reply(
         StatusCode::OK,
         &json!({"compatibility": level_name(level)}),
@@ -659,7 +704,7 @@ async fn put_global_config(
 
 /// Puts the global level back to BACKWARD and answers with the level it had.
 async fn delete_global_config(State(state): State<AppState>) -> Result<Response, RegistryError> {
-    let previous = state.store.reset_global_level()?;
+    let previous = state.change(|store| store.reset_global_level()).await?;
     Ok(reply(
         StatusCode::OK,
         &json!({"compatibilityLevel": level_name(previous)}),
@@ -689,7 +734,9 @@ async fn put_subject_config(
     body: Bytes,
 ) -> Result<Response, RegistryError> {
     let level = parse_level(&body)?;
-    state.store.set_subject_level(&subject, level)?;
+    state
+        .change(move |store| store.set_subject_level(&subject, level))
+        .await?;
     Ok(reply(
         StatusCode::OK,
         &json!({"compatibility": level_name(level)}),
@@ -701,7 +748,9 @@ async fn delete_subject_config(
     State(state): State<AppState>,
     Path(subject): Path<String>,
 ) -> Result<Response, RegistryError> {
-    let previous = state.store.delete_subject_level(&subject)?;
+    let previous = state
+        .change(move |store| store.delete_subject_level(&subject))
+        .await?;
     Ok(reply(
         StatusCode::OK,
         &json!({"compatibilityLevel": level_name(previous)}),

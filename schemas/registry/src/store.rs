@@ -1,11 +1,20 @@
 //! The registry's state: schemas by id, versions by subject, compatibility levels. Kept in memory
-//! and, when a file is given, written to it (atomically: temporary file, fsync, rename) after every
-//! change, so a restarted registry serves the same ids.
+//! and, when a file is given, in that file too, so a restarted registry serves the same ids.
+//!
+//! A change is made on a copy of the state, written to the file, and only then made visible: when
+//! the write fails the client gets 50001 and the registry keeps the state it had, so every id it
+//! answers with is on disk. The file is written atomically: `<file>.tmp` in the same directory,
+//! fsync, rename over the file, fsync of the directory. Opening refuses a file that is not one this
+//! registry wrote (never starting empty over it) and a file another registry process holds: the
+//! store keeps an advisory lock on `<file>.lock` for its life. The writes are blocking; the
+//! server runs them off its async threads.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -72,7 +81,7 @@ impl DeletedVersions {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     schemas: Vec<StoredSchema>,
     subjects: BTreeMap<String, Vec<SubjectVersion>>,
@@ -124,11 +133,38 @@ pub struct SubjectSchema {
     pub schema: StoredSchema,
 }
 
+/// How much the registry keeps: registering beyond these is refused (42205) and stores nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryLimits {
+    /// The most subjects, soft-deleted ones included (they keep their versions until deleted
+    /// permanently).
+    pub max_subjects: usize,
+    /// The most versions of one subject, soft-deleted ones included.
+    pub max_versions_per_subject: usize,
+}
+
+impl Default for RegistryLimits {
+    fn default() -> Self {
+        Self {
+            max_subjects: 10_000,
+            max_versions_per_subject: 1_000,
+        }
+    }
+}
+
 /// The registry's state, safe to share between requests.
 #[derive(Debug)]
 pub struct Store {
     state: RwLock<State>,
-    file: Option<PathBuf>,
+    /// The data file, when there is one. Its mutex also makes changes one at a time; readers never
+    /// wait for the disk, only for the moment a written state replaces the old one.
+    data_file: Mutex<Option<DataFile>>,
+}
+
+/// What a change did: callers that changed nothing need not write.
+enum Edit<T> {
+    Unchanged(T),
+    Changed(T),
 }
 
 impl Store {
@@ -136,116 +172,131 @@ impl Store {
     pub fn in_memory() -> Self {
         Self {
             state: RwLock::new(State::default()),
-            file: None,
+            data_file: Mutex::new(None),
         }
     }
 
-    /// A store kept in `file`, loading what it holds if it exists.
+    /// A store kept in `file`, loading what it holds if it exists. Refused, with a sentence, when
+    /// the file is not a registry data file, cannot be read, or another registry holds it.
     pub fn open(file: &Path) -> Result<Self, String> {
-        let state = match std::fs::read(file) {
-            Ok(bytes) => {
-                let mut state: State = serde_json::from_slice(&bytes).map_err(|e| {
-                    format!("{} is not a schema registry data file: {e}", file.display())
-                })?;
-                for schema in &mut state.schemas {
-                    schema.parsed = serde_json::from_str(&schema.schema).map_err(|e| {
-                        format!(
-                            "{} holds schema {} that is not JSON: {e}",
-                            file.display(),
-                            schema.id
-                        )
-                    })?;
-                }
-                state
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
-        };
+        let (data_file, state) = DataFile::open(file)?;
         Ok(Self {
             state: RwLock::new(state),
-            file: Some(file.to_owned()),
+            data_file: Mutex::new(Some(data_file)),
         })
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn persist(&self, state: &State) -> Result<(), RegistryError> {
-        let Some(file) = &self.file else {
-            return Ok(());
-        };
-        let write = || -> std::io::Result<()> {
-            let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-            let temporary = file.with_extension("tmp");
-            let mut out = std::fs::File::create(&temporary)?;
-            out.write_all(&bytes)?;
-            out.sync_all()?;
-            std::fs::rename(&temporary, file)
-        };
-        write()
-            .map_err(|e| RegistryError::storage(&format!("cannot write {}: {e}", file.display())))
+    /// Applies `edit` to a copy of the state, writes the copy to the data file (if any) and only
+    /// then makes it the state: a failed write changes nothing.
+    fn change<T>(
+        &self,
+        edit: impl FnOnce(&mut State) -> Result<Edit<T>, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let data_file = self
+            .data_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut next = self.read().clone();
+        match edit(&mut next)? {
+            Edit::Unchanged(value) => Ok(value),
+            Edit::Changed(value) => {
+                if let Some(data_file) = data_file.as_ref() {
+                    data_file.write(&next)?;
+                }
+                *self.write() = next;
+                Ok(value)
+            }
+        }
     }
 
-    /// Registers `schema` under `subject`, or returns the id it already has there.
-    ///
-    /// Only live versions count: a schema whose version was soft-deleted gets a new version (with
-    /// its old id), and compatibility is checked against live versions only, as in Confluent's
-    /// registry.
+    /// Registers `schema` under `subject` within the default [`RegistryLimits`], or returns the
+    /// id it already has there.
     pub fn register(
         &self,
         subject: &str,
         schema_type: &str,
         schema: &str,
     ) -> Result<u32, RegistryError> {
+        self.register_within(subject, schema_type, schema, &RegistryLimits::default())
+    }
+
+    /// Registers `schema` under `subject`, or returns the id it already has there; a new subject
+    /// or version beyond `limits` is refused (42205).
+    ///
+    /// Only live versions count: a schema whose version was soft-deleted gets a new version (with
+    /// its old id), and compatibility is checked against live versions only, as in Confluent's
+    /// registry.
+    pub fn register_within(
+        &self,
+        subject: &str,
+        schema_type: &str,
+        schema: &str,
+        limits: &RegistryLimits,
+    ) -> Result<u32, RegistryError> {
         let parsed = parse_schema(schema_type, schema)?;
-        let mut state = self.write();
-        let versions = state.subjects.get(subject).cloned().unwrap_or_default();
-        if let Some(existing) = versions
-            .iter()
-            .find(|v| !v.deleted && state.schemas[index(v.id)].parsed == parsed)
-        {
-            return Ok(existing.id);
+        if let Some(id) = self.read().registered_id(subject, &parsed) {
+            return Ok(id);
         }
-        state.check_against_subject(subject, &parsed)?;
-        let id = match state
-            .schemas
-            .iter()
-            .find(|s| s.schema_type == schema_type && s.parsed == parsed)
-        {
-            Some(same) => same.id,
-            None => {
-                let id = u32::try_from(state.schemas.len() + 1)
-                    .map_err(|_| RegistryError::storage("too many schemas"))?;
-                state.schemas.push(StoredSchema {
-                    id,
-                    schema_type: schema_type.to_owned(),
-                    schema: schema.to_owned(),
-                    parsed,
-                });
-                id
+        self.change(|state| {
+            if let Some(id) = state.registered_id(subject, &parsed) {
+                return Ok(Edit::Unchanged(id));
             }
-        };
-        let version = versions.last().map_or(1, |v| v.version + 1);
-        state
-            .subjects
-            .entry(subject.to_owned())
-            .or_default()
-            .push(SubjectVersion {
-                version,
-                id,
-                deleted: false,
-            });
-        self.persist(&state)?;
-        Ok(id)
+            let versions = state.subjects.get(subject).cloned().unwrap_or_default();
+            if versions.is_empty() && state.subjects.len() >= limits.max_subjects {
+                return Err(RegistryError::limit_reached(&format!(
+                    "this registry keeps at most {} subjects (SCHEMA_REGISTRY_MAX_SUBJECTS), \
+                     soft-deleted ones included; subject \"{subject}\" would be one more \
+                     (delete unused subjects permanently to make room)",
+                    limits.max_subjects
+                )));
+            }
+            if versions.len() >= limits.max_versions_per_subject {
+                return Err(RegistryError::limit_reached(&format!(
+                    "subject \"{subject}\" has {} versions, the most this registry keeps per \
+                     subject (SCHEMA_REGISTRY_MAX_VERSIONS_PER_SUBJECT), soft-deleted ones \
+                     included (delete old versions permanently to make room)",
+                    versions.len()
+                )));
+            }
+            state.check_against_subject(subject, &parsed)?;
+            let id = match state
+                .schemas
+                .iter()
+                .find(|s| s.schema_type == schema_type && s.parsed == parsed)
+            {
+                Some(same) => same.id,
+                None => {
+                    let id = u32::try_from(state.schemas.len() + 1)
+                        .map_err(|_| RegistryError::storage("too many schemas"))?;
+                    state.schemas.push(StoredSchema {
+                        id,
+                        schema_type: schema_type.to_owned(),
+                        schema: schema.to_owned(),
+                        parsed: parsed.clone(),
+                    });
+                    id
+                }
+            };
+            let version = versions.last().map_or(1, |v| v.version + 1);
+            state
+                .subjects
+                .entry(subject.to_owned())
+                .or_default()
+                .push(SubjectVersion {
+                    version,
+                    id,
+                    deleted: false,
+                });
+            Ok(Edit::Changed(id))
+        })
     }
 
     /// Finds `schema` among the versions of `subject` that `deleted` shows.
@@ -398,39 +449,39 @@ impl Store {
         selector: VersionSelector,
         permanent: bool,
     ) -> Result<u32, RegistryError> {
-        let mut state = self.write();
-        let versions = state
-            .subjects
-            .get_mut(subject)
-            .ok_or_else(|| RegistryError::subject_not_found(subject))?;
-        let position = match selector {
-            // `latest` names the highest live version.
-            VersionSelector::Latest => versions.iter().rposition(|v| !v.deleted),
-            VersionSelector::Number(n) => versions.iter().position(|v| v.version == n),
-        }
-        .ok_or_else(RegistryError::version_not_found)?;
-        let found = versions[position];
-        match (permanent, found.deleted) {
-            (false, false) => versions[position].deleted = true,
-            (false, true) => {
-                return Err(RegistryError::version_soft_deleted(subject, found.version));
+        self.change(|state| {
+            let versions = state
+                .subjects
+                .get_mut(subject)
+                .ok_or_else(|| RegistryError::subject_not_found(subject))?;
+            let position = match selector {
+                // `latest` names the highest live version.
+                VersionSelector::Latest => versions.iter().rposition(|v| !v.deleted),
+                VersionSelector::Number(n) => versions.iter().position(|v| v.version == n),
             }
-            (true, false) => {
-                return Err(RegistryError::version_not_soft_deleted(
-                    subject,
-                    found.version,
-                ));
-            }
-            (true, true) => {
-                versions.remove(position);
-                if versions.is_empty() {
-                    state.subjects.remove(subject);
-                    state.subject_levels.remove(subject);
+            .ok_or_else(RegistryError::version_not_found)?;
+            let found = versions[position];
+            match (permanent, found.deleted) {
+                (false, false) => versions[position].deleted = true,
+                (false, true) => {
+                    return Err(RegistryError::version_soft_deleted(subject, found.version));
+                }
+                (true, false) => {
+                    return Err(RegistryError::version_not_soft_deleted(
+                        subject,
+                        found.version,
+                    ));
+                }
+                (true, true) => {
+                    versions.remove(position);
+                    if versions.is_empty() {
+                        state.subjects.remove(subject);
+                        state.subject_levels.remove(subject);
+                    }
                 }
             }
-        }
-        self.persist(&state)?;
-        Ok(found.version)
+            Ok(Edit::Changed(found.version))
+        })
     }
 
     /// Deletes a subject: soft-deletes its live versions, or (`permanent`, once they all were
@@ -440,35 +491,35 @@ impl Store {
         subject: &str,
         permanent: bool,
     ) -> Result<Vec<u32>, RegistryError> {
-        let mut state = self.write();
-        let versions = state
-            .subjects
-            .get_mut(subject)
-            .ok_or_else(|| RegistryError::subject_not_found(subject))?;
-        let all_deleted = versions.iter().all(|v| v.deleted);
-        let deleted = if permanent {
-            if !all_deleted {
-                return Err(RegistryError::subject_not_soft_deleted(subject));
-            }
-            let numbers = versions.iter().map(|v| v.version).collect();
-            state.subjects.remove(subject);
-            state.subject_levels.remove(subject);
-            numbers
-        } else {
-            if all_deleted {
-                return Err(RegistryError::subject_soft_deleted(subject));
-            }
-            versions
-                .iter_mut()
-                .filter(|v| !v.deleted)
-                .map(|v| {
-                    v.deleted = true;
-                    v.version
-                })
-                .collect()
-        };
-        self.persist(&state)?;
-        Ok(deleted)
+        self.change(|state| {
+            let versions = state
+                .subjects
+                .get_mut(subject)
+                .ok_or_else(|| RegistryError::subject_not_found(subject))?;
+            let all_deleted = versions.iter().all(|v| v.deleted);
+            let deleted = if permanent {
+                if !all_deleted {
+                    return Err(RegistryError::subject_not_soft_deleted(subject));
+                }
+                let numbers = versions.iter().map(|v| v.version).collect();
+                state.subjects.remove(subject);
+                state.subject_levels.remove(subject);
+                numbers
+            } else {
+                if all_deleted {
+                    return Err(RegistryError::subject_soft_deleted(subject));
+                }
+                versions
+                    .iter_mut()
+                    .filter(|v| !v.deleted)
+                    .map(|v| {
+                        v.deleted = true;
+                        v.version
+                    })
+                    .collect()
+            };
+            Ok(Edit::Changed(deleted))
+        })
     }
 
     /// The global compatibility level.
@@ -478,17 +529,19 @@ impl Store {
 
     /// Sets the global compatibility level.
     pub fn set_global_level(&self, level: CompatibilityLevel) -> Result<(), RegistryError> {
-        let mut state = self.write();
-        state.global_level = level;
-        self.persist(&state)
+        self.change(|state| {
+            state.global_level = level;
+            Ok(Edit::Changed(()))
+        })
     }
 
     /// Puts the global level back to the default (BACKWARD); returns the level it had.
     pub fn reset_global_level(&self) -> Result<CompatibilityLevel, RegistryError> {
-        let mut state = self.write();
-        let previous = std::mem::replace(&mut state.global_level, State::default().global_level);
-        self.persist(&state)?;
-        Ok(previous)
+        self.change(|state| {
+            let previous =
+                std::mem::replace(&mut state.global_level, State::default().global_level);
+            Ok(Edit::Changed(previous))
+        })
     }
 
     /// The level set for a subject, if any.
@@ -502,24 +555,188 @@ impl Store {
         subject: &str,
         level: CompatibilityLevel,
     ) -> Result<(), RegistryError> {
-        let mut state = self.write();
-        state.subject_levels.insert(subject.to_owned(), level);
-        self.persist(&state)
+        self.change(|state| {
+            state.subject_levels.insert(subject.to_owned(), level);
+            Ok(Edit::Changed(()))
+        })
     }
 
     /// Removes the level set for a subject (it follows the global level again); returns it.
     pub fn delete_subject_level(&self, subject: &str) -> Result<CompatibilityLevel, RegistryError> {
-        let mut state = self.write();
-        let previous = state
-            .subject_levels
-            .remove(subject)
-            .ok_or_else(|| RegistryError::subject_level_not_configured(subject))?;
-        self.persist(&state)?;
-        Ok(previous)
+        self.change(|state| {
+            let previous = state
+                .subject_levels
+                .remove(subject)
+                .ok_or_else(|| RegistryError::subject_level_not_configured(subject))?;
+            Ok(Edit::Changed(previous))
+        })
+    }
+}
+
+/// The data file of a file-backed store, with the lock that keeps other registries off it.
+#[derive(Debug)]
+struct DataFile {
+    path: PathBuf,
+    /// `<file>.tmp`, written and then renamed over the file.
+    temporary: PathBuf,
+    /// `<file>.lock`, locked (advisory, exclusive) for the store's life. A lock on the data file
+    /// itself would not do: every write replaces it with another file.
+    _lock: File,
+}
+
+impl DataFile {
+    /// Locks `path` for this process and reads the state it holds (empty when it does not exist).
+    fn open(path: &Path) -> Result<(Self, State), String> {
+        let lock_path = with_suffix(path, ".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                format!(
+                    "cannot create the lock file {} beside the registry data file: {e}",
+                    lock_path.display()
+                )
+            })?;
+        lock_exclusively(&lock).map_err(|e| match e {
+            LockError::Held => format!(
+                "{} is in use by another schema registry process (it holds {}); stop that \
+                 process first, as two registries on one data file would hand out the same ids",
+                path.display(),
+                lock_path.display()
+            ),
+            LockError::Io(e) => format!("cannot lock {}: {e}", lock_path.display()),
+        })?;
+        let state = match std::fs::read(path) {
+            Ok(bytes) => State::from_file(path, &bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        Ok((
+            Self {
+                path: path.to_owned(),
+                temporary: with_suffix(path, ".tmp"),
+                _lock: lock,
+            },
+            state,
+        ))
+    }
+
+    /// Writes `state` atomically: a temporary file in the same directory, fsync, rename over
+    /// the data file, fsync of the directory (so the rename itself survives a power loss).
+    fn write(&self, state: &State) -> Result<(), RegistryError> {
+        let write = || -> std::io::Result<()> {
+            let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+            let mut out = File::create(&self.temporary)?;
+            out.write_all(&bytes)?;
+            out.sync_all()?;
+            drop(out);
+            std::fs::rename(&self.temporary, &self.path)?;
+            File::open(directory_of(&self.path))?.sync_all()
+        };
+        write().map_err(|e| {
+            tracing::error!(file = %self.path.display(), error = %e, "cannot write the registry data file");
+            RegistryError::storage(&format!(
+                "cannot write {}: {e}; nothing was changed",
+                self.path.display()
+            ))
+        })
+    }
+}
+
+/// Why a lock was not taken.
+enum LockError {
+    /// Another open file (another process, or another store in this one) holds it.
+    Held,
+    Io(std::io::Error),
+}
+
+#[cfg(unix)]
+fn lock_exclusively(file: &File) -> Result<(), LockError> {
+    use rustix::fs::{FlockOperation, flock};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(LockError::Held),
+        Err(e) => Err(LockError::Io(e.into())),
+    }
+}
+
+/// Advisory locks are taken on Unix only; elsewhere one registry per data file is up to the
+/// operator.
+#[cfg(not(unix))]
+fn lock_exclusively(_file: &File) -> Result<(), LockError> {
+    Ok(())
+}
+
+/// `path` with `suffix` appended to its file name (`registry.json` → `registry.json.lock`).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
     }
 }
 
 impl State {
+    /// The state a data file holds, checked: every schema's id is its position and is JSON, and
+    /// every version names a schema that exists.
+    fn from_file(path: &Path, bytes: &[u8]) -> Result<Self, String> {
+        let file = path.display();
+        let advice = "restore it from a backup, or move it away to start an empty registry";
+        let mut state: Self = serde_json::from_slice(bytes).map_err(|e| {
+            format!(
+                "{file} is not a schema registry data file (expected the JSON object this \
+                 registry writes, with schemas, subjects, global_level and subject_levels): {e}; \
+                 {advice}"
+            )
+        })?;
+        for (position, schema) in state.schemas.iter_mut().enumerate() {
+            if schema.id as usize != position + 1 {
+                return Err(format!(
+                    "{file} is corrupt: schema number {} has id {}, but ids must run 1, 2, 3, ... \
+                     in order; {advice}",
+                    position + 1,
+                    schema.id
+                ));
+            }
+            schema.parsed = serde_json::from_str(&schema.schema).map_err(|e| {
+                format!(
+                    "{file} is corrupt: schema {} is not JSON ({e}); {advice}",
+                    schema.id
+                )
+            })?;
+        }
+        for (subject, versions) in &state.subjects {
+            if let Some(version) = versions
+                .iter()
+                .find(|v| v.id == 0 || v.id as usize > state.schemas.len())
+            {
+                return Err(format!(
+                    "{file} is corrupt: version {} of subject \"{subject}\" names schema id {}, \
+                     which the file does not hold; {advice}",
+                    version.version, version.id
+                ));
+            }
+        }
+        Ok(state)
+    }
+
+    /// The id `parsed` has among the live versions of `subject`, if it is registered there.
+    fn registered_id(&self, subject: &str, parsed: &Value) -> Option<u32> {
+        self.subjects
+            .get(subject)?
+            .iter()
+            .find(|v| !v.deleted && self.schemas[index(v.id)].parsed == *parsed)
+            .map(|v| v.id)
+    }
+
     /// The level that applies to `subject`: its own, else the global one.
     fn level_of(&self, subject: &str) -> CompatibilityLevel {
         self.subject_levels
@@ -688,6 +905,54 @@ mod tests {
             store.register("auction-value", "JSON", SCHEMA_V1).unwrap(),
             1
         );
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_state_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("registry.json");
+        let store = Store::open(&file).unwrap();
+        assert_eq!(store.register("s", "JSON", SCHEMA_V1), Ok(1));
+        // A directory where the temporary file goes makes every write fail.
+        let obstacle = dir.path().join("registry.json.tmp");
+        std::fs::create_dir(&obstacle).unwrap();
+        let failed = store.register("s", "JSON", SCHEMA_V2).unwrap_err();
+        assert_eq!(failed.error_code, 50001, "{}", failed.message);
+        assert_eq!(store.schema_by_id(2).unwrap_err().error_code, 40403);
+        assert_eq!(store.versions("s").unwrap(), [1]);
+        assert_eq!(
+            store
+                .set_global_level(CompatibilityLevel::None)
+                .unwrap_err()
+                .error_code,
+            50001
+        );
+        assert_eq!(store.global_level(), CompatibilityLevel::Backward);
+        assert_eq!(
+            store.delete_subject("s", false).unwrap_err().error_code,
+            50001
+        );
+        assert_eq!(store.versions("s").unwrap(), [1]);
+        std::fs::remove_dir(&obstacle).unwrap();
+        assert_eq!(store.register("s", "JSON", SCHEMA_V2), Ok(2));
+        drop(store);
+        let reopened = Store::open(&file).unwrap();
+        assert_eq!(reopened.versions("s").unwrap(), [1, 2]);
+        assert_eq!(reopened.schema_by_id(2).unwrap().schema, SCHEMA_V2);
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_file_is_refused_while_the_first_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("registry.json");
+        let first = Store::open(&file).unwrap();
+        let refused = Store::open(&file).unwrap_err();
+        assert!(
+            refused.contains("in use by another schema registry process"),
+            "{refused}"
+        );
+        drop(first);
+        assert!(Store::open(&file).is_ok());
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Closed auctions' results in a SQL table of their own (`auction_result` by default), beside the
 //! bid table: created at start if missing, one row per auction keyed by `auction_id`, so that a
 //! redelivered result is a no-op (`ON DUPLICATE KEY UPDATE` on MySQL, `ON CONFLICT DO NOTHING` on
-//! SQLite).
+//! SQLite). Every statement has the bid table's time limit (`SINK_STATEMENT_TIMEOUT_MS`).
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 
-use super::sql::{SqlError, TableName};
+use super::sql::{SqlError, StatementLimit, TableName};
 use super::{ResultRecord, WriteOutcome};
 
 /// The results table of one database.
@@ -13,12 +13,17 @@ use super::{ResultRecord, WriteOutcome};
 pub struct ResultsTable {
     backend: DbBackend,
     table: TableName,
+    limit: StatementLimit,
 }
 
 impl ResultsTable {
-    /// The table `table` on `backend`.
-    pub fn new(backend: DbBackend, table: TableName) -> Self {
-        Self { backend, table }
+    /// The table `table` on `backend`, each statement bounded by `limit`.
+    pub(crate) fn new(backend: DbBackend, table: TableName, limit: StatementLimit) -> Self {
+        Self {
+            backend,
+            table,
+            limit,
+        }
     }
 
     fn quoted(&self) -> String {
@@ -56,10 +61,13 @@ impl ResultsTable {
                  kafka_partition INTEGER NULL, kafka_offset INTEGER NULL)"
             ),
         };
-        db.execute(Statement::from_string(self.backend, sql))
+        self.limit
+            .run(
+                "cannot create the results table",
+                db.execute(Statement::from_string(self.backend, sql)),
+            )
             .await
             .map(drop)
-            .map_err(SqlError::db("cannot create the results table"))
     }
 
     /// Inserts the results that are not there yet, in one transaction.
@@ -73,21 +81,24 @@ impl ResultsTable {
             DbBackend::MySql => "ON DUPLICATE KEY UPDATE auction_id = auction_id",
             _ => "ON CONFLICT (auction_id) DO NOTHING",
         };
-        let transaction = db
-            .begin()
-            .await
-            .map_err(SqlError::db("cannot start a transaction"))?;
+        let transaction = self
+            .limit
+            .run("cannot start a transaction", db.begin())
+            .await?;
         let mut outcome = WriteOutcome::default();
         for record in results {
             let result = &record.result;
-            let existing = transaction
-                .query_one(Statement::from_sql_and_values(
-                    self.backend,
-                    format!("SELECT COUNT(*) AS n FROM {table} WHERE auction_id = ?"),
-                    [result.auction_id.as_str().into()],
-                ))
-                .await
-                .map_err(SqlError::db("cannot look up existing results"))?
+            let existing = self
+                .limit
+                .run(
+                    "cannot look up existing results",
+                    transaction.query_one(Statement::from_sql_and_values(
+                        self.backend,
+                        format!("SELECT COUNT(*) AS n FROM {table} WHERE auction_id = ?"),
+                        [result.auction_id.as_str().into()],
+                    )),
+                )
+                .await?
                 .map(|row| row.try_get::<i64>("", "n"))
                 .transpose()
                 .map_err(SqlError::db("cannot look up existing results"))?
@@ -112,24 +123,25 @@ impl ResultsTable {
                 record.position.partition.into(),
                 record.position.offset.into(),
             ];
-            transaction
-                .execute(Statement::from_sql_and_values(
-                    self.backend,
-                    format!(
-                        "INSERT INTO {table} (auction_id, title, seller, sold, winner, final_price, \
-                         winning_bid_id, bid_count, closed_at, kafka_partition, kafka_offset) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {conflict}"
-                    ),
-                    values,
-                ))
-                .await
-                .map_err(SqlError::db("cannot insert results"))?;
+            self.limit
+                .run(
+                    "cannot insert results",
+                    transaction.execute(Statement::from_sql_and_values(
+                        self.backend,
+                        format!(
+                            "INSERT INTO {table} (auction_id, title, seller, sold, winner, final_price, \
+                             winning_bid_id, bid_count, closed_at, kafka_partition, kafka_offset) \
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {conflict}"
+                        ),
+                        values,
+                    )),
+                )
+                .await?;
             outcome.written += 1;
         }
-        transaction
-            .commit()
-            .await
-            .map_err(SqlError::db("cannot commit results"))?;
+        self.limit
+            .run("cannot commit results", transaction.commit())
+            .await?;
         Ok(outcome)
     }
 }

@@ -7,15 +7,31 @@
 //! (`ON DUPLICATE KEY UPDATE bid_id = bid_id` on MySQL, `ON CONFLICT (bid_id) DO NOTHING` on
 //! SQLite). `INSERT IGNORE` is not used on purpose: it would also turn real errors (a truncated
 //! value, a bad date) into warnings that nobody reads.
+//!
+//! Every statement, and taking a connection from the pool (which opens one when needed), has a
+//! time limit (`SINK_STATEMENT_TIMEOUT_MS`, [`SqlSettings::statement_timeout`]): a database that
+//! accepts connections but never answers makes the write fail like an outage, so the runtime
+//! retries it and reports not-ready, instead of waiting forever. A statement that timed out
+//! inside a transaction leaves nothing behind: the transaction is never committed. Its
+//! connection goes back to the pool with a ROLLBACK queued (sqlx's behaviour when a
+//! transaction is dropped), and the pool sends it, and a ping, before reusing the connection;
+//! that check is bounded by the same limit here (`answers_within`), so a server that stays
+//! silent gets the connection closed instead (ending the session, which rolls back on the
+//! server), and the stuck connection never keeps its pool slot.
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use auction_process::Secret;
 use chrono::NaiveDateTime;
+use sea_orm::sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+use sea_orm::sqlx::pool::PoolOptions;
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
-    Statement, TransactionTrait, Value,
+    ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    SqlxMySqlConnector, SqlxSqliteConnector, Statement, TransactionTrait, Value,
 };
 
 use super::results_sql::ResultsTable;
@@ -85,8 +101,11 @@ pub struct SqlSettings {
     pub results_table: Option<TableName>,
     /// Pool size (SQLite always uses one connection: it has one writer anyway).
     pub max_connections: u32,
-    /// Time limit to open a connection or take one from the pool.
+    /// Time limit to open a connection or take one from the pool (never longer than
+    /// `statement_timeout`).
     pub connect_timeout: Duration,
+    /// Time limit of every statement and of taking a connection (`SINK_STATEMENT_TIMEOUT_MS`).
+    pub statement_timeout: Duration,
 }
 
 /// The SQL database a URL names, by its scheme.
@@ -134,7 +153,7 @@ impl SqlSettings {
         SqlKind::of_url(self.database_url.expose())
     }
 
-    /// Defaults: table `bid`, 4 connections, 5 s to connect.
+    /// Defaults: table `bid`, 4 connections, 5 s to connect, 30 s a statement.
     pub fn new(database_url: Secret) -> Self {
         Self {
             database_url,
@@ -142,6 +161,54 @@ impl SqlSettings {
             results_table: TableName::parse("auction_result").ok(),
             max_connections: 4,
             connect_timeout: Duration::from_secs(5),
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+        }
+    }
+}
+
+/// The default of `SINK_STATEMENT_TIMEOUT_MS`: 30 s.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The setting that bounds every statement, named in the errors it causes.
+pub const STATEMENT_TIMEOUT_SETTING: &str = "SINK_STATEMENT_TIMEOUT_MS";
+
+/// The time limits of one statement (`SINK_STATEMENT_TIMEOUT_MS`) and of taking a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatementLimit {
+    statement: Duration,
+    connect: Duration,
+}
+
+impl StatementLimit {
+    fn new(settings: &SqlSettings) -> Self {
+        let statement = settings.statement_timeout.max(Duration::from_millis(1));
+        Self {
+            statement,
+            connect: settings.connect_timeout.min(statement),
+        }
+    }
+
+    /// Runs `statement` (a SeaORM call: taking a connection and one round of statements), failing
+    /// with [`SqlError::Timeout`] when it takes longer than the limit. The call's future is
+    /// dropped on time-out, which releases the transaction's lock before the transaction itself
+    /// is dropped.
+    pub(crate) async fn run<T>(
+        self,
+        context: &'static str,
+        statement: impl Future<Output = Result<T, DbErr>>,
+    ) -> Result<T, SqlError> {
+        match tokio::time::timeout(self.statement, statement).await {
+            Ok(Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))) => {
+                Err(SqlError::ConnectTimeout {
+                    context,
+                    limit: self.connect,
+                })
+            }
+            Ok(result) => result.map_err(SqlError::db(context)),
+            Err(_) => Err(SqlError::Timeout {
+                context,
+                limit: self.statement,
+            }),
         }
     }
 }
@@ -159,6 +226,30 @@ pub enum SqlError {
         context: &'static str,
         /// The error.
         source: DbErr,
+    },
+    /// The database did not answer within the statement timeout (retried like an outage).
+    #[error(
+        "{context}: the database did not answer within {} ms ({STATEMENT_TIMEOUT_SETTING}); \
+         the statement is abandoned and its transaction, if any, rolled back",
+        limit.as_millis()
+    )]
+    Timeout {
+        /// What was being done.
+        context: &'static str,
+        /// The limit that passed.
+        limit: Duration,
+    },
+    /// No connection could be opened (or taken from the pool) in time (retried like an outage).
+    #[error(
+        "{context}: no connection to the database within {} ms (the connect timeout, or \
+         {STATEMENT_TIMEOUT_SETTING} when shorter); it is unreachable or does not answer",
+        limit.as_millis()
+    )]
+    ConnectTimeout {
+        /// What was being done.
+        context: &'static str,
+        /// The limit that passed.
+        limit: Duration,
     },
 }
 
@@ -206,6 +297,7 @@ pub struct SqlDestination {
     backend: DbBackend,
     table: TableName,
     results: Option<ResultsTable>,
+    limit: StatementLimit,
     migrated: bool,
 }
 
@@ -215,28 +307,40 @@ impl SqlDestination {
     pub async fn connect(settings: &SqlSettings) -> Result<Self, SqlError> {
         let kind = settings.kind()?;
         let backend = kind.backend();
+        let limit = StatementLimit::new(settings);
         let url = settings
             .database_url
             .expose()
             .replacen("mariadb://", "mysql://", 1);
-        let mut options = ConnectOptions::new(url);
-        let connections = match backend {
-            DbBackend::Sqlite => 1,
-            _ => settings.max_connections.max(1),
+        let unusable =
+            |e: sea_orm::sqlx::Error| SqlError::Config(format!("DATABASE_URL cannot be used: {e}"));
+        let db = match kind {
+            SqlKind::Mysql => {
+                let connect = url
+                    .parse::<MySqlConnectOptions>()
+                    .map_err(unusable)?
+                    .disable_statement_logging();
+                let pool = pool_options(settings, settings.max_connections.max(1))
+                    .after_release(move |connection: &mut MySqlConnection, _| {
+                        Box::pin(async move { Ok(answers_within(limit, connection.ping()).await) })
+                    })
+                    .connect_lazy_with(connect);
+                SqlxMySqlConnector::from_sqlx_mysql_pool(pool)
+            }
+            SqlKind::Sqlite => {
+                let connect = url
+                    .parse::<SqliteConnectOptions>()
+                    .map_err(unusable)?
+                    .disable_statement_logging();
+                // One connection: SQLite has one writer anyway.
+                let pool = pool_options(settings, 1)
+                    .after_release(move |connection: &mut SqliteConnection, _| {
+                        Box::pin(async move { Ok(answers_within(limit, connection.ping()).await) })
+                    })
+                    .connect_lazy_with(connect);
+                SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+            }
         };
-        options
-            .max_connections(connections)
-            .min_connections(0)
-            .connect_timeout(settings.connect_timeout)
-            .acquire_timeout(settings.connect_timeout)
-            .connect_lazy(true)
-            .sqlx_logging(false);
-        let db = Database::connect(options).await.map_err(|e| {
-            SqlError::Config(format!(
-                "DATABASE_URL cannot be used: {}",
-                describe_db_error(&e)
-            ))
-        })?;
         Ok(Self {
             db,
             kind,
@@ -245,7 +349,8 @@ impl SqlDestination {
             results: settings
                 .results_table
                 .clone()
-                .map(|table| ResultsTable::new(backend, table)),
+                .map(|table| ResultsTable::new(backend, table, limit)),
+            limit,
             migrated: false,
         })
     }
@@ -280,11 +385,29 @@ impl SqlDestination {
     }
 
     async fn execute(&self, sql: String, context: &'static str) -> Result<(), SqlError> {
-        self.db
-            .execute(Statement::from_string(self.backend, sql))
+        self.limit
+            .run(
+                context,
+                self.db.execute(Statement::from_string(self.backend, sql)),
+            )
             .await
-            .map(|_| ())
+            .map(drop)
+    }
+
+    /// The `n` column of a one-row `SELECT COUNT(*) AS n` on `connection`, bounded by the limit.
+    async fn count(
+        &self,
+        connection: &impl ConnectionTrait,
+        statement: Statement,
+        context: &'static str,
+    ) -> Result<i64, SqlError> {
+        self.limit
+            .run(context, connection.query_one(statement))
+            .await?
+            .map(|row| row.try_get::<i64>("", "n"))
+            .transpose()
             .map_err(SqlError::db(context))
+            .map(|n| n.unwrap_or(0))
     }
 
     /// DDL that another instance may have run a moment earlier: "duplicate column" (1060) and
@@ -316,10 +439,12 @@ impl SqlDestination {
             ),
         };
         let rows = self
-            .db
-            .query_all(statement)
-            .await
-            .map_err(SqlError::db("cannot read the table's columns"))?;
+            .limit
+            .run(
+                "cannot read the table's columns",
+                self.db.query_all(statement),
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok((
@@ -417,19 +542,17 @@ impl SqlDestination {
             changed = true;
         }
         let unique = self
-            .db
-            .query_one(Statement::from_sql_and_values(
-                self.backend,
-                "SELECT COUNT(*) AS n FROM information_schema.STATISTICS \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'bid_id' AND NON_UNIQUE = 0",
-                [self.table.as_str().into()],
-            ))
-            .await
-            .map_err(SqlError::db("cannot read the table's indexes"))?
-            .map(|row| row.try_get::<i64>("", "n"))
-            .transpose()
-            .map_err(SqlError::db("cannot read the table's indexes"))?
-            .unwrap_or(0);
+            .count(
+                &self.db,
+                Statement::from_sql_and_values(
+                    self.backend,
+                    "SELECT COUNT(*) AS n FROM information_schema.STATISTICS \
+                     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'bid_id' AND NON_UNIQUE = 0",
+                    [self.table.as_str().into()],
+                ),
+                "cannot read the table's indexes",
+            )
+            .await?;
         if unique == 0 {
             self.execute_ddl_once(
                 format!(
@@ -513,11 +636,12 @@ impl SqlDestination {
             DbBackend::MySql => "ON DUPLICATE KEY UPDATE bid_id = bid_id",
             _ => "ON CONFLICT (bid_id) DO NOTHING",
         };
+        // Taking a connection and BEGIN are bounded like any statement. A time-out below drops the
+        // transaction uncommitted (see the module's header).
         let transaction = self
-            .db
-            .begin()
-            .await
-            .map_err(SqlError::db("cannot start a transaction"))?;
+            .limit
+            .run("cannot start a transaction", self.db.begin())
+            .await?;
         let mut outcome = WriteOutcome::default();
         // In key order, the rows of a statement go to neighbouring pages of the unique index on
         // bid_id (InnoDB's clustered index when the table has no primary key) instead of pages
@@ -532,18 +656,19 @@ impl SqlDestination {
                 .iter()
                 .map(|r| r.bid.bid_id.to_string().into())
                 .collect();
-            let existing = transaction
-                .query_one(Statement::from_sql_and_values(
-                    self.backend,
-                    format!("SELECT COUNT(*) AS n FROM {table} WHERE bid_id IN ({placeholders})"),
-                    ids,
-                ))
-                .await
-                .map_err(SqlError::db("cannot look up existing bids"))?
-                .map(|row| row.try_get::<i64>("", "n"))
-                .transpose()
-                .map_err(SqlError::db("cannot look up existing bids"))?
-                .unwrap_or(0);
+            let existing = self
+                .count(
+                    &transaction,
+                    Statement::from_sql_and_values(
+                        self.backend,
+                        format!(
+                            "SELECT COUNT(*) AS n FROM {table} WHERE bid_id IN ({placeholders})"
+                        ),
+                        ids,
+                    ),
+                    "cannot look up existing bids",
+                )
+                .await?;
             let existing = usize::try_from(existing).unwrap_or(0).min(chunk.len());
 
             let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
@@ -558,43 +683,46 @@ impl SqlDestination {
                 values.push(record.position.partition.into());
                 values.push(record.position.offset.into());
             }
-            transaction
-                .execute(Statement::from_sql_and_values(
-                    self.backend,
-                    format!(
-                        "INSERT INTO {table} (bid_id, auction_id, name, price, bid_ts, kafka_partition, kafka_offset) \
-                         VALUES {rows} {conflict}"
-                    ),
-                    values,
-                ))
-                .await
-                .map_err(SqlError::db("cannot insert bids"))?;
+            self.limit
+                .run(
+                    "cannot insert bids",
+                    transaction.execute(Statement::from_sql_and_values(
+                        self.backend,
+                        format!(
+                            "INSERT INTO {table} (bid_id, auction_id, name, price, bid_ts, kafka_partition, kafka_offset) \
+                             VALUES {rows} {conflict}"
+                        ),
+                        values,
+                    )),
+                )
+                .await?;
             outcome.add(WriteOutcome {
                 written: chunk.len() - existing,
                 duplicates: existing,
             });
         }
-        transaction
-            .commit()
-            .await
-            .map_err(SqlError::db("cannot commit bids"))?;
+        self.limit
+            .run("cannot commit bids", transaction.commit())
+            .await?;
         Ok(outcome)
     }
 
     /// Every row, ordered by partition and offset (rows from before the upgrade first).
     pub async fn stored_rows(&self) -> Result<Vec<StoredRow>, SqlError> {
         let rows = self
-            .db
-            .query_all(Statement::from_string(
-                self.backend,
-                format!(
-                    "SELECT bid_id, auction_id, name, price, bid_ts, kafka_partition, kafka_offset FROM {} \
-                     ORDER BY kafka_partition, kafka_offset",
-                    self.quoted()
-                ),
-            ))
-            .await
-            .map_err(SqlError::db("cannot read bids"))?;
+            .limit
+            .run(
+                "cannot read bids",
+                self.db.query_all(Statement::from_string(
+                    self.backend,
+                    format!(
+                        "SELECT bid_id, auction_id, name, price, bid_ts, kafka_partition, kafka_offset FROM {} \
+                         ORDER BY kafka_partition, kafka_offset",
+                        self.quoted()
+                    ),
+                )),
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(StoredRow {
@@ -631,7 +759,9 @@ impl Destination for SqlDestination {
 
     fn is_retriable(&self, error: &SqlError) -> bool {
         match error {
-            SqlError::Config(_) => true,
+            SqlError::Config(_) | SqlError::Timeout { .. } | SqlError::ConnectTimeout { .. } => {
+                true
+            }
             SqlError::Database { source, .. } => !is_data_error(source),
         }
     }
@@ -642,24 +772,18 @@ impl Destination for SqlDestination {
         }
         // The sink writes every row with its Kafka position; the demo's rows have none.
         let count = self
-            .db
-            .query_one(Statement::from_string(
-                self.backend,
-                format!(
-                    "SELECT COUNT(*) AS n FROM {} WHERE kafka_partition IS NULL",
-                    self.quoted()
+            .count(
+                &self.db,
+                Statement::from_string(
+                    self.backend,
+                    format!(
+                        "SELECT COUNT(*) AS n FROM {} WHERE kafka_partition IS NULL",
+                        self.quoted()
+                    ),
                 ),
-            ))
-            .await
-            .map_err(SqlError::db(
                 "cannot count the rows from before the upgrade",
-            ))?
-            .map(|row| row.try_get::<i64>("", "n"))
-            .transpose()
-            .map_err(SqlError::db(
-                "cannot count the rows from before the upgrade",
-            ))?
-            .unwrap_or(0);
+            )
+            .await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
@@ -713,8 +837,40 @@ fn is_data_error(error: &DbErr) -> bool {
         .is_some_and(|code| code == "275" || code == "1299")
 }
 
-fn describe_db_error(error: &DbErr) -> String {
-    error.to_string()
+/// The pool both kinds share: no idle connections kept at start (a database that is down is
+/// waited for by the runtime's retries), and taking a connection (opening one included) bounded
+/// by the connect timeout and the statement timeout, whichever is shorter.
+fn pool_options<DB: sea_orm::sqlx::Database>(
+    settings: &SqlSettings,
+    connections: u32,
+) -> PoolOptions<DB> {
+    PoolOptions::<DB>::new()
+        .max_connections(connections)
+        .min_connections(0)
+        .acquire_timeout(StatementLimit::new(settings).connect)
+}
+
+/// Whether a connection going back to the pool answers a ping within the statement limit. sqlx
+/// pings every returned connection (to flush a queued ROLLBACK and to find broken ones) without a
+/// time limit; a connection whose statement timed out against a server that never answers would
+/// keep its pool slot forever. Checked first here, bounded: `false` makes the pool close it.
+async fn answers_within(
+    limit: StatementLimit,
+    ping: impl Future<Output = Result<(), sea_orm::sqlx::Error>>,
+) -> bool {
+    match tokio::time::timeout(limit.statement, ping).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "a pooled database connection is broken; closing it");
+            false
+        }
+        Err(_) => {
+            tracing::info!(
+                "a database connection did not answer within {STATEMENT_TIMEOUT_SETTING}; closing it"
+            );
+            false
+        }
+    }
 }
 
 #[cfg(test)]

@@ -141,12 +141,9 @@ pub(crate) async fn sql_target(url: &str, table: &str) -> SqlDestination {
 }
 
 pub(crate) fn odbc_target(table: &str) -> OdbcDestination {
-    OdbcDestination::new(OdbcSettings {
-        connection_string: Secret::new(ODBC_POSTGRES),
-        table: TableName::parse(table).unwrap(),
-        dialect: Dialect::Ansi,
-    })
-    .unwrap()
+    let mut settings = OdbcSettings::new(Secret::new(ODBC_POSTGRES), Dialect::Ansi);
+    settings.table = TableName::parse(table).unwrap();
+    OdbcDestination::new(settings).unwrap()
 }
 
 pub(crate) async fn sql_rows(target: &SqlDestination) -> Vec<Row> {
@@ -353,6 +350,8 @@ impl Stack {
 pub(crate) struct RunningSink {
     pub shutdown: CancellationToken,
     pub readiness: Readiness,
+    /// What it has done so far.
+    pub progress: Progress,
     pub handle: JoinHandle<RunSummary>,
 }
 
@@ -361,17 +360,19 @@ impl RunningSink {
         auction_process::init_logging(false);
         let shutdown = CancellationToken::new();
         let readiness = Readiness::default();
+        let progress = Progress::default();
         let handle = tokio::spawn(auction_sinks::run(
             settings,
             target,
             readiness.clone(),
-            Progress::default(),
+            progress.clone(),
             shutdown.clone(),
         ));
         let handle = tokio::spawn(async move { handle.await.unwrap().unwrap() });
         Self {
             shutdown,
             readiness,
+            progress,
             handle,
         }
     }

@@ -116,6 +116,15 @@ async fn results_land_once_in_the_results_table_and_the_results_file() {
         std::fs::read_to_string(&results_file).is_ok_and(|t| t.lines().count() >= 3)
     })
     .await;
+    // The poison record's dead letter may still be on its way; a stop now would abandon it.
+    wait_until(
+        within,
+        "both sinks sent the poison record's dead letter",
+        || async {
+            mysql.progress.snapshot().dead_letters >= 1 && csv.progress.snapshot().dead_letters >= 1
+        },
+    )
+    .await;
     let mysql_summary = mysql.stop().await;
     let csv_summary = csv.stop().await;
 

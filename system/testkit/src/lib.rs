@@ -356,3 +356,16 @@ pub async fn try_read_bids(
     }
     Ok(bids)
 }
+
+/// This process's resident memory in KiB (`VmRSS`), 0 where `/proc` cannot say.
+pub fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use auction_process::{self as service, Secret};
-use auction_schema_registry::{self as registry, BasicAuth, ServerSettings, Storage};
+use auction_schema_registry::{
+    self as registry, BasicAuth, RegistryLimits, ServerSettings, Storage,
+};
 use clap::Parser;
 
 /// A Confluent-compatible schema registry for JSON Schema, in memory or backed by a file.
@@ -22,7 +24,7 @@ struct Args {
     /// Keep the registry in this JSON file (written after every change); in memory only when unset.
     #[arg(long, env = "SCHEMA_REGISTRY_DATA_FILE")]
     data_file: Option<PathBuf>,
-    /// Require HTTP basic auth with this user.
+    /// Require HTTP basic auth with this user (with a write credential set, this one only reads).
     #[arg(
         long,
         env = "SCHEMA_REGISTRY_BASIC_AUTH_USER",
@@ -33,9 +35,43 @@ struct Args {
     #[arg(
         long,
         env = "SCHEMA_REGISTRY_BASIC_AUTH_PASSWORD",
-        hide_env_values = true
+        hide_env_values = true,
+        requires = "basic_auth_user"
     )]
     basic_auth_password: Option<String>,
+    /// Require this user for changes (registering schemas, deletes, configuration); it reads too.
+    #[arg(
+        long,
+        env = "SCHEMA_REGISTRY_WRITE_BASIC_AUTH_USER",
+        requires = "write_basic_auth_password"
+    )]
+    write_basic_auth_user: Option<String>,
+    /// The write credential's password (prefer the environment variable to the flag).
+    #[arg(
+        long,
+        env = "SCHEMA_REGISTRY_WRITE_BASIC_AUTH_PASSWORD",
+        hide_env_values = true,
+        requires = "write_basic_auth_user"
+    )]
+    write_basic_auth_password: Option<String>,
+    /// The most subjects the registry keeps (soft-deleted ones included); registering a new
+    /// subject beyond it is refused.
+    #[arg(
+        long,
+        env = "SCHEMA_REGISTRY_MAX_SUBJECTS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_subjects: u32,
+    /// The most versions of one subject (soft-deleted ones included); registering beyond it is
+    /// refused.
+    #[arg(
+        long,
+        env = "SCHEMA_REGISTRY_MAX_VERSIONS_PER_SUBJECT",
+        default_value_t = 1_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_versions_per_subject: u32,
     /// Register the bid schemas (v1, the demo's, then v2) under this subject at start.
     #[arg(long, env = "SCHEMA_REGISTRY_PRELOAD_SUBJECT", value_name = "SUBJECT")]
     preload_subject: Option<String>,
@@ -60,15 +96,25 @@ impl Args {
                 Some(file) => Storage::File(file),
                 None => Storage::InMemory,
             },
-            auth: match (self.basic_auth_user, self.basic_auth_password) {
-                (Some(username), Some(password)) => Some(BasicAuth {
-                    username,
-                    password: Secret::new(password),
-                }),
-                _ => None,
+            auth: credential(self.basic_auth_user, self.basic_auth_password),
+            write_auth: credential(self.write_basic_auth_user, self.write_basic_auth_password),
+            limits: RegistryLimits {
+                max_subjects: self.max_subjects as usize,
+                max_versions_per_subject: self.max_versions_per_subject as usize,
             },
             preload_subject: self.preload_subject,
         }
+    }
+}
+
+/// A credential from a user and a password (clap requires both or neither).
+fn credential(username: Option<String>, password: Option<String>) -> Option<BasicAuth> {
+    match (username, password) {
+        (Some(username), Some(password)) => Some(BasicAuth {
+            username,
+            password: Secret::new(password),
+        }),
+        _ => None,
     }
 }
 

@@ -197,13 +197,31 @@ async fn basic_auth_is_enforced_when_configured() {
         anonymous.json::<Value>().await.unwrap()["error_code"],
         json!(401)
     );
-    let wrong = client
-        .get(&url)
-        .basic_auth("key", Some("guess"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    // Wrong passwords of every length, a wrong user, and the right pair split elsewhere.
+    for (user, password) in [
+        ("key", "guess"),
+        ("key", "s3cre"),
+        ("key", "s3cret!"),
+        ("key", ""),
+        ("Key", "s3cret"),
+        ("key:s3cret", ""),
+    ] {
+        let wrong = client
+            .get(&url)
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            wrong.status(),
+            StatusCode::UNAUTHORIZED,
+            "{user}:{password}"
+        );
+        assert_eq!(
+            wrong.json::<Value>().await.unwrap()["error_code"],
+            json!(401)
+        );
+    }
     let right = client
         .get(&url)
         .basic_auth("key", Some("s3cret"))
