@@ -36,7 +36,7 @@ use auction_process::Backoff;
 use auction_schemas::state::{OwnerRecord, Refusal, RequestRecord, StateRecord, request_key};
 use auction_schemas::{
     AUCTION_ID_HEADER, AuctionId, BID_ID_HEADER, Bid, BidDecoder, BidEncoder, BidForm, BidId,
-    HeaderIds, LogPosition, RecordCodec,
+    DecodeError, HeaderIds, LogPosition, RecordCodec,
 };
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
@@ -1363,9 +1363,12 @@ impl PartitionOwner {
                 .await
             {
                 Ok(decoded) => break decoded.bid,
-                Err(e) if e.is_retriable() => {
+                // A schema id the registry does not know means an empty or wrong registry, not a
+                // bad record: skipping the bid would decide later bids on a book without it.
+                // The partition waits (its bids time out) until the registry knows the id.
+                Err(e) if e.is_retriable() || matches!(e, DecodeError::UnknownSchemaId { .. }) => {
                     tracing::warn!(error = %e, partition = self.partition, offset,
-                        "cannot decode a bid yet; retrying");
+                        "cannot decode a bid yet; the partition waits and retries");
                     tokio::select! {
                         () = stop.cancelled() => return,
                         () = tokio::time::sleep(backoff.next_delay()) => {}

@@ -10,6 +10,7 @@ mod grpcurl;
 mod helpers;
 mod lifecycle;
 mod ownership;
+mod registry;
 mod retention;
 mod scenarios;
 mod tls;
