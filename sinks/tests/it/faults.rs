@@ -228,8 +228,23 @@ async fn two_mysql_instances_in_one_group_split_the_partitions_and_write_every_b
         stack.settings("mysql", "pair"),
         sql_target(MYSQL_URL, &table).await,
     );
-    // Let both join the group before there is anything to read.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Let both join the group before there is anything to read: the group is stable with two
+    // members (a fixed wait was too short on a loaded machine, and one instance took it all).
+    let bootstrap = stack.broker.bootstrap.clone();
+    wait_until(
+        Duration::from_secs(60),
+        "both instances are members of the stable group",
+        || {
+            let bootstrap = bootstrap.clone();
+            async move {
+                tokio::task::spawn_blocking(move || stable_members(&bootstrap, "pair"))
+                    .await
+                    .unwrap_or(0)
+                    == 2
+            }
+        },
+    )
+    .await;
 
     let bids = stack.produce_bids(800, 23, "pair").await;
     let reader = sql_target(MYSQL_URL, &table).await;
@@ -288,4 +303,24 @@ async fn an_instance_joining_and_leaving_mid_stream_changes_nothing_in_the_books
         bids.len(),
         "each bid written by exactly one instance: {stayed:?} {left:?}"
     );
+}
+
+/// How many members the consumer group `group` has, if it is stable (0 otherwise).
+fn stable_members(bootstrap: &str, group: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let Ok(consumer) = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create::<BaseConsumer>()
+    else {
+        return 0;
+    };
+    match consumer.fetch_group_list(Some(group), Duration::from_secs(5)) {
+        Ok(list) => list
+            .groups()
+            .iter()
+            .filter(|g| g.name() == group && g.state() == "Stable")
+            .map(|g| g.members().len())
+            .sum(),
+        Err(_) => 0,
+    }
 }
