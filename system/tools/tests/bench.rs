@@ -52,6 +52,14 @@ fn quick_bench_reports_every_measurement() {
         "measurements.place_bid.latency.p50_ms",
         "measurements.place_bid.latency.p99_ms",
         "measurements.place_bid.latency.p999_ms",
+        "measurements.echo.calls_per_s",
+        "measurements.echo.place_bid_ratio",
+        "measurements.echo.latency.p99_ms",
+        "measurements.demo_peer.bids_per_s",
+        "measurements.demo_peer.latency.p50_ms",
+        "measurements.demo_peer.latency.p99_ms",
+        "measurements.gateway_form.bids_per_s",
+        "measurements.gateway_form.latency.p50_ms",
         "measurements.bare_producer.records_per_s",
         "measurements.bare_producer.record_bytes",
         "measurements.bare_producer.place_bid_ratio",
@@ -71,6 +79,8 @@ fn quick_bench_reports_every_measurement() {
         "measurements.open_loop_latency.mysql_row.count",
         "measurements.open_loop_latency.mysql_row.p99_ms",
         "measurements.bare_consumer.records_per_s",
+        "measurements.connect_jdbc_sink.rows_per_s",
+        "measurements.connect_jdbc_sink.mysql_sink_ratio",
         "measurements.replay.seconds",
         "measurements.replay.rss_mb",
         "measurements.restore.seconds",
@@ -93,4 +103,16 @@ fn quick_bench_reports_every_measurement() {
         .map(|k| &report["measurements"]["replicas"][k]["replicas"])
         .collect();
     assert_eq!(replicas, [1, 2, 3], "the scale-out runs");
+    for peer in ["demo_peer", "gateway_form"] {
+        let callers: Vec<&Value> = (0..3)
+            .map(|k| &report["measurements"][peer]["levels"][k]["callers"])
+            .collect();
+        assert_eq!(callers, [1, 4, 16], "{peer}'s concurrency levels");
+        for k in 0..3 {
+            positive(
+                &report,
+                &format!("measurements.{peer}.levels.{k}.bids_per_s"),
+            );
+        }
+    }
 }

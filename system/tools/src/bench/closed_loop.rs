@@ -189,6 +189,9 @@ pub(super) async fn start_bid_service(
     // these owners.
     settings.group_id = format!("bench-{topic}-{}", bench.stamp);
     settings.topic_partitions = bench.sizes.partitions;
+    // Every call of the run comes from this process on loopback, like a gateway's: its watch
+    // streams (4's `--watched-auctions`) count only in the replica's total.
+    settings.watch_streams_exempt_clients = vec![std::net::Ipv4Addr::LOCALHOST.into()];
     let mut service = auction_bid_service::spawn(settings, shutdown)
         .await
         .map_err(|e| format!("cannot start a bid service on {topic}: {e}"))?;
@@ -202,17 +205,17 @@ pub(super) async fn start_bid_service(
 
 /// What a closed loop measured.
 #[derive(Debug)]
-struct LoadResult {
-    accepted: u64,
+pub(super) struct LoadResult {
+    pub(super) accepted: u64,
     rejected: u64,
     errors: u64,
     first_error: Option<String>,
-    seconds: f64,
-    latency: Histogram<u64>,
+    pub(super) seconds: f64,
+    pub(super) latency: Histogram<u64>,
 }
 
 impl LoadResult {
-    fn json(&self, callers: u64) -> Value {
+    pub(super) fn json(&self, callers: u64) -> Value {
         json!({
             "callers": callers,
             "accepted": self.accepted,
@@ -229,8 +232,9 @@ impl LoadResult {
 /// Closed loop: `callers` tasks, spread over the replicas at `addrs`, each place bids one after
 /// another. With `hot`, every bid goes to
 /// one auction at the next price (a caller whose price was overtaken bids again, higher) until
-/// `total` bids were accepted; otherwise each caller bids on its own 8 auctions.
-async fn closed_loop(
+/// `total` bids were accepted; otherwise each caller bids on its own 8 auctions. The servers at
+/// `addrs` are bid services, or the echo (1b) that answers `PlaceBid` at once.
+pub(super) async fn closed_loop(
     addrs: &[std::net::SocketAddr],
     callers: u64,
     total: u64,

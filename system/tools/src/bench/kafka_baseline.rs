@@ -176,7 +176,7 @@ async fn encode(
 
 /// The bare producer in a blocking task, progress under `label`: `records` into `topic` on
 /// `bootstrap`.
-async fn produce(
+pub(super) async fn produce(
     bench: &Bench,
     bootstrap: String,
     topic: &str,

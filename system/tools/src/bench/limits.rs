@@ -132,7 +132,7 @@ async fn mysql_exec(db: &DatabaseConnection, sql: &str) -> Outcome<()> {
 
 /// Creates the bid table `table` at `url` exactly as the MySQL sink does (its own migration),
 /// so that the limits are measured on the sink's table.
-async fn mysql_create_bid_table(url: &str, table: &str) -> Outcome<()> {
+pub(super) async fn mysql_create_bid_table(url: &str, table: &str) -> Outcome<()> {
     let mut sql = SqlSettings::new(Secret::new(url));
     sql.table = TableName::parse(table)?;
     let mut destination = SqlDestination::connect(&sql)

@@ -11,24 +11,32 @@
 //! 5. Each sink's rows/s from the pre-filled topic, beside its target's own limit (multi-row
 //!    inserts through one MariaDB connection, psqlODBC array inserts, plain buffered file
 //!    writes) and a bare consumer's rate from Apache Kafka.
+//!    5b. The MySQL sink's peer: Kafka Connect's standalone worker with the Debezium JDBC sink,
+//!    the same bids (as `JsonConverter` records in a second topic) upserted into MariaDB.
 //! 6. Replay: a bid service in a child process rebuilds its state from the pre-filled topic; its
 //!    time and RSS (from `/proc/self/status`). Also against librdkafka's mock cluster. Then a new
 //!    replica restores from the state; and (6b) the same with three times the bids over the same
 //!    auctions.
 //!
 //! Beside 1 and 4: the bare transactional producer (2b), one per partition as the owners.
+//! Beside 1: a trivial tonic unary echo driven by the same closed loop (1b), `PlaceBid`'s ceiling.
+//! 7b. The original demo's Flask producer over HTTP, beside `PlaceBid` through the gateway's
+//!    bid form, each at 1, 4 and 16 callers.
 //!
 //! Progress goes to stderr; the table to stdout; every number to a JSON file.
 //!
 //! Layout, a module a measurement:
 //! - `closed_loop`: 1 and 3, `PlaceBid` in a closed loop and on one hot auction, 1 to 3 replicas.
+//! - `echo`: 1b, the trivial tonic unary echo with 1's closed loop.
 //! - `transactional`: 2b, the bare transactional producer.
 //! - `kafka_baseline`: 2, the bare producer and consumer (also on the mock cluster), the
 //!   pre-filled topic, and the original demo's produce path.
 //! - `open_loop`: 4, latency at a fixed offered rate to the second replica and to MariaDB.
 //! - `sinks`: 5, each sink over the pre-filled topic.
 //! - `limits`: 5's limits, each target's own, and the original demo's MySQL writer.
+//! - `connect_peer`: 5b, Kafka Connect's JDBC sink (Debezium) as the MySQL sink's peer.
 //! - `replay`: 6, a first start on the history and a restore from the state, in child processes.
+//! - `demo_peer`: 7b, the original demo's Flask producer and the gateway's bid form over HTTP.
 //! - `report`: latency histograms, `/proc` readings, the JSON report and the table.
 
 use std::path::PathBuf;
@@ -43,6 +51,9 @@ use auction_testkit::Kafka;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 mod closed_loop;
+mod connect_peer;
+mod demo_peer;
+mod echo;
 mod kafka_baseline;
 mod limits;
 mod open_loop;
@@ -361,6 +372,8 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     }
     // 1 and 3: PlaceBid, closed loop, then one hot auction.
     let closed = closed_loop::measure(&bench).await?;
+    // 1b: the trivial echo with the same closed loop.
+    let echo = echo::measure(&bench, closed.bids_per_s).await?;
     // 2: the bare producer, which also fills the topic for 5 and 6, and the bare consumer; the
     // same against librdkafka's mock cluster.
     let prefill = kafka_baseline::fill_topic(&bench, &kafka).await?;
@@ -368,6 +381,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     let mock = kafka_baseline::on_mock_cluster(&bench, &prefill).await?;
     let mut results = serde_json::Map::new();
     results.insert("place_bid".into(), closed.place_bid);
+    results.insert("echo".into(), echo);
     results.insert(
         "bare_producer".into(),
         prefill.producer_json(sizes, closed.bids_per_s),
@@ -382,7 +396,11 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     let kafka_rss_after_bids = report::rss_mb(kafka.pid());
     // 5: each sink from the pre-filled topic, beside its target's own limit.
     let sinks = sinks::measure(&bench, &db, &prefill).await?;
+    // 5b: Kafka Connect's JDBC sink over the same bids, beside the MySQL sink.
+    let mysql_sink_rate = sinks["mysql"]["rows_per_s"].as_f64().unwrap_or(0.0);
+    let connect = connect_peer::measure(&bench, &kafka, &db, &prefill, mysql_sink_rate).await?;
     results.insert("sinks".into(), sinks);
+    results.insert("connect_jdbc_sink".into(), connect);
     results.insert("bare_consumer".into(), prefill.consumer_json(sizes));
     // 6: first start on the history and restore, in child processes, from Apache Kafka; the
     // first start also from the mock cluster.
@@ -395,6 +413,10 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     let demo =
         kafka_baseline::original_demo(&bench, &kafka, &db, &prefill, closed.bids_per_s).await?;
     results.insert("original_demo".into(), demo);
+    // 7b: the original demo's Flask producer and the gateway's bid form, over HTTP.
+    let (demo_peer, gateway_form) = demo_peer::measure(&bench, &kafka).await?;
+    results.insert("demo_peer".into(), demo_peer);
+    results.insert("gateway_form".into(), gateway_form);
     results.insert("mock_cluster".into(), mock.json(sizes, replay_mock));
     drop(mock);
     results.insert(

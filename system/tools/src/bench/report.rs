@@ -170,6 +170,7 @@ pub fn table(report: &Value) -> String {
     open_loop_rows(m, &mut rows);
     sink_rows(m, &mut rows);
     replay_rows(m, &mut rows);
+    peer_rows(m, &mut rows);
     render(&rows.0)
 }
 
@@ -192,6 +193,24 @@ fn place_bid_rows(m: &Value, rows: &mut Rows) {
         String::new(),
         String::new(),
     );
+    let echo = &m["echo"];
+    if echo.is_object() {
+        rows.row(
+            format!(
+                "1b. trivial tonic unary echo, same closed loop, {} callers (calls/s)",
+                echo["callers"]
+            ),
+            format!("{:.0}", num(&echo["calls_per_s"])),
+            "target 1 ≥ 75 %".into(),
+            format!("1/1b = {}", pct(num(&echo["place_bid_ratio"]))),
+        );
+        rows.row(
+            "    its latency p50 / p99 / p999 (ms)".into(),
+            quantiles(&echo["latency"]),
+            String::new(),
+            String::new(),
+        );
+    }
     rows.row(
         format!(
             "2. bare idempotent producer, {:.0}-byte records (rec/s)",
@@ -345,6 +364,9 @@ fn sink_rows(m: &Value, rows: &mut Rows) {
                 format!("{:.0} ×", num(&sink["rows_per_s"]) / writer.max(1e-9)),
             );
         }
+        if kind == "mysql" {
+            connect_row(m, rows);
+        }
     }
     rows.row(
         "   bare consumer from Apache Kafka (rec/s)".into(),
@@ -352,6 +374,19 @@ fn sink_rows(m: &Value, rows: &mut Rows) {
         String::new(),
         String::new(),
     );
+}
+
+/// 5b: Kafka Connect's JDBC sink, the MySQL sink's peer, and the MySQL sink's rate over its.
+fn connect_row(m: &Value, rows: &mut Rows) {
+    let connect = &m["connect_jdbc_sink"];
+    if connect.is_object() {
+        rows.row(
+            "   5b. peer: Kafka Connect + Debezium JDBC sink, upserts (rows/s)".into(),
+            format!("{:.0}", num(&connect["rows_per_s"])),
+            "MySQL sink / peer".into(),
+            format!("{:.2} ×", num(&connect["mysql_sink_ratio"])),
+        );
+    }
 }
 
 /// 6, and the mock cluster's numbers.
@@ -433,6 +468,59 @@ fn replay_rows(m: &Value, rows: &mut Rows) {
         },
         String::new(),
         String::new(),
+    );
+}
+
+/// 7b: the original demo's Flask producer beside `PlaceBid` through the gateway's form and
+/// through gRPC, each at its best concurrency.
+fn peer_rows(m: &Value, rows: &mut Rows) {
+    let demo = &m["demo_peer"];
+    let form = &m["gateway_form"];
+    if !demo.is_object() || !form.is_object() {
+        return;
+    }
+    let grpc = num(&m["place_bid"]["bids_per_s"]);
+    rows.row(
+        format!(
+            "7b. the demo's Flask app over HTTP, best of 1/4/16 callers: {} (bids/s)",
+            demo["best_callers"]
+        ),
+        format!("{:.0}", num(&demo["bids_per_s"])),
+        String::new(),
+        String::new(),
+    );
+    rows.row(
+        "    its latency p50 / p99 / p999 (ms)".into(),
+        quantiles(&demo["latency"]),
+        String::new(),
+        String::new(),
+    );
+    rows.row(
+        format!(
+            "    PlaceBid through the gateway's form, best: {} callers (bids/s)",
+            form["best_callers"]
+        ),
+        format!("{:.0}", num(&form["bids_per_s"])),
+        "form / demo".into(),
+        format!(
+            "{:.1} ×",
+            num(&form["bids_per_s"]) / num(&demo["bids_per_s"]).max(1e-9)
+        ),
+    );
+    rows.row(
+        "    its latency p50 / p99 / p999 (ms)".into(),
+        quantiles(&form["latency"]),
+        String::new(),
+        String::new(),
+    );
+    rows.row(
+        format!(
+            "    PlaceBid through gRPC (1), {} callers (bids/s)",
+            m["place_bid"]["callers"]
+        ),
+        format!("{grpc:.0}"),
+        "gRPC / demo".into(),
+        format!("{:.1} ×", grpc / num(&demo["bids_per_s"]).max(1e-9)),
     );
 }
 
