@@ -17,11 +17,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
+use crate::helpers::RunningSink;
 use crate::helpers::{Stack, csv_rows, unique, wait_until};
-use crate::watched::{WatchedSink, committed, end_offsets, read_all, topic_exists};
+use crate::watched::{committed, end_offsets, read_all, topic_exists};
 
-fn csv_sink(settings: RuntimeSettings, dir: &tempfile::TempDir) -> WatchedSink {
-    WatchedSink::spawn(
+fn csv_sink(settings: RuntimeSettings, dir: &tempfile::TempDir) -> RunningSink {
+    RunningSink::spawn(
         settings,
         CsvDestination::new(CsvSettings {
             path: dir.path().join("output.csv"),

@@ -224,7 +224,7 @@ use auction_process::KafkaProperties;
 use auction_process::Readiness;
 use auction_schema_registry as registry;
 use auction_schemas::{BidEncoder, BidInput, RegistrySettings};
-use auction_sinks::{KafkaSettings, Progress, RunSummary, RuntimeSettings};
+use auction_sinks::{KafkaSettings, Progress, RunSummary, RuntimeSettings, SinkError};
 use auction_testkit::{Kafka, TestRegistry, demo_producer, demo_schema, python};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -346,13 +346,14 @@ impl Stack {
     }
 }
 
-/// A sink running in this process.
+/// A sink running in this process, watched from the outside: its readiness, why it is not
+/// ready, what it has done.
 pub(crate) struct RunningSink {
     pub shutdown: CancellationToken,
     pub readiness: Readiness,
     /// What it has done so far.
     pub progress: Progress,
-    pub handle: JoinHandle<RunSummary>,
+    pub handle: JoinHandle<Result<RunSummary, SinkError>>,
 }
 
 impl RunningSink {
@@ -368,7 +369,6 @@ impl RunningSink {
             progress.clone(),
             shutdown.clone(),
         ));
-        let handle = tokio::spawn(async move { handle.await.unwrap().unwrap() });
         Self {
             shutdown,
             readiness,
@@ -377,13 +377,19 @@ impl RunningSink {
         }
     }
 
-    /// Stops it as SIGTERM would and returns what it did.
+    /// Why it is not ready, or "" when nothing holds it up.
+    pub(crate) fn reason(&self) -> String {
+        self.progress.not_ready_reason().unwrap_or_default()
+    }
+
+    /// Stops it as SIGTERM would and returns what it did (20 s at most).
     pub(crate) async fn stop(self) -> RunSummary {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(20), self.handle)
             .await
             .expect("the sink stops within 20 s")
-            .unwrap()
+            .expect("the sink task")
+            .expect("the sink ran without an error")
     }
 }
 

@@ -10,8 +10,9 @@ use auction_schemas::RegistrySettings;
 use auction_sinks::destination::csv_file::{CsvDestination, CsvSettings};
 use auction_testkit::TestRegistry;
 
+use crate::helpers::RunningSink;
 use crate::helpers::{Stack, assert_exactly_once, csv_rows, sql_rows, sql_target, wait_until};
-use crate::watched::{WatchedSink, committed, end_offsets};
+use crate::watched::{committed, end_offsets};
 
 const PARTITIONS: i32 = 2;
 
@@ -38,14 +39,14 @@ async fn sinks_started_against_an_empty_registry_write_no_dead_letters_and_commi
         settings.registry = RegistrySettings::new(&empty.url);
         settings
     };
-    let csv = WatchedSink::spawn(
+    let csv = RunningSink::spawn(
         at_empty("csv", "empty-registry-csv"),
         CsvDestination::new(CsvSettings {
             path: csv_path.clone(),
             rotate_daily: false,
         }),
     );
-    let sqlite = WatchedSink::spawn(
+    let sqlite = RunningSink::spawn(
         at_empty("sqlite", "empty-registry-sqlite"),
         sql_target(&sqlite_url, "bid").await,
     );

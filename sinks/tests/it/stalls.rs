@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 
+use crate::helpers::RunningSink;
 use crate::helpers::{
     MYSQL_URL, Stack, assert_exactly_once, sql_rows, sql_target, unique, wait_until,
 };
-use crate::watched::WatchedSink;
 
 /// One MariaDB session (a pool of one connection), for `LOCK TABLES`.
 async fn session() -> DatabaseConnection {
@@ -50,7 +50,7 @@ async fn a_write_stalled_by_a_locked_table_makes_the_sink_not_ready_and_shutdown
         settings
     };
     let mut bids = stack.produce_bids(50, 3, "first").await;
-    let sink = WatchedSink::spawn(settings(), sql_target(MYSQL_URL, &table).await);
+    let sink = RunningSink::spawn(settings(), sql_target(MYSQL_URL, &table).await);
     let lock = session().await;
     wait_until(
         Duration::from_secs(60),
@@ -128,7 +128,7 @@ async fn a_write_stalled_by_a_locked_table_makes_the_sink_not_ready_and_shutdown
         .expect("unlock");
 
     // A restart writes the abandoned batch, once.
-    let sink = WatchedSink::spawn(settings(), sql_target(MYSQL_URL, &table).await);
+    let sink = RunningSink::spawn(settings(), sql_target(MYSQL_URL, &table).await);
     wait_until(Duration::from_secs(60), "every bid is written", || async {
         count(&lock, &table).await == 150
     })
