@@ -79,6 +79,17 @@ const OWNERSHIP_CHECK_DELAY: Duration = Duration::from_secs(3);
 /// holds it (a partition leader's failover stalls reading for about 10 s).
 const READ_BACK_WAIT: Duration = Duration::from_secs(12);
 
+/// How long a bid whose commit succeeded may go unread before the owner looks for it in the log
+/// with a reader of its own (a leader failover included).
+const READ_BACK_CHECK_AFTER: Duration = Duration::from_secs(30);
+
+/// How long the group consumer may fail to deliver a bid that the log holds (a reader of the
+/// owner's own found it) before the owner ends so that the partition is taken over again and
+/// read from the group's committed offset: a group consumer whose fetching of the partition
+/// stalled (seen once after a partition leader was killed) would otherwise hold the bid's call
+/// unanswered for good.
+const READ_BACK_STALL: Duration = Duration::from_secs(20);
+
 /// How many transactions a bid is written in before its call gives up (an abortable error, such
 /// as a group generation that moved during a rebalance, aborts a transaction).
 const WRITE_ATTEMPTS: u8 = 3;
@@ -378,6 +389,9 @@ struct Waiter {
     /// Since when its transaction is committed, and the partition's applied position then (the
     /// bid is after it).
     committed: Option<(Instant, Option<i64>)>,
+    /// Since when a reader of its own found the bid in the log while the group consumer had
+    /// not delivered it yet.
+    in_log_since: Option<Instant>,
 }
 
 /// The final outcome of a request id within the window.
@@ -487,6 +501,9 @@ enum Ended {
     Fenced,
     /// Shutting down.
     Stopped,
+    /// The group consumer stopped delivering records that the log holds: the partition is
+    /// taken over again (see [`READ_BACK_STALL`]).
+    ReadBackStalled,
 }
 
 /// The owner of one partition.
@@ -699,7 +716,9 @@ impl PartitionOwner {
                     }
                 },
                 _ = overdue_check.tick() => {
-                    self.check_overdue(&stop).await;
+                    if self.check_overdue(&stop).await.is_err() {
+                        break Ended::ReadBackStalled;
+                    }
                     if !self.caught_up && started.elapsed() >= READ_BACK_WAIT / 4 {
                         self.catch_up_without_end_event(&stop).await;
                     }
@@ -745,6 +764,9 @@ impl PartitionOwner {
         let reason = match ended {
             Ended::Fenced => "another replica took over the auction's partition",
             Ended::Stopped => "the auction's partition moved to another replica",
+            Ended::ReadBackStalled => {
+                "the owner of the auction's partition is taking it over again (its reading of the log stalled)"
+            }
         };
         self.fail_waiting(|_| true, reason);
         for call in self.after_commit.drain(..) {
@@ -789,10 +811,15 @@ impl PartitionOwner {
                 }
                 metrics::counter!(m::BIDS_REJECTED, "reason" => "kafka_unavailable")
                     .increment(waiter.replies.len() as u64);
+                // A committed bid may be in the log: its outcome is for a retry to learn.
+                let outcome = if waiter.committed.is_some() {
+                    "the bid's outcome is not known yet"
+                } else {
+                    "the bid was not placed"
+                };
                 for (reply, _) in waiter.replies {
-                    let _ = reply.send(Err(PlaceError::Unavailable(format!(
-                        "{reason}; the bid was not placed"
-                    ))));
+                    let _ =
+                        reply.send(Err(PlaceError::Unavailable(format!("{reason}; {outcome}"))));
                 }
             }
         }
@@ -1116,6 +1143,7 @@ impl PartitionOwner {
                 outbid,
                 automatic,
                 committed: None,
+                in_log_since: None,
                 bid,
                 request,
                 payload,
@@ -1771,60 +1799,98 @@ impl PartitionOwner {
         }
     }
 
-    /// Doubtful bids (their transaction was settled by a replaced producer's init, which
-    /// completes only once that transaction's markers are written) not read back within
-    /// [`READ_BACK_WAIT`]: if the log does not hold them, their transaction was aborted, their
-    /// calls answer UNAVAILABLE and the bids count as not placed; the others keep waiting. A bid
-    /// whose commit succeeded is never checked this way: its markers may still be on their way
-    /// (a partition leader failing over), so the log's end would not prove it absent.
-    async fn check_overdue(&mut self, stop: &CancellationToken) {
+    /// Looks in the log, with a reader of its own, for the bids still waiting to be read back:
+    /// doubtful ones (their transaction was settled by a replaced producer's init, which
+    /// completes only once that transaction's markers are written) after [`READ_BACK_WAIT`], and
+    /// ones whose commit succeeded after [`READ_BACK_CHECK_AFTER`].
+    ///
+    /// A doubtful bid the log does not hold was in an aborted transaction: its calls answer
+    /// UNAVAILABLE and the bid counts as not placed. A committed bid the log does not hold yet
+    /// keeps waiting (its markers may still be on their way: a partition leader failing over),
+    /// so the log's end never proves it absent. A bid the log holds that the group consumer has
+    /// still not delivered [`READ_BACK_STALL`] after it was found means that the group consumer's
+    /// reading of the partition stalled: `Err` ends the owner, and the partition is taken over
+    /// again and read from the group's committed offset.
+    async fn check_overdue(&mut self, stop: &CancellationToken) -> Result<(), ()> {
         let now = Instant::now();
         let overdue: Vec<(BidId, Option<i64>)> = self
             .waiting
             .iter()
-            .filter(|(_, w)| w.doubtful)
             .filter_map(|(id, w)| {
+                let after = if w.doubtful {
+                    READ_BACK_WAIT
+                } else {
+                    READ_BACK_CHECK_AFTER
+                };
                 w.committed
-                    .filter(|(at, _)| now.duration_since(*at) >= READ_BACK_WAIT)
+                    .filter(|(at, _)| now.duration_since(*at) >= after)
                     .map(|(_, from)| (*id, from))
             })
             .collect();
         if overdue.is_empty() {
-            return;
+            return Ok(());
         }
         let from = overdue.iter().map(|(_, from)| *from).min().flatten();
         let Ok(found) =
             tokio::time::timeout(READ_BACK_WAIT, self.bids_in_log_after(from, stop)).await
         else {
             // The partition cannot be read to its end now (a leader failover): later.
+            tracing::warn!(
+                partition = self.partition,
+                bids = overdue.len(),
+                "bids are not read back yet and the partition cannot be read to its end now; looking again later"
+            );
             for (id, _) in overdue {
-                if let Some(waiter) = self.waiting.get_mut(&id) {
+                if let Some(waiter) = self.waiting.get_mut(&id)
+                    && waiter.doubtful
+                {
                     waiter.committed = Some((Instant::now(), from));
                 }
             }
-            return;
+            return Ok(());
         };
+        let mut stalled = 0;
         for (id, _) in overdue {
             if found.contains(&id) {
                 if let Some(waiter) = self.waiting.get_mut(&id) {
+                    let since = *waiter.in_log_since.get_or_insert(now);
+                    if now.duration_since(since) >= READ_BACK_STALL {
+                        stalled += 1;
+                    }
                     waiter.committed = Some((Instant::now(), from));
                 }
                 continue;
             }
+            if self.waiting.get(&id).is_some_and(|w| !w.doubtful) {
+                tracing::warn!(partition = self.partition, bid_id = %id,
+                    "a committed bid is not in the readable log yet; waiting for it");
+                continue;
+            }
             if let Some(waiter) = self.waiting.remove(&id) {
                 tracing::warn!(partition = self.partition, bid_id = %id,
-                    "Kafka committed a bid's transaction but the log does not hold the bid");
+                    "the log does not hold a bid whose transaction's outcome was unknown: it was not placed");
                 self.release(&waiter.auction, id);
                 metrics::counter!(m::BIDS_REJECTED, "reason" => "not_in_log")
                     .increment(waiter.replies.len() as u64);
                 for (reply, _) in waiter.replies {
                     let _ = reply.send(Err(PlaceError::Unavailable(
-                        "Kafka committed the bid's transaction but the log does not hold the bid, so it was not placed"
+                        "the bid's transaction did not commit (the log does not hold the bid), so it was not placed"
                             .to_owned(),
                     )));
                 }
             }
         }
+        if stalled > 0 {
+            tracing::warn!(
+                partition = self.partition,
+                bids = stalled,
+                position = ?self.position,
+                stalled_seconds = READ_BACK_STALL.as_secs(),
+                "the log holds bids the group consumer has not delivered; taking the partition over again"
+            );
+            return Err(());
+        }
+        Ok(())
     }
 
     /// The group consumer did not report the partition's end soon after the takeover: read the
@@ -1861,6 +1927,11 @@ impl PartitionOwner {
         )
         .await;
         if !matches!(read, Ok(Ok(_))) {
+            tracing::warn!(
+                partition = self.partition,
+                from = ?from,
+                "still catching up: the partition cannot be read to its end now (calls wait); trying again"
+            );
             return;
         }
         match last {

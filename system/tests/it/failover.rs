@@ -67,6 +67,13 @@ async fn a_partition_leader_paused_past_the_session_timeout_loses_and_doubles_no
 }
 
 async fn leader_fault_mid_stream(fault: LeaderFault) {
+    // The in-process bid service's log (and librdkafka's) goes to the test's output, shown when
+    // the test fails: what the owner of the partition did after the fault.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
     let mut cluster = tokio::task::block_in_place(|| KafkaCluster::start(3));
     let bootstrap = cluster.bootstrap.clone();
     let topic = unique("auction");
