@@ -81,6 +81,8 @@ fn quick_bench_reports_every_measurement() {
         "measurements.bare_consumer.records_per_s",
         "measurements.connect_jdbc_sink.rows_per_s",
         "measurements.connect_jdbc_sink.mysql_sink_ratio",
+        "measurements.demo_writer.rows_per_s",
+        "measurements.demo_writer.mysql_sink_ratio",
         "measurements.replay.seconds",
         "measurements.replay.rss_mb",
         "measurements.restore.seconds",
@@ -88,6 +90,11 @@ fn quick_bench_reports_every_measurement() {
         "measurements.restore_scaling.restore.seconds",
         "measurements.restore_scaling.restore_seconds_ratio",
         "machine.nproc",
+        "measurements.place_bid.cpu.bench_process_cores",
+        "measurements.place_bid.cpu.kafka_cores",
+        "measurements.place_bid.cpu.machine_busy_cores",
+        "measurements.cpu.4_open_loop.bench_process_cores",
+        "measurements.cpu.5_sinks_and_limits.machine_busy_cores",
     ] {
         positive(&report, path);
     }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use super::report::{
-    histogram, latency_json, ms, rate, record, service_quantiles, service_quantiles_ms,
+    CpuMeter, histogram, latency_json, ms, rate, record, service_quantiles, service_quantiles_ms,
 };
 use super::{Bench, Outcome, Progress};
 
@@ -49,6 +49,7 @@ pub(super) async fn measure(bench: &Bench) -> Outcome<ClosedLoops> {
         let services =
             start_replicas(bench, &format!("bench-place-{replicas}"), replicas, &stop).await?;
         let addrs: Vec<_> = services.iter().map(|s| s.grpc_addr).collect();
+        let meter = CpuMeter::start(bench.kafka_pid);
         let place = closed_loop(
             &addrs,
             sizes.callers,
@@ -58,6 +59,7 @@ pub(super) async fn measure(bench: &Bench) -> Outcome<ClosedLoops> {
             "PlaceBid",
         )
         .await?;
+        let place_cpu = meter.json();
         let breakdown = json!({
             "commit": service_quantiles_ms(auction_bid_service::metrics::COMMIT_SECONDS),
             "bids_per_transaction": service_quantiles(auction_bid_service::metrics::BIDS_PER_TRANSACTION),
@@ -68,6 +70,7 @@ pub(super) async fn measure(bench: &Bench) -> Outcome<ClosedLoops> {
             ms(&place.latency, 0.99)
         ));
         progress.say(format!("3. one hot auction, {replicas} replica(s)"));
+        let meter = CpuMeter::start(bench.kafka_pid);
         let hot = closed_loop(
             &addrs,
             sizes.hot_callers,
@@ -77,6 +80,7 @@ pub(super) async fn measure(bench: &Bench) -> Outcome<ClosedLoops> {
             "hot auction",
         )
         .await?;
+        let hot_cpu = meter.json();
         progress.say(format!(
             "   {:.0} accepted bids/s ({} overtaken and re-bid)",
             rate(hot.accepted, hot.seconds),
@@ -94,7 +98,9 @@ pub(super) async fn measure(bench: &Bench) -> Outcome<ClosedLoops> {
         if replicas == 1 {
             place_bid = place.json(sizes.callers);
             place_bid["inside_the_service"] = breakdown;
+            place_bid["cpu"] = place_cpu;
             hot_auction = hot.json(sizes.hot_callers);
+            hot_auction["cpu"] = hot_cpu;
             bids_per_s = rate(place.accepted, place.seconds);
         }
     }
@@ -181,6 +187,9 @@ pub(super) async fn start_bid_service(
     let mut settings = Settings::new(&bench.bootstrap, &bench.registry_url);
     for (name, value) in &bench.args.kafka_properties {
         settings.kafka.set(name, value);
+    }
+    if let Some(ms) = bench.args.commit_interval_ms {
+        settings.commit_interval = Duration::from_millis(ms);
     }
     settings.grpc_listen = ([127, 0, 0, 1], 0).into();
     settings.metrics_listen = ([127, 0, 0, 1], 0).into();

@@ -16,17 +16,16 @@
 //! heap bounded as the test kit's Kafka node's.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use auction_testkit::Kafka;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 
-use super::kafka_baseline::{Prefill, produce};
+use super::kafka_baseline::Prefill;
 use super::limits::{mysql_create_bid_table, mysql_drop};
-use super::report::rate;
+use super::peer_process::{PeerProcess, PeerRun, fill_peer_topic};
 use super::{Bench, Outcome};
 
 /// The topic of the same bids as `JsonConverter` records with their schema.
@@ -96,29 +95,6 @@ fn jar_version(dir: &Path, prefix: &str) -> Option<String> {
     })
 }
 
-/// The Kafka Connect worker's process, killed when dropped (also when the step fails).
-#[derive(Debug)]
-struct ConnectProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl ConnectProcess {
-    /// The end of its log, for an error message.
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for ConnectProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// 5b: fills the JSON topic with the pre-filled bids, runs Kafka Connect with the Debezium JDBC
 /// sink over it into a fresh table until every bid is there, and compares its rate with the
 /// MySQL sink's (`mysql_sink_rows_per_s`, from 5).
@@ -140,14 +116,10 @@ pub(super) async fn measure(
     kafka
         .try_create_topic(CONNECT_TOPIC, sizes.partitions)
         .await?;
-    let records = Arc::new(json_records(prefill)?);
-    let record_bytes =
-        records.iter().map(|(_, v)| v.len()).sum::<usize>() as f64 / records.len().max(1) as f64;
-    produce(
+    let record_bytes = fill_peer_topic(
         bench,
-        bench.bootstrap.clone(),
         CONNECT_TOPIC,
-        &records,
+        json_records(prefill)?,
         "bare producer → the JSON topic",
     )
     .await?;
@@ -158,12 +130,7 @@ pub(super) async fn measure(
     mysql_drop(db, &table).await;
     let _ = std::fs::remove_dir_all(&work_dir);
     let run = run?;
-    let steady_rows = sizes.bids as f64 - run.rows_at_first_row;
-    let connect_rate = if run.steady_seconds > 0.0 && steady_rows > 0.0 {
-        steady_rows / run.steady_seconds
-    } else {
-        rate(sizes.bids, run.total_seconds)
-    };
+    let connect_rate = run.rows_per_s();
     let ratio = mysql_sink_rows_per_s / connect_rate.max(1e-9);
     progress.say(format!(
         "   Kafka Connect JDBC sink: {connect_rate:.0} rows/s ({:.1} s to its first row); MySQL sink / Connect = {ratio:.2}",
@@ -180,7 +147,7 @@ pub(super) async fn measure(
         "batch_size": BATCH_SIZE,
         "max_poll_records": BATCH_SIZE,
         "rows_per_s": connect_rate,
-        "rows_per_s_including_startup": rate(sizes.bids, run.total_seconds),
+        "rows_per_s_including_startup": run.rows_per_s_including_startup(),
         "startup_seconds": run.startup_seconds,
         "seconds": run.total_seconds,
         "mysql_sink_rows_per_s": mysql_sink_rows_per_s,
@@ -225,15 +192,6 @@ fn json_records(prefill: &Prefill) -> Outcome<Vec<(String, Vec<u8>)>> {
         .collect()
 }
 
-/// How long Kafka Connect took over the JSON topic.
-#[derive(Debug)]
-struct ConnectRun {
-    startup_seconds: f64,
-    steady_seconds: f64,
-    total_seconds: f64,
-    rows_at_first_row: f64,
-}
-
 /// Writes the worker's and the connector's configuration into `work_dir`, starts the worker and
 /// counts the rows of `table` until every bid is there; the worker is killed at the end.
 async fn run_connect(
@@ -242,8 +200,8 @@ async fn run_connect(
     install: &ConnectInstall,
     work_dir: &Path,
     table: &str,
-) -> Outcome<ConnectRun> {
-    let (progress, expected) = (&bench.progress, bench.sizes.bids);
+) -> Outcome<PeerRun> {
+    let expected = bench.sizes.bids;
     std::fs::create_dir_all(work_dir)
         .map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
     let worker = work_dir.join("worker.properties");
@@ -256,66 +214,27 @@ async fn run_connect(
         &connector,
         connector_properties(bench, &jdbc_url(&bench.args.database_url)?, table),
     )?;
-    let log = work_dir.join("connect.log");
-    let output = std::fs::File::create(&log)
-        .and_then(|file| Ok((file.try_clone()?, file)))
-        .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let started = Instant::now();
-    let child = Command::new("java")
+    let mut command = Command::new("java");
+    command
         .args(["-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-Xshare:auto"])
         .args(["-cp", &format!("{}/*", install.libs.display())])
         .arg("org.apache.kafka.connect.cli.ConnectStandalone")
         .arg(&worker)
-        .arg(&connector)
-        .stdin(Stdio::null())
-        .stdout(output.0)
-        .stderr(output.1)
-        .spawn()
-        .map_err(|e| format!("cannot run java (Kafka Connect needs Java 17): {e}"))?;
-    let mut process = ConnectProcess { child, log };
-    let deadline = started + Duration::from_secs(120 + expected / 500);
-    let mut first: Option<(Instant, f64)> = None;
-    let mut last_report = Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Ok(Some(status)) = process.child.try_wait() {
-            return Err(format!(
-                "Kafka Connect stopped by itself ({status}); its log ends:\n{}",
-                process.log_tail()
-            ));
-        }
-        let now = Instant::now();
-        let rows = count_rows(db, table).await? as f64;
-        if rows > 0.0 && first.is_none() {
-            first = Some((now, rows));
-        }
-        if rows >= expected as f64 {
-            let (first_at, first_rows) = first.unwrap_or((now, rows));
-            return Ok(ConnectRun {
-                startup_seconds: (first_at - started).as_secs_f64(),
-                steady_seconds: (now - first_at).as_secs_f64(),
-                total_seconds: (now - started).as_secs_f64(),
-                rows_at_first_row: first_rows,
-            });
-        }
-        if now > deadline {
-            return Err(format!(
-                "the Kafka Connect JDBC sink wrote {rows} of {expected} rows before its deadline; its log ends:\n{}",
-                process.log_tail()
-            ));
-        }
-        if last_report.elapsed() > Duration::from_secs(2) {
-            let state = if first.is_some() {
-                "writing"
-            } else {
-                "starting"
-            };
-            progress.say(format!(
-                "  Kafka Connect JDBC sink ({state}): {rows}/{expected}"
-            ));
-            last_report = Instant::now();
-        }
-    }
+        .arg(&connector);
+    let mut process = PeerProcess::spawn(
+        "Kafka Connect (java, which needs Java 17)",
+        command,
+        work_dir.join("connect.log"),
+    )?;
+    process
+        .count_rows_until_done(
+            bench,
+            db,
+            table,
+            expected,
+            Duration::from_secs(120 + expected / 500),
+        )
+        .await
 }
 
 /// The standalone worker: the run's broker, JSON values with schemas, string keys, offsets in
@@ -372,14 +291,24 @@ struct JdbcUrl {
     password: String,
 }
 
-/// The JDBC URL of the benchmark's `mysql://user:password@host:port/database`, through MySQL
-/// Connector/J (bundled with the connector) with `rewriteBatchedStatements=true`, which sends each
-/// JDBC batch as multi-row statements: the faster of the two bundled drivers here (MariaDB
-/// Connector/J 3.5 wrote about 10 % fewer rows/s in a trial of 20,000 bids).
-fn jdbc_url(database_url: &str) -> Outcome<JdbcUrl> {
+/// The parts of the benchmark's `--database-url`, `mysql://user:password@host:port/database`
+/// (user and password percent-decoded), for the peers that connect to MariaDB themselves.
+#[derive(Debug)]
+pub(super) struct MysqlUrl {
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) user: String,
+    pub(super) password: String,
+    pub(super) database: String,
+}
+
+/// Parses the benchmark's `--database-url` for `purpose` (said in the error, e.g. "to run Kafka
+/// Connect against it"): scheme `mysql` or `mariadb`, a host and a database; port 3306 when
+/// none is given.
+pub(super) fn parse_mysql_url(database_url: &str, purpose: &str) -> Outcome<MysqlUrl> {
     let invalid = |why: &str| {
         format!(
-            "--database-url must look like mysql://user:password@host:3306/database to run Kafka Connect against it: {why}"
+            "--database-url must look like mysql://user:password@host:3306/database {purpose}: {why}"
         )
     };
     let parsed = reqwest::Url::parse(database_url).map_err(|e| invalid(&e.to_string()))?;
@@ -397,27 +326,27 @@ fn jdbc_url(database_url: &str) -> Outcome<JdbcUrl> {
             .map(|(_, value)| value.into_owned())
             .unwrap_or_default()
     };
-    Ok(JdbcUrl {
-        url: format!(
-            "jdbc:mysql://{host}:{}/{database}?rewriteBatchedStatements=true",
-            parsed.port().unwrap_or(3306)
-        ),
+    Ok(MysqlUrl {
+        host: host.to_owned(),
+        port: parsed.port().unwrap_or(3306),
         user: decode(parsed.username()),
         password: decode(parsed.password().unwrap_or("")),
+        database: database.to_owned(),
     })
 }
 
-/// The rows of `table`.
-async fn count_rows(db: &DatabaseConnection, table: &str) -> Outcome<u64> {
-    let row = db
-        .query_one(Statement::from_string(
-            DbBackend::MySql,
-            format!("SELECT COUNT(*) FROM {table}"),
-        ))
-        .await
-        .map_err(|e| format!("cannot count the rows of {table}: {e}"))?
-        .ok_or_else(|| format!("SELECT COUNT(*) FROM {table} returned no row"))?;
-    row.try_get_by_index::<i64>(0)
-        .map(|n| u64::try_from(n).unwrap_or(0))
-        .map_err(|e| format!("cannot read the row count of {table}: {e}"))
+/// The JDBC URL of the benchmark's `mysql://user:password@host:port/database`, through MySQL
+/// Connector/J (bundled with the connector) with `rewriteBatchedStatements=true`, which sends each
+/// JDBC batch as multi-row statements: the faster of the two bundled drivers here (MariaDB
+/// Connector/J 3.5 wrote about 10 % fewer rows/s in a trial of 20,000 bids).
+fn jdbc_url(database_url: &str) -> Outcome<JdbcUrl> {
+    let parts = parse_mysql_url(database_url, "to run Kafka Connect against it")?;
+    Ok(JdbcUrl {
+        url: format!(
+            "jdbc:mysql://{}:{}/{}?rewriteBatchedStatements=true",
+            parts.host, parts.port, parts.database
+        ),
+        user: parts.user,
+        password: parts.password,
+    })
 }

@@ -122,7 +122,7 @@ impl DemoApp {
 
 /// The test virtualenv's Python (with Flask, confluent-kafka, mysql-connector-python):
 /// `$AUCTION_PYTHON`, else `~/.cache/auction/venv/bin/python` as `.ci/test` creates it.
-fn python() -> Outcome<PathBuf> {
+pub(super) fn python() -> Outcome<PathBuf> {
     if let Some(path) = std::env::var_os("AUCTION_PYTHON") {
         return Ok(PathBuf::from(path));
     }

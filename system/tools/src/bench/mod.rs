@@ -13,6 +13,9 @@
 //!    writes) and a bare consumer's rate from Apache Kafka.
 //!    5b. The MySQL sink's peer: Kafka Connect's standalone worker with the Debezium JDBC sink,
 //!    the same bids (as `JsonConverter` records in a second topic) upserted into MariaDB.
+//!    5c. The MySQL sink's other peer: the original demo's MySQL writer (`db_writer.py`, in
+//!    Python), the first 20,000 bids (2,000 with `--quick`) as the demo's JSON records in a third
+//!    topic, inserted one row per commit.
 //! 6. Replay: a bid service in a child process rebuilds its state from the pre-filled topic; its
 //!    time and RSS (from `/proc/self/status`). Also against librdkafka's mock cluster. Then a new
 //!    replica restores from the state; and (6b) the same with three times the bids over the same
@@ -22,6 +25,9 @@
 //! Beside 1: a trivial tonic unary echo driven by the same closed loop (1b), `PlaceBid`'s ceiling.
 //! 7b. The original demo's Flask producer over HTTP, beside `PlaceBid` through the gateway's
 //!    bid form, each at 1, 4 and 16 callers.
+//!
+//! Beside each step: where its CPU time went (`measurements.cpu`: this process, the broker's JVM,
+//! the rest of the machine, and what stayed idle), from `/proc`.
 //!
 //! Progress goes to stderr; the table to stdout; every number to a JSON file.
 //!
@@ -35,6 +41,8 @@
 //! - `sinks`: 5, each sink over the pre-filled topic.
 //! - `limits`: 5's limits, each target's own, and the original demo's MySQL writer.
 //! - `connect_peer`: 5b, Kafka Connect's JDBC sink (Debezium) as the MySQL sink's peer.
+//! - `demo_writer_peer`: 5c, the original demo's Python MySQL writer as the MySQL sink's peer.
+//! - `peer_process`: 5b's and 5c's peers as child processes, and the rows they write counted.
 //! - `replay`: 6, a first start on the history and a restore from the state, in child processes.
 //! - `demo_peer`: 7b, the original demo's Flask producer and the gateway's bid form over HTTP.
 //! - `report`: latency histograms, `/proc` readings, the JSON report and the table.
@@ -53,10 +61,12 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 mod closed_loop;
 mod connect_peer;
 mod demo_peer;
+mod demo_writer_peer;
 mod echo;
 mod kafka_baseline;
 mod limits;
 mod open_loop;
+mod peer_process;
 mod replay;
 mod report;
 mod sinks;
@@ -124,6 +134,18 @@ pub struct BenchArgs {
     /// (repeatable), e.g. `fetch.wait.max.ms=10` to see what the tailer's fetch wait costs.
     #[arg(long = "kafka-property", value_name = "NAME=VALUE", value_parser = parse_property)]
     pub kafka_properties: Vec<(String, String)>,
+    /// The bid services' commit interval (how long an owner gathers bids into one
+    /// transaction), in ms [default: the service's, 2].
+    #[arg(long)]
+    pub commit_interval_ms: Option<u64>,
+    /// Recent bids each auction keeps for ListRecentBids in the replay and restore
+    /// measurements (6, 6b) [default: the service's, 10]: what the restored state holds.
+    #[arg(long)]
+    pub recent_bids_per_auction: Option<usize>,
+    /// Only steps 1 and 3 (PlaceBid in a closed loop and one hot auction, 1 to 3 replicas), their
+    /// numbers printed as JSON: to try a setting quickly.
+    #[arg(long, conflicts_with = "restore_only")]
+    pub closed_loop_only: bool,
     /// Where the JSON results are written.
     #[arg(long, default_value = "target/bench/results.json")]
     pub out: PathBuf,
@@ -166,6 +188,8 @@ struct Sizes {
     latency_seconds: u64,
     watched: u64,
     partitions: i32,
+    /// Recent bids an auction keeps in 6 and 6b (the service's default when `None`).
+    recent_bids: Option<usize>,
 }
 
 impl Sizes {
@@ -185,6 +209,7 @@ impl Sizes {
             latency_seconds: pick(args.latency_seconds, 20, 5),
             watched: args.watched_auctions,
             partitions: args.partitions,
+            recent_bids: args.recent_bids_per_auction,
         };
         let problems: Vec<&str> = [
             (sizes.bids == 0, "--bids must be at least 1"),
@@ -284,6 +309,8 @@ struct Bench {
     stamp: u128,
     /// Apache Kafka's `bootstrap.servers`.
     bootstrap: String,
+    /// The broker's process id, for the steps' CPU use.
+    kafka_pid: u32,
     registry_url: String,
     shutdown: CancellationToken,
     _registry: RunningRegistry,
@@ -339,6 +366,7 @@ impl Bench {
             progress,
             stamp,
             bootstrap: kafka.bootstrap.clone(),
+            kafka_pid: kafka.pid(),
             registry_url: registry.url(),
             shutdown,
             _registry: registry,
@@ -370,14 +398,34 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         println!("{results:#}");
         return Ok(());
     }
+    if bench.args.closed_loop_only {
+        let closed = closed_loop::measure(&bench).await?;
+        let results = serde_json::json!({
+            "place_bid": closed.place_bid,
+            "hot_auction": closed.hot_auction,
+            "replicas": closed.replicas,
+        });
+        println!("{results:#}");
+        return Ok(());
+    }
+    // Where each step's CPU time went (this process, the broker, the rest of the machine).
+    let mut cpu = serde_json::Map::new();
+    let meter = report::CpuMeter::start(bench.kafka_pid);
     // 1 and 3: PlaceBid, closed loop, then one hot auction.
     let closed = closed_loop::measure(&bench).await?;
+    cpu.insert("1_3_closed_loops_1_to_3_replicas".into(), meter.json());
     // 1b: the trivial echo with the same closed loop.
+    let meter = report::CpuMeter::start(bench.kafka_pid);
     let echo = echo::measure(&bench, closed.bids_per_s).await?;
+    cpu.insert("1b_echo".into(), meter.json());
     // 2: the bare producer, which also fills the topic for 5 and 6, and the bare consumer; the
     // same against librdkafka's mock cluster.
+    let meter = report::CpuMeter::start(bench.kafka_pid);
     let prefill = kafka_baseline::fill_topic(&bench, &kafka).await?;
+    cpu.insert("2_bare_producer_and_consumer".into(), meter.json());
+    let meter = report::CpuMeter::start(bench.kafka_pid);
     let transactional = transactional::measure(&bench, &kafka, prefill.records()).await?;
+    cpu.insert("2b_transactional_producers".into(), meter.json());
     let mock = kafka_baseline::on_mock_cluster(&bench, &prefill).await?;
     let mut results = serde_json::Map::new();
     results.insert("place_bid".into(), closed.place_bid);
@@ -391,20 +439,32 @@ async fn run(args: BenchArgs) -> Outcome<()> {
     results.insert("transactional_producer".into(), transactional);
     // 4: open loop on a fresh topic, to a second replica and to MariaDB.
     let db = limits::mysql_connect(&bench.args.database_url).await?;
+    let meter = report::CpuMeter::start(bench.kafka_pid);
     let latency = open_loop::measure(&bench, &db).await?;
+    cpu.insert("4_open_loop".into(), meter.json());
     results.insert("open_loop_latency".into(), latency);
     let kafka_rss_after_bids = report::rss_mb(kafka.pid());
     // 5: each sink from the pre-filled topic, beside its target's own limit.
+    let meter = report::CpuMeter::start(bench.kafka_pid);
     let sinks = sinks::measure(&bench, &db, &prefill).await?;
+    cpu.insert("5_sinks_and_limits".into(), meter.json());
     // 5b: Kafka Connect's JDBC sink over the same bids, beside the MySQL sink.
     let mysql_sink_rate = sinks["mysql"]["rows_per_s"].as_f64().unwrap_or(0.0);
+    let meter = report::CpuMeter::start(bench.kafka_pid);
     let connect = connect_peer::measure(&bench, &kafka, &db, &prefill, mysql_sink_rate).await?;
+    cpu.insert("5b_kafka_connect".into(), meter.json());
     results.insert("sinks".into(), sinks);
     results.insert("connect_jdbc_sink".into(), connect);
+    // 5c: the original demo's Python MySQL writer over the first of the same bids.
+    let demo_writer =
+        demo_writer_peer::measure(&bench, &kafka, &db, &prefill, mysql_sink_rate).await?;
+    results.insert("demo_writer".into(), demo_writer);
     results.insert("bare_consumer".into(), prefill.consumer_json(sizes));
     // 6: first start on the history and restore, in child processes, from Apache Kafka; the
     // first start also from the mock cluster.
+    let meter = report::CpuMeter::start(bench.kafka_pid);
     let (replay, restore, replay_mock) = replay::measure(&bench, mock.served()).await?;
+    cpu.insert("6_replay_and_restore".into(), meter.json());
     let scaling = replay::restore_scaling(&bench, &kafka, &restore).await?;
     results.insert("replay".into(), replay);
     results.insert("restore".into(), restore);
@@ -414,7 +474,9 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         kafka_baseline::original_demo(&bench, &kafka, &db, &prefill, closed.bids_per_s).await?;
     results.insert("original_demo".into(), demo);
     // 7b: the original demo's Flask producer and the gateway's bid form, over HTTP.
+    let meter = report::CpuMeter::start(bench.kafka_pid);
     let (demo_peer, gateway_form) = demo_peer::measure(&bench, &kafka).await?;
+    cpu.insert("7b_demo_and_gateway_form".into(), meter.json());
     results.insert("demo_peer".into(), demo_peer);
     results.insert("gateway_form".into(), gateway_form);
     results.insert("mock_cluster".into(), mock.json(sizes, replay_mock));
@@ -423,6 +485,7 @@ async fn run(args: BenchArgs) -> Outcome<()> {
         "kafka_rss_mb".into(),
         serde_json::json!(kafka_rss_after_bids),
     );
+    results.insert("cpu".into(), serde_json::Value::Object(cpu));
     report::write(&bench, &kafka.version, results)?;
     drop(kafka);
     Ok(())

@@ -135,6 +135,13 @@ async fn replay_in_child(
         .args(["--replay-registry", registry_url, "--replay-topic", topic])
         .args(["--replay-bids", &sizes.bids.to_string()])
         .args(["--replay-auctions", &sizes.auctions.to_string()])
+        .args(
+            sizes
+                .recent_bids
+                .map(|n| ["--recent-bids-per-auction".to_owned(), n.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         // The state topic's read is logged with the records it held.
         .env(
             "RUST_LOG",
@@ -222,6 +229,9 @@ pub(super) async fn replay_child(args: &BenchArgs) -> Outcome<()> {
     // A group (and transactional ids) of the topic's own.
     settings.group_id = format!("bench-replay-{topic}");
     settings.create_topic = false;
+    if let Some(recent) = args.recent_bids_per_auction {
+        settings.recent_bids_per_auction = recent;
+    }
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let mut service = auction_bid_service::spawn(settings, shutdown.clone())

@@ -83,6 +83,98 @@ fn service_quantiles_of(name: &str, scale: f64) -> (Option<f64>, Option<f64>) {
     (quantile("0.5"), quantile("0.99"))
 }
 
+/// Where a step's CPU time went, read from `/proc` at its start and end: this process (the
+/// load generators, the bid services, the gateway and the sinks run in it), the broker's JVM,
+/// and the whole machine (everything else: MariaDB, PostgreSQL, child processes, Kafka
+/// Connect's JVM, Python). In cores: CPU seconds a second of the step.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CpuMeter {
+    started: std::time::Instant,
+    kafka_pid: u32,
+    own: f64,
+    kafka: f64,
+    machine: f64,
+}
+
+impl CpuMeter {
+    /// Starts measuring, with the broker's process id.
+    pub(super) fn start(kafka_pid: u32) -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            kafka_pid,
+            own: process_cpu_seconds("self"),
+            kafka: process_cpu_seconds(&kafka_pid.to_string()),
+            machine: machine_busy_seconds(),
+        }
+    }
+
+    /// The cores each used since the start, and the machine's idle share.
+    pub(super) fn json(&self) -> Value {
+        let wall = self.started.elapsed().as_secs_f64().max(1e-9);
+        let own = (process_cpu_seconds("self") - self.own) / wall;
+        let kafka = (process_cpu_seconds(&self.kafka_pid.to_string()) - self.kafka) / wall;
+        let machine = (machine_busy_seconds() - self.machine) / wall;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        json!({
+            "seconds": wall,
+            "bench_process_cores": own,
+            "kafka_cores": kafka,
+            "other_cores": (machine - own - kafka).max(0.0),
+            "machine_busy_cores": machine,
+            "machine_cores": cores,
+            "machine_idle_share": (1.0 - machine / cores).max(0.0),
+        })
+    }
+}
+
+/// User + system CPU seconds of the process `pid` (`self` for this one), from
+/// `/proc/<pid>/stat`; 0 when it cannot be read.
+fn process_cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start with the state, the 3rd
+    // field; utime and stime are the 14th and 15th.
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|field| field.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    ticks as f64 / clock_ticks()
+}
+
+/// CPU seconds the machine spent busy (every state but idle and I/O wait) since boot, from the
+/// first line of `/proc/stat`; 0 when it cannot be read.
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|field| field.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(index, _)| !matches!(index, 3 | 4))
+        .map(|(_, ticks)| ticks)
+        .sum();
+    busy as f64 / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    rustix::param::clock_ticks_per_second() as f64
+}
+
 /// This machine: processors, CPU model, memory and kernel.
 fn machine() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -171,7 +263,45 @@ pub fn table(report: &Value) -> String {
     sink_rows(m, &mut rows);
     replay_rows(m, &mut rows);
     peer_rows(m, &mut rows);
+    cpu_rows(m, &mut rows);
     render(&rows.0)
+}
+
+/// Where each step's CPU time went: this process / the broker / the rest, in cores, and the
+/// machine's idle share.
+fn cpu_rows(m: &Value, rows: &mut Rows) {
+    let mut steps: Vec<(String, &Value)> = Vec::new();
+    for (label, key) in [("1 alone", "place_bid"), ("3 alone", "hot_auction")] {
+        if m[key]["cpu"].is_object() {
+            steps.push((label.to_owned(), &m[key]["cpu"]));
+        }
+    }
+    if let Some(map) = m["cpu"].as_object() {
+        steps.extend(map.iter().map(|(step, cpu)| (step.replace('_', " "), cpu)));
+    }
+    if steps.is_empty() {
+        return;
+    }
+    rows.row(
+        "CPU per step, cores: this process / broker / rest".into(),
+        String::new(),
+        String::new(),
+        "machine idle".into(),
+    );
+    for (step, cpu) in steps {
+        rows.row(
+            format!("   {step} ({:.0} s)", num(&cpu["seconds"])),
+            format!(
+                "{:.2} / {:.2} / {:.2} (of {:.0})",
+                num(&cpu["bench_process_cores"]),
+                num(&cpu["kafka_cores"]),
+                num(&cpu["other_cores"]),
+                num(&cpu["machine_cores"])
+            ),
+            String::new(),
+            pct(num(&cpu["machine_idle_share"])),
+        );
+    }
 }
 
 /// 1, 2 and 3, and the original demo's produce path.
@@ -366,6 +496,7 @@ fn sink_rows(m: &Value, rows: &mut Rows) {
         }
         if kind == "mysql" {
             connect_row(m, rows);
+            demo_writer_rows(m, rows);
         }
     }
     rows.row(
@@ -385,6 +516,26 @@ fn connect_row(m: &Value, rows: &mut Rows) {
             format!("{:.0}", num(&connect["rows_per_s"])),
             "MySQL sink / peer".into(),
             format!("{:.2} ×", num(&connect["mysql_sink_ratio"])),
+        );
+    }
+}
+
+/// 5c: the original demo's Python MySQL writer, the MySQL sink's other peer, and the MySQL
+/// sink's rate over its.
+fn demo_writer_rows(m: &Value, rows: &mut Rows) {
+    let writer = &m["demo_writer"];
+    if writer.is_object() {
+        rows.row(
+            "   5c. peer: the demo's db_writer.py, INSERT + COMMIT a row (rows/s)".into(),
+            format!("{:.0}", num(&writer["rows_per_s"])),
+            "MySQL sink / peer".into(),
+            format!("{:.1} ×", num(&writer["mysql_sink_ratio"])),
+        );
+        rows.row(
+            "    its rows; Python's start to its first row (s)".into(),
+            format!("{}; {:.1}", writer["rows"], num(&writer["startup_seconds"])),
+            String::new(),
+            String::new(),
         );
     }
 }
