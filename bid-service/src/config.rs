@@ -240,6 +240,15 @@ pub struct Args {
     /// milliseconds.
     #[arg(long, env = "BID_SERVICE_COMMIT_INTERVAL_MS", default_value_t = 2)]
     pub commit_interval_ms: u64,
+    /// Recent bids each auction keeps (what ListRecentBids and the gateway's page can show):
+    /// most of a replica's memory is these, about 40 MB per 100,000 auctions and recent bid.
+    #[arg(
+        long,
+        env = "BID_SERVICE_RECENT_BIDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    pub recent_bids: u16,
     /// Do not create the topics at start (they must exist).
     #[arg(long, env = "AUCTION_TOPIC_NO_CREATE")]
     pub no_create_topic: bool,
@@ -398,6 +407,7 @@ impl Args {
         settings.advertised_address = self.advertised_address;
         settings.idempotency_window = Duration::from_secs(self.idempotency_window_secs);
         settings.commit_interval = Duration::from_millis(self.commit_interval_ms);
+        settings.recent_bids_per_auction = usize::from(self.recent_bids);
         settings.create_topic = !self.no_create_topic;
         settings.create_state_topic = !self.no_create_topic;
         settings.topic_partitions = self.topic_partitions;
@@ -445,5 +455,36 @@ impl Args {
             });
         }
         Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+
+    #[test]
+    fn recent_bids_set_what_each_auction_keeps_and_zero_is_refused_naming_the_flag() {
+        let base = [
+            "auction-bid-service",
+            "--bootstrap-servers",
+            "127.0.0.1:9092",
+        ];
+        let args = Args::try_parse_from(base.into_iter().chain(["--recent-bids", "3"]))
+            .expect("3 is accepted");
+        let settings = args.into_settings(Vec::new()).expect("settings");
+        assert_eq!(settings.recent_bids_per_auction, 3);
+        let default = Args::try_parse_from(base).expect("defaults");
+        assert_eq!(
+            default
+                .into_settings(Vec::new())
+                .expect("settings")
+                .recent_bids_per_auction,
+            10
+        );
+        let refused = Args::try_parse_from(base.into_iter().chain(["--recent-bids", "0"]))
+            .expect_err("0 is refused");
+        assert!(refused.to_string().contains("--recent-bids"), "{refused}");
     }
 }

@@ -116,7 +116,7 @@ pub struct CommonArgs {
     )]
     pub schema_registry_password: Option<String>,
     /// Write a batch when it holds this many records...
-    #[arg(long, env = "SINK_BATCH_SIZE", default_value_t = 500, global = true)]
+    #[arg(long, env = "SINK_BATCH_SIZE", default_value_t = 1000, global = true)]
     pub batch_size: usize,
     /// ...or when its first record has waited this many milliseconds.
     #[arg(

@@ -85,7 +85,7 @@ impl RuntimeSettings {
             results_topic: Some(format!("{}.results", kafka.topic)),
             kafka,
             registry,
-            batch_size: 500,
+            batch_size: 1000,
             batch_linger: Duration::from_millis(200),
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),

@@ -1,5 +1,6 @@
-//! `auction-tools bench --quick` with tiny sizes runs every measurement and reports each in its JSON
-//! file with positive numbers. Speed is not asserted: only that the benchmark runs and reports.
+//! `auction-tools bench --quick` with tiny sizes runs every measurement and reports each: every
+//! line of the table, with its value, and every number in its JSON file, positive. Speed is not
+//! asserted: only that the benchmark runs and reports.
 
 use std::process::Command;
 
@@ -45,6 +46,45 @@ fn quick_bench_reports_every_measurement() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("| measurement"), "no table:\n{stdout}");
+    // Every line of the table, each with its value.
+    for line in [
+        "1. PlaceBid, 32 callers, closed loop (bids/s)",
+        "1b. trivial tonic unary echo",
+        "2. bare idempotent producer",
+        "2b. bare transactional producers",
+        "3. one hot auction, 8 callers",
+        "3 replica(s): many auctions / one hot auction",
+        "the demo's path, one caller: produce + flush per bid",
+        "4. open loop 500 bids/s offered",
+        "OK → HighestBid on 2nd replica",
+        "OK → WatchAuction on 2nd replica",
+        "OK → row in MariaDB",
+        "5. MySQL (MariaDB) sink",
+        "5b. peer: Kafka Connect + Debezium JDBC sink",
+        "5c. peer: the demo's db_writer.py",
+        "5. CSV sink",
+        "5. ODBC (PostgreSQL) sink",
+        "bare consumer from Apache Kafka",
+        "6. first start on 2000 bids",
+        "a new replica restores from auction.state",
+        "6b. restore of 6000 bids",
+        "7b. the demo's Flask app over HTTP",
+        "PlaceBid through the gateway's form",
+        "PlaceBid through gRPC (1)",
+        "CPU per step, cores",
+        "1 alone",
+        "5 sinks and limits",
+    ] {
+        let row = stdout
+            .lines()
+            .find(|row| row.contains(line))
+            .unwrap_or_else(|| panic!("the table has no line {line:?}:\n{stdout}"));
+        let value = row.split('|').nth(2).unwrap_or_default().trim();
+        assert!(
+            !value.is_empty() || line.starts_with("CPU per step"),
+            "the line {line:?} has no value: {row}"
+        );
+    }
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&out).expect("results.json")).expect("JSON");
     for path in [

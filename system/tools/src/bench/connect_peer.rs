@@ -33,7 +33,7 @@ const CONNECT_TOPIC: &str = "bench-prefill-connect";
 
 /// The connector's `batch.size` and the worker consumer's `max.poll.records`: Debezium's
 /// documentation says a batch is capped by `max.poll.records`, so both are raised together
-/// (from 500 each). The MySQL sink's batches are 500 rows, so the peer's are the larger.
+/// (from 500 each). The MySQL sink's batches are 1,000 rows, so the peer's are the larger.
 const BATCH_SIZE: u64 = 5000;
 
 /// Kafka Connect's jars and the Debezium JDBC sink's plugin folder.
@@ -221,11 +221,7 @@ async fn run_connect(
         .arg("org.apache.kafka.connect.cli.ConnectStandalone")
         .arg(&worker)
         .arg(&connector);
-    let mut process = PeerProcess::spawn(
-        "Kafka Connect (java, which needs Java 17)",
-        command,
-        work_dir.join("connect.log"),
-    )?;
+    let mut process = PeerProcess::spawn("Kafka Connect", command, work_dir.join("connect.log"))?;
     process
         .count_rows_until_done(
             bench,

@@ -138,6 +138,9 @@ pub struct BenchArgs {
     /// transaction), in ms [default: the service's, 2].
     #[arg(long)]
     pub commit_interval_ms: Option<u64>,
+    /// The sinks' batch size in step 5 (and the CSV limit's) [default: the sinks', 1000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sink_batch_size: Option<u64>,
     /// Recent bids each auction keeps for ListRecentBids in the replay and restore
     /// measurements (6, 6b) [default: the service's, 10]: what the restored state holds.
     #[arg(long)]

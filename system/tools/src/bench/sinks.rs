@@ -82,13 +82,16 @@ async fn one_sink(
 ) -> Outcome<Value> {
     let (progress, sizes) = (&bench.progress, &bench.sizes);
     progress.say(format!("   {kind} sink"));
-    let settings = sink_settings(
+    let mut settings = sink_settings(
         &bench.bootstrap,
         &bench.registry_url,
         PREFILL_TOPIC,
         &format!("bench-{kind}-{}", bench.stamp),
         destination,
     )?;
+    if let Some(batch_size) = bench.args.sink_batch_size {
+        settings.runtime.batch_size = usize::try_from(batch_size).unwrap_or(usize::MAX);
+    }
     let batch_size = settings.runtime.batch_size;
     let run = run_sink(settings, sizes.bids, progress).await;
     match kind {
