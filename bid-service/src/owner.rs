@@ -1840,30 +1840,32 @@ impl PartitionOwner {
                 bids = overdue.len(),
                 "bids are not read back yet and the partition cannot be read to its end now; looking again later"
             );
-            for (id, _) in overdue {
-                if let Some(waiter) = self.waiting.get_mut(&id)
-                    && waiter.doubtful
-                {
-                    waiter.committed = Some((Instant::now(), from));
+            for (id, own_from) in overdue {
+                if let Some(waiter) = self.waiting.get_mut(&id) {
+                    waiter.committed = Some((Instant::now(), own_from));
                 }
             }
             return Ok(());
         };
         let mut stalled = 0;
-        for (id, _) in overdue {
+        for (id, own_from) in overdue {
             if found.contains(&id) {
                 if let Some(waiter) = self.waiting.get_mut(&id) {
                     let since = *waiter.in_log_since.get_or_insert(now);
                     if now.duration_since(since) >= READ_BACK_STALL {
                         stalled += 1;
                     }
-                    waiter.committed = Some((Instant::now(), from));
+                    waiter.committed = Some((Instant::now(), own_from));
                 }
                 continue;
             }
-            if self.waiting.get(&id).is_some_and(|w| !w.doubtful) {
+            if let Some(waiter) = self.waiting.get_mut(&id)
+                && !waiter.doubtful
+            {
                 tracing::warn!(partition = self.partition, bid_id = %id,
                     "a committed bid is not in the readable log yet; waiting for it");
+                // Looked for again after the same wait, not at every check.
+                waiter.committed = Some((Instant::now(), own_from));
                 continue;
             }
             if let Some(waiter) = self.waiting.remove(&id) {

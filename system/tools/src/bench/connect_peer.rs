@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::kafka_baseline::Prefill;
 use super::limits::{mysql_create_bid_table, mysql_drop};
-use super::peer_process::{PeerProcess, PeerRun, fill_peer_topic};
+use super::peer_process::{PeerProcess, PeerRun, fill_peer_topic, parse_mysql_url};
 use super::{Bench, Outcome};
 
 /// The topic of the same bids as `JsonConverter` records with their schema.
@@ -130,12 +130,8 @@ pub(super) async fn measure(
     mysql_drop(db, &table).await;
     let _ = std::fs::remove_dir_all(&work_dir);
     let run = run?;
-    let connect_rate = run.rows_per_s();
-    let ratio = mysql_sink_rows_per_s / connect_rate.max(1e-9);
-    progress.say(format!(
-        "   Kafka Connect JDBC sink: {connect_rate:.0} rows/s ({:.1} s to its first row); MySQL sink / Connect = {ratio:.2}",
-        run.startup_seconds
-    ));
+    let (connect_rate, ratio) =
+        run.against_mysql_sink(bench, "Kafka Connect JDBC sink", mysql_sink_rows_per_s);
     Ok(json!({
         "rows": sizes.bids,
         "topic": CONNECT_TOPIC,
@@ -285,50 +281,6 @@ struct JdbcUrl {
     url: String,
     user: String,
     password: String,
-}
-
-/// The parts of the benchmark's `--database-url`, `mysql://user:password@host:port/database`
-/// (user and password percent-decoded), for the peers that connect to MariaDB themselves.
-#[derive(Debug)]
-pub(super) struct MysqlUrl {
-    pub(super) host: String,
-    pub(super) port: u16,
-    pub(super) user: String,
-    pub(super) password: String,
-    pub(super) database: String,
-}
-
-/// Parses the benchmark's `--database-url` for `purpose` (said in the error, e.g. "to run Kafka
-/// Connect against it"): scheme `mysql` or `mariadb`, a host and a database; port 3306 when
-/// none is given.
-pub(super) fn parse_mysql_url(database_url: &str, purpose: &str) -> Outcome<MysqlUrl> {
-    let invalid = |why: &str| {
-        format!(
-            "--database-url must look like mysql://user:password@host:3306/database {purpose}: {why}"
-        )
-    };
-    let parsed = reqwest::Url::parse(database_url).map_err(|e| invalid(&e.to_string()))?;
-    if !matches!(parsed.scheme(), "mysql" | "mariadb") {
-        return Err(invalid("the scheme is not mysql or mariadb"));
-    }
-    let host = parsed.host_str().ok_or_else(|| invalid("no host"))?;
-    let database = parsed.path().trim_start_matches('/');
-    if database.is_empty() {
-        return Err(invalid("no database"));
-    }
-    let decode = |raw: &str| {
-        form_urlencoded::parse(format!("x={raw}").as_bytes())
-            .next()
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_default()
-    };
-    Ok(MysqlUrl {
-        host: host.to_owned(),
-        port: parsed.port().unwrap_or(3306),
-        user: decode(parsed.username()),
-        password: decode(parsed.password().unwrap_or("")),
-        database: database.to_owned(),
-    })
 }
 
 /// The JDBC URL of the benchmark's `mysql://user:password@host:port/database`, through MySQL

@@ -13,7 +13,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use super::closed_loop::start_bid_service;
+use super::peer_process::{PeerProcess, parse_mysql_url};
 use super::report::{histogram, latency_json, ms, rate, record};
 use super::{Bench, Outcome};
 
@@ -97,29 +98,6 @@ pub(super) async fn measure(bench: &Bench, kafka: &Kafka) -> Outcome<(Value, Val
     Ok((demo, gateway))
 }
 
-/// The demo's Flask app, started in a child process and stopped when dropped.
-struct DemoApp {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for DemoApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-impl DemoApp {
-    /// The last lines of its log, for an error's message.
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
 /// The test virtualenv's Python (with Flask, confluent-kafka, mysql-connector-python):
 /// `$AUCTION_PYTHON`, else `~/.cache/auction/venv/bin/python` as `.ci/test` creates it.
 pub(super) fn python() -> Outcome<PathBuf> {
@@ -141,6 +119,40 @@ pub(super) fn python() -> Outcome<PathBuf> {
     }
 }
 
+/// The command that runs the demo's `script` (in `system/tests/demo/`) on the test
+/// virtualenv's Python with its `DEMO_*` settings pointed at this run's broker, registry and
+/// MariaDB, `topic` and `table`.
+pub(super) fn demo_command(
+    bench: &Bench,
+    script: &str,
+    topic: &str,
+    table: &str,
+) -> Outcome<Command> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/demo");
+    let database = parse_mysql_url(
+        &bench.args.database_url,
+        &format!("to run the demo's {script}"),
+    )?;
+    let mut command = Command::new(python()?);
+    command
+        .arg(dir.join(script))
+        .current_dir(&dir)
+        .env("PYTHONUNBUFFERED", "1")
+        .env("DEMO_BOOTSTRAP", &bench.bootstrap)
+        .env("DEMO_REGISTRY_URL", &bench.registry_url)
+        .env("DEMO_TOPIC", topic)
+        .env("DEMO_TABLE", table)
+        .env(
+            "DEMO_MYSQL_HOST",
+            database.host.trim_start_matches('[').trim_end_matches(']'),
+        )
+        .env("DEMO_MYSQL_PORT", database.port.to_string())
+        .env("DEMO_MYSQL_USER", &database.user)
+        .env("DEMO_MYSQL_PASSWORD", &database.password)
+        .env("DEMO_MYSQL_DATABASE", &database.database);
+    Ok(command)
+}
+
 /// A free port on 127.0.0.1 (for the demo, which takes its port from `DEMO_PORT`).
 fn free_port() -> Outcome<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -151,43 +163,17 @@ fn free_port() -> Outcome<u16> {
 
 /// Starts `system/tests/demo/app.py` with its settings pointed at this run's broker, registry
 /// and database and `topic`; returns once it accepts connections.
-async fn start_demo(bench: &Bench, topic: &str) -> Outcome<(DemoApp, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/demo");
+async fn start_demo(bench: &Bench, topic: &str) -> Outcome<(PeerProcess, String)> {
     let port = free_port()?;
     let log = std::env::temp_dir().join(format!("auction-bench-demo-{}.log", bench.stamp));
-    let out = std::fs::File::create(&log)
-        .map_err(|e| format!("cannot create the demo's log {}: {e}", log.display()))?;
-    let err = out
-        .try_clone()
-        .map_err(|e| format!("cannot share the demo's log: {e}"))?;
-    let mut command = Command::new(python()?);
-    command
-        .arg(dir.join("app.py"))
-        .current_dir(&dir)
-        .env("PYTHONUNBUFFERED", "1")
-        .env("DEMO_BOOTSTRAP", &bench.bootstrap)
-        .env("DEMO_REGISTRY_URL", &bench.registry_url)
-        .env("DEMO_TOPIC", topic)
-        .env("DEMO_TABLE", bench.table_name("demo_peer"))
-        .env("DEMO_PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    for (name, value) in mysql_env(&bench.args.database_url) {
-        command.env(name, value);
-    }
-    let child = command
-        .spawn()
-        .map_err(|e| format!("cannot start the demo's app.py in {}: {e}", dir.display()))?;
-    let mut app = DemoApp { child, log };
+    let mut command = demo_command(bench, "app.py", topic, &bench.table_name("demo_peer"))?;
+    command.env("DEMO_PORT", port.to_string());
+    let mut app = PeerProcess::spawn("the demo's app.py", command, log)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(Some(status)) = app.child.try_wait() {
-            return Err(format!(
-                "the demo's app.py exited ({status}) before serving:\n{}",
-                app.log_tail()
-            ));
+        if let Some(stopped) = app.stopped() {
+            return Err(format!("before serving, {stopped}"));
         }
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             break;
@@ -201,31 +187,6 @@ async fn start_demo(bench: &Bench, topic: &str) -> Outcome<(DemoApp, String)> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok((app, format!("http://{addr}/")))
-}
-
-/// The demo's `DEMO_MYSQL_*` settings from `mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (none
-/// for another form: the demo's defaults then apply; its POST does not use MySQL).
-fn mysql_env(url: &str) -> Vec<(&'static str, String)> {
-    let Some(rest) = url.strip_prefix("mysql://") else {
-        return Vec::new();
-    };
-    let Some((credentials, location)) = rest.split_once('@') else {
-        return Vec::new();
-    };
-    let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
-    let (host_port, database) = location.split_once('/').unwrap_or((location, ""));
-    let database = database.split('?').next().unwrap_or("");
-    let (host, port) = host_port.split_once(':').unwrap_or((host_port, "3306"));
-    let mut env = vec![
-        ("DEMO_MYSQL_HOST", host.to_owned()),
-        ("DEMO_MYSQL_PORT", port.to_owned()),
-        ("DEMO_MYSQL_USER", user.to_owned()),
-        ("DEMO_MYSQL_PASSWORD", password.to_owned()),
-    ];
-    if !database.is_empty() {
-        env.push(("DEMO_MYSQL_DATABASE", database.to_owned()));
-    }
-    env
 }
 
 /// The demo's Flask producer at each concurrency.

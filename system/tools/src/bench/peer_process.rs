@@ -1,7 +1,9 @@
-//! A peer of the MySQL sink run as a child process (Kafka Connect's worker in 5b, the original
-//! demo's Python writer in 5c): its output in a log file, killed when dropped (also when its
-//! step fails), its topic filled with the bids in its own form, and the rows it writes into a MariaDB table counted until all are there, the
-//! start-up (a JVM, a Python interpreter, a group join) told apart from the writing.
+//! A peer run as a child process (Kafka Connect's worker in 5b, the original demo's Python writer
+//! in 5c and its Flask app in 7b): its output in a log file, killed when dropped (also when its
+//! step fails); the benchmark's MariaDB URL in parts for those that connect themselves; a peer's
+//! topic filled with the bids in its own form; and the rows a peer writes into a MariaDB table
+//! counted until all are there, the start-up (a JVM, a Python interpreter, a group join) told
+//! apart from the writing.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -60,8 +62,18 @@ impl PeerProcess {
         })
     }
 
+    /// Why it is no longer running, with the end of its output, if it stopped by itself.
+    pub(super) fn stopped(&mut self) -> Option<String> {
+        let status = self.child.try_wait().ok().flatten()?;
+        Some(format!(
+            "{} stopped by itself ({status}); its output ends:\n{}",
+            self.name,
+            self.log_tail()
+        ))
+    }
+
     /// The last 40 lines of its output, for an error message.
-    fn log_tail(&self) -> String {
+    pub(super) fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
@@ -86,11 +98,8 @@ impl PeerProcess {
         let mut last_report = (Instant::now(), 0.0);
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "{name} stopped by itself ({status}) before writing all {expected} rows; its output ends:\n{}",
-                    self.log_tail()
-                ));
+            if let Some(stopped) = self.stopped() {
+                return Err(format!("before writing all {expected} rows, {stopped}"));
             }
             let now = Instant::now();
             table_exists = table_exists || self::table_exists(db, table).await?;
@@ -170,10 +179,70 @@ impl PeerRun {
         }
     }
 
+    /// Its rows/s and the MySQL sink's rate over it, said in progress as `name`'s.
+    pub(super) fn against_mysql_sink(
+        &self,
+        bench: &Bench,
+        name: &str,
+        mysql_sink_rows_per_s: f64,
+    ) -> (f64, f64) {
+        let rows_per_s = self.rows_per_s();
+        let ratio = mysql_sink_rows_per_s / rows_per_s.max(1e-9);
+        bench.progress.say(format!(
+            "   {name}: {rows_per_s:.0} rows/s ({:.1} s to its first row); MySQL sink / {name} = {ratio:.2}",
+            self.startup_seconds
+        ));
+        (rows_per_s, ratio)
+    }
+
     /// Rows a second from its start.
     pub(super) fn rows_per_s_including_startup(&self) -> f64 {
         rate(self.rows, self.total_seconds)
     }
+}
+
+/// The parts of the benchmark's `--database-url`, `mysql://user:password@host:port/database`
+/// (user and password percent-decoded), for the peers that connect to MariaDB themselves.
+#[derive(Debug)]
+pub(super) struct MysqlUrl {
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) user: String,
+    pub(super) password: String,
+    pub(super) database: String,
+}
+
+/// Parses the benchmark's `--database-url` for `purpose` (said in the error, e.g. "to run Kafka
+/// Connect against it"): scheme `mysql` or `mariadb`, a host and a database; port 3306 when
+/// none is given.
+pub(super) fn parse_mysql_url(database_url: &str, purpose: &str) -> Outcome<MysqlUrl> {
+    let invalid = |why: &str| {
+        format!(
+            "--database-url must look like mysql://user:password@host:3306/database {purpose}: {why}"
+        )
+    };
+    let parsed = reqwest::Url::parse(database_url).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "mysql" | "mariadb") {
+        return Err(invalid("the scheme is not mysql or mariadb"));
+    }
+    let host = parsed.host_str().ok_or_else(|| invalid("no host"))?;
+    let database = parsed.path().trim_start_matches('/');
+    if database.is_empty() {
+        return Err(invalid("no database"));
+    }
+    let decode = |raw: &str| {
+        form_urlencoded::parse(format!("x={raw}").as_bytes())
+            .next()
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(MysqlUrl {
+        host: host.to_owned(),
+        port: parsed.port().unwrap_or(3306),
+        user: decode(parsed.username()),
+        password: decode(parsed.password().unwrap_or("")),
+        database: database.to_owned(),
+    })
 }
 
 /// The rows of `table`.
