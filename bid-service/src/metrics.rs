@@ -15,6 +15,11 @@ pub const COMMIT_SECONDS: &str = "bid_service_commit_seconds";
 pub const BIDS_PER_TRANSACTION: &str = "bid_service_bids_per_transaction";
 /// Counter: transactions that did not commit, by `outcome` (`aborted`, `fenced`, `replaced`).
 pub const TRANSACTIONS_FAILED: &str = "bid_service_transactions_failed_total";
+/// Counter: bids written in a transaction that was aborted (each is written again, or its call
+/// answers UNAVAILABLE). Kafka hides an aborted transaction's records from `read_committed`
+/// readers; librdkafka's mock cluster does not (it ignores the abort), so there each is in the
+/// log once more.
+pub const BIDS_IN_ABORTED_TRANSACTIONS: &str = "bid_service_bids_in_aborted_transactions_total";
 /// Gauge: partitions of the bid topic this replica owns.
 pub const OWNED_PARTITIONS: &str = "bid_service_owned_partitions";
 /// Histogram: seconds a takeover took, from assignment to deciding (fencing and restore).

@@ -1675,6 +1675,7 @@ impl PartitionOwner {
     /// [`WRITE_ATTEMPTS`] times each; the state goes out with the next commit.
     fn after_abort(&mut self, reason: &str) {
         let bids: Vec<BidId> = self.transaction.bids.drain(..).collect();
+        metrics::counter!(m::BIDS_IN_ABORTED_TRANSACTIONS).increment(bids.len() as u64);
         let mut failed = Vec::new();
         for id in bids {
             let Some(waiter) = self.waiting.get_mut(&id) else {

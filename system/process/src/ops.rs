@@ -29,6 +29,25 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The sum of the samples of metric `name` in this process whose labels contain `label` (every
+/// sample when `None`): a counter's total across its labels, read without an HTTP round trip.
+pub fn metric_sum(name: &str, label: Option<&str>) -> f64 {
+    metrics_handle()
+        .render()
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            label
+                .is_none_or(|label| labels.contains(label))
+                .then(|| value.trim().parse::<f64>().ok())?
+        })
+        .sum()
+}
+
 /// Whether a process is ready for work; `/readyz` answers 200 when it is, 503 when not.
 #[derive(Debug, Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);
@@ -80,4 +99,29 @@ pub async fn spawn_ops_server(
         }
     });
     Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_sum;
+
+    #[test]
+    fn metric_sum_adds_a_counters_samples_whose_labels_match() {
+        metrics_handle_ready();
+        metrics::counter!("ops_test_calls_total", "outcome" => "ok").increment(3);
+        metrics::counter!("ops_test_calls_total", "outcome" => "failed").increment(2);
+        metrics::counter!("ops_test_calls_total_other").increment(7);
+        metrics::counter!("ops_test_plain_total").increment(4);
+        assert_eq!(metric_sum("ops_test_calls_total", None), 5.0);
+        assert_eq!(
+            metric_sum("ops_test_calls_total", Some("outcome=\"ok\"")),
+            3.0
+        );
+        assert_eq!(metric_sum("ops_test_plain_total", None), 4.0);
+        assert_eq!(metric_sum("ops_test_absent_total", None), 0.0);
+    }
+
+    fn metrics_handle_ready() {
+        let _ = super::metrics_handle();
+    }
 }

@@ -1,7 +1,7 @@
 //! The books of the audit: placing the bids and remembering each call's outcome, watching the
 //! sinks' committed offsets, and reading the rows back through the sinks crate.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,15 +118,15 @@ fn uuid_for(i: usize) -> String {
     format!("00000000-0000-4000-8000-{i:012x}")
 }
 
-/// Reads every committed offset of the sinks' groups, and counts those that went backwards.
+/// Reads every committed offset of the sinks' groups, and says which went backwards.
 pub(super) fn watch_offsets(
     bootstrap: String,
     groups: Vec<String>,
     stop: CancellationToken,
-) -> std::thread::JoinHandle<usize> {
+) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
         let mut last: HashMap<(String, i32), i64> = HashMap::new();
-        let mut backwards = 0;
+        let mut backwards = Vec::new();
         let consumers: Vec<(String, BaseConsumer)> = groups
             .iter()
             .filter_map(|group| {
@@ -154,11 +154,12 @@ pub(super) fn watch_offsets(
                             if let Some(previous) = last.get(&key)
                                 && offset < *previous
                             {
-                                eprintln!(
-                                    "audit: {group} partition {} went back from {previous} to {offset}",
+                                let went = format!(
+                                    "{group} partition {} went back from {previous} to {offset}",
                                     element.partition()
                                 );
-                                backwards += 1;
+                                eprintln!("audit: {went}");
+                                backwards.push(went);
                             }
                             last.insert(key, offset);
                         }
@@ -171,23 +172,67 @@ pub(super) fn watch_offsets(
     })
 }
 
-/// What the topic itself says: how many bid ids it holds at two or more offsets, and how many
-/// acknowledged bids are not valid at their position (judged in log order by the service's
-/// rules), read to its end.
+/// What the topic itself says, read to its end.
+pub(super) struct TopicBooks {
+    /// Bid ids the topic holds at two or more offsets.
+    pub(super) written_twice: usize,
+    /// The first few of them: id, first place, what its call answered.
+    pub(super) written_twice_examples: Vec<String>,
+    /// Acknowledged bids not valid at their position (judged in log order by the service's
+    /// rules).
+    pub(super) invalid_acknowledged: usize,
+    /// The first few of them: id and place.
+    pub(super) invalid_examples: Vec<String>,
+}
+
+/// Reads the topic back and judges it (see [`TopicBooks`]).
 pub(super) async fn read_topic_back(
     bootstrap: &str,
     registry_url: &str,
-    acknowledged: &HashSet<String>,
-) -> Result<(usize, usize), String> {
+    outcomes: &Outcomes,
+) -> Result<TopicBooks, String> {
     let within = Duration::from_secs(600);
     let bids = auction_testkit::try_read_bids(bootstrap, registry_url, TOPIC, within).await?;
     let judged = auction_testkit::judge_log(&bids);
-    let twice: HashSet<&String> = judged.written_twice.iter().collect();
-    let invalid = acknowledged
+    let twice: BTreeSet<&String> = judged.written_twice.iter().collect();
+    let written_twice_examples = twice
         .iter()
-        .filter(|id| judged.bids.get(*id).is_some_and(|(_, _, valid)| !valid))
-        .count();
-    Ok((twice.len(), invalid))
+        .take(5)
+        .map(|id| {
+            let answered = if outcomes.acknowledged.contains(*id) {
+                "acknowledged"
+            } else if outcomes.uncertain.contains(*id) {
+                "failed or timed out"
+            } else if outcomes.refused.contains(*id) {
+                "refused"
+            } else {
+                "never placed"
+            };
+            let (partition, offset, _) = judged.bids.get(*id).copied().unwrap_or((-1, -1, false));
+            format!("{id}: first at partition {partition} offset {offset}; its call: {answered}")
+        })
+        .collect();
+    let invalid: BTreeSet<(&String, i32, i64)> = outcomes
+        .acknowledged
+        .iter()
+        .filter_map(|id| match judged.bids.get(id) {
+            Some((partition, offset, false)) => Some((id, *partition, *offset)),
+            _ => None,
+        })
+        .collect();
+    let invalid_examples = invalid
+        .iter()
+        .take(5)
+        .map(|(id, partition, offset)| {
+            format!("{id}: acknowledged, not valid at partition {partition} offset {offset}")
+        })
+        .collect();
+    Ok(TopicBooks {
+        written_twice: twice.len(),
+        written_twice_examples,
+        invalid_acknowledged: invalid.len(),
+        invalid_examples,
+    })
 }
 
 /// How often each bid id is in the CSV file, read through the sinks crate.

@@ -117,6 +117,13 @@ impl Brokers {
         }
     }
 
+    /// Whether `read_committed` readers miss an aborted transaction's records: Apache Kafka
+    /// writes abort markers; librdkafka's mock cluster answers `EndTxn` without acting on it, so
+    /// the records of an aborted transaction stay readable there.
+    pub(super) fn hides_aborted_transactions(&self) -> bool {
+        !matches!(self, Self::Mock(_))
+    }
+
     /// What they are, for the report.
     pub(super) fn describe(&self) -> &'static str {
         match self {

@@ -4,7 +4,9 @@
 //! - a bid whose call failed or timed out is in each sink at most once;
 //! - a refused bid (too low) is in no sink;
 //! - the topic holds no bid twice, and every acknowledged bid is valid at its place in it (in
-//!   log order it beats every earlier bid of its auction);
+//!   log order it beats every earlier bid of its auction); on the mock cluster, which keeps an
+//!   aborted transaction's records readable, a bid may be there once more for each time it was
+//!   in an aborted transaction, and no more;
 //! - no sink's committed offsets ever went backwards.
 //!
 //! It runs on librdkafka's mock cluster (broker faults only it can inject: failed produce and
@@ -99,12 +101,24 @@ pub struct AuditReport {
     pub unexpected: BTreeMap<&'static str, usize>,
     /// Committed offsets that went backwards.
     pub offsets_backwards: usize,
+    /// The first of them: group, partition, from and to.
+    pub offsets_backwards_examples: Vec<String>,
     /// Bid ids the topic holds at two or more offsets (the CSV sink, exact by log position,
     /// would write them twice).
     pub written_twice: usize,
+    /// The first of them, with their first place in the log and what their call answered.
+    pub written_twice_examples: Vec<String>,
+    /// Whether the brokers hide an aborted transaction's records from `read_committed`
+    /// readers (Apache Kafka does; librdkafka's mock cluster ignores the abort).
+    pub aborts_hidden: bool,
+    /// Bids the in-process replicas wrote in transactions that were aborted
+    /// (`bid_service_bids_in_aborted_transactions_total` during the run).
+    pub bids_in_aborted_transactions: usize,
     /// Acknowledged bids that are in the log but not valid at their position (another bid of
     /// their auction before them was as high or higher).
     pub invalid_acknowledged: usize,
+    /// The first of them, with their place.
+    pub invalid_examples: Vec<String>,
     /// How long the bids took to place.
     pub placing: Duration,
     /// What went wrong stopping the sinks or reading the books back.
@@ -120,8 +134,18 @@ impl AuditReport {
                 && self.unexpected.get(sink).copied().unwrap_or(0) == 0
                 && self.found_once.get(sink).copied().unwrap_or(0) == self.acknowledged
         }) && self.offsets_backwards == 0
-            && self.written_twice == 0
+            && self.written_twice <= self.twice_explained_by_aborts()
             && self.invalid_acknowledged == 0
+    }
+
+    /// How many bids the topic may hold twice because an aborted transaction's copy stays
+    /// readable: none on Apache Kafka, one per bid in an aborted transaction on the mock cluster.
+    fn twice_explained_by_aborts(&self) -> usize {
+        if self.aborts_hidden {
+            0
+        } else {
+            self.bids_in_aborted_transactions
+        }
     }
 }
 
@@ -157,12 +181,37 @@ impl std::fmt::Display for AuditReport {
         for problem in &self.problems {
             writeln!(f, "{problem}")?;
         }
+        write!(f, "bids written to the topic twice: {}", self.written_twice)?;
+        if !self.aborts_hidden {
+            write!(
+                f,
+                " (at most {} allowed: the mock cluster keeps an aborted transaction's records readable, and {} bids were in aborted transactions)",
+                self.twice_explained_by_aborts(),
+                self.bids_in_aborted_transactions
+            )?;
+        }
+        for example in &self.written_twice_examples {
+            write!(f, "\n  {example}")?;
+        }
         write!(
             f,
-            "bids written to the topic twice: {}\nacknowledged bids not valid at their place in the log: {}\ncommitted offsets that went backwards: {}\nverdict: {}",
-            self.written_twice,
-            self.invalid_acknowledged,
-            self.offsets_backwards,
+            "\nacknowledged bids not valid at their place in the log: {}",
+            self.invalid_acknowledged
+        )?;
+        for example in &self.invalid_examples {
+            write!(f, "\n  {example}")?;
+        }
+        write!(
+            f,
+            "\ncommitted offsets that went backwards: {}",
+            self.offsets_backwards
+        )?;
+        for example in self.offsets_backwards_examples.iter().take(5) {
+            write!(f, "\n  {example}")?;
+        }
+        write!(
+            f,
+            "\nverdict: {}",
             if self.holds() {
                 "the books balance"
             } else {
@@ -211,8 +260,10 @@ pub async fn run(args: AuditArgs) -> Result<AuditReport, String> {
     // Faults, one after another, while the bids go in.
     let mut report = AuditReport {
         brokers: stage.brokers.describe(),
+        aborts_hidden: stage.brokers.hides_aborted_transactions(),
         ..AuditReport::default()
     };
+    let aborted_before = bids_in_aborted_transactions();
     let schedule = stage.brokers.schedule();
     let mut round = 0_usize;
     while !placing.is_finished() {
@@ -236,10 +287,13 @@ pub async fn run(args: AuditArgs) -> Result<AuditReport, String> {
     report.refused = outcomes.refused.len();
     eprintln!("audit: every bid placed; waiting for the sinks to catch up");
 
-    (report.written_twice, report.invalid_acknowledged) =
-        read_topic_back(&bootstrap, &registry_url, &outcomes.acknowledged)
-            .await
-            .map_err(|e| format!("cannot read the topic back: {e}"))?;
+    let topic = read_topic_back(&bootstrap, &registry_url, &outcomes)
+        .await
+        .map_err(|e| format!("cannot read the topic back: {e}"))?;
+    report.written_twice = topic.written_twice;
+    report.written_twice_examples = topic.written_twice_examples;
+    report.invalid_acknowledged = topic.invalid_acknowledged;
+    report.invalid_examples = topic.invalid_examples;
     let sqlite_settings = sqlite_settings(&sqlite);
     // Wait until every acknowledged bid is in both sinks (or the time is up).
     let deadline = Instant::now() + Duration::from_secs(args.drain_timeout_secs);
@@ -263,8 +317,21 @@ pub async fn run(args: AuditArgs) -> Result<AuditReport, String> {
             report.problems.push(problem);
         }
     }
+    report.bids_in_aborted_transactions =
+        bids_in_aborted_transactions().saturating_sub(aborted_before);
     stop_watch.cancel();
-    report.offsets_backwards = watcher.join().unwrap_or(usize::MAX);
+    match watcher.join() {
+        Ok(backwards) => {
+            report.offsets_backwards = backwards.len();
+            report.offsets_backwards_examples = backwards;
+        }
+        Err(_) => {
+            report.offsets_backwards = usize::MAX;
+            report
+                .problems
+                .push("the committed-offset watcher panicked".to_owned());
+        }
+    }
     let mut read_back = |counts: Result<HashMap<String, usize>, String>| {
         counts.unwrap_or_else(|error| {
             report.problems.push(error);
@@ -316,4 +383,15 @@ pub async fn run(args: AuditArgs) -> Result<AuditReport, String> {
     }
     stage.stop().await;
     Ok(report)
+}
+
+/// Bids this process's replicas wrote in aborted transactions so far (the owner process of the
+/// three-node audit is not counted: Apache Kafka hides those records anyway).
+fn bids_in_aborted_transactions() -> usize {
+    let total = auction_process::metric_sum(
+        auction_bid_service::metrics::BIDS_IN_ABORTED_TRANSACTIONS,
+        None,
+    );
+    // A counter's value: a whole number well within usize.
+    total as usize
 }

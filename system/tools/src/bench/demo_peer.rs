@@ -283,14 +283,7 @@ const BIDS_METRIC: &str = "gateway_bids_total";
 
 /// The gateway's count of accepted bids so far, from this process's metrics.
 fn gateway_accepted_bids() -> f64 {
-    let rendered = auction_process::metrics_handle().render();
-    rendered
-        .lines()
-        .filter(|line| {
-            line.starts_with(&format!("{BIDS_METRIC}{{")) && line.contains("outcome=\"accepted\"")
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    auction_process::metric_sum(BIDS_METRIC, Some("outcome=\"accepted\""))
 }
 
 /// Caller `caller`'s auction for its `k`-th bid (its own 8, as in 1).
