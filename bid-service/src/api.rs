@@ -817,7 +817,7 @@ impl BidService for BidGrpc {
             .read_copy
             .recent(&id, limit)
             .iter()
-            .map(|b| proto_bid(b))
+            .map(proto_bid)
             .collect();
         Ok(Response::new(ListRecentBidsResponse { bids }))
     }

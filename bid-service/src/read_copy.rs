@@ -277,7 +277,7 @@ impl ReadCopy {
     }
 
     /// Up to `limit` most recent bids, newest first.
-    pub(crate) fn recent(&self, id: &AuctionId, limit: usize) -> Vec<Arc<LoggedBid>> {
+    pub(crate) fn recent(&self, id: &AuctionId, limit: usize) -> Vec<LoggedBid> {
         let auctions = self
             .auctions
             .read()
@@ -285,11 +285,7 @@ impl ReadCopy {
         let Some(entry) = auctions.get(id) else {
             return Vec::new();
         };
-        let mut bids: Vec<Arc<LoggedBid>> = entry
-            .shares
-            .iter()
-            .flat_map(|s| s.recent.iter().cloned())
-            .collect();
+        let mut bids: Vec<LoggedBid> = entry.shares.iter().flat_map(|s| s.recent_bids()).collect();
         if entry.shares.len() > 1 {
             bids.sort_by_key(|b| std::cmp::Reverse(b.bid.bid_ts.get()));
         }
