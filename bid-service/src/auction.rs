@@ -68,22 +68,26 @@ impl RecentBid {
     }
 
     fn recorded(&self) -> RecordedBid {
-        RecordedBid {
-            bid_id: self.bid_id.as_uuid(),
-            name: self.name.to_string(),
-            price: self.price.get(),
-            bid_ts: self.bid_ts.to_rfc3339(),
-            offset: self.offset,
-        }
+        stored_form(
+            self.bid_id,
+            &self.name,
+            self.price,
+            self.bid_ts,
+            self.offset,
+        )
     }
 
     /// The bid as the log holds it, in `auction` and `partition`.
     pub(crate) fn logged(&self, auction: &AuctionId, partition: i32) -> LoggedBid {
+        self.clone().into_logged(auction, partition)
+    }
+
+    fn into_logged(self, auction: &AuctionId, partition: i32) -> LoggedBid {
         LoggedBid {
             bid: Bid {
                 bid_id: self.bid_id,
                 auction_id: auction.clone(),
-                name: self.name.clone(),
+                name: self.name,
                 price: self.price,
                 bid_ts: self.bid_ts,
             },
@@ -235,7 +239,24 @@ impl AuctionState {
 
 /// The stored form of a bid.
 pub(crate) fn recorded(logged: &LoggedBid) -> RecordedBid {
-    RecentBid::of(logged).recorded()
+    let bid = &logged.bid;
+    stored_form(bid.bid_id, &bid.name, bid.price, bid.bid_ts, logged.offset)
+}
+
+fn stored_form(
+    bid_id: BidId,
+    name: &BidderName,
+    price: Price,
+    bid_ts: BidTimestamp,
+    offset: i64,
+) -> RecordedBid {
+    RecordedBid {
+        bid_id: bid_id.as_uuid(),
+        name: name.to_string(),
+        price: price.get(),
+        bid_ts: bid_ts.to_rfc3339(),
+        offset,
+    }
 }
 
 /// The bid a stored form describes, in `auction` and `partition`.
@@ -244,7 +265,7 @@ pub(crate) fn logged_from(
     partition: i32,
     bid: &RecordedBid,
 ) -> Option<LoggedBid> {
-    Some(RecentBid::from_recorded(bid)?.logged(auction, partition))
+    Some(RecentBid::from_recorded(bid)?.into_logged(auction, partition))
 }
 
 #[cfg(test)]

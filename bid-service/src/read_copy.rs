@@ -285,7 +285,12 @@ impl ReadCopy {
         let Some(entry) = auctions.get(id) else {
             return Vec::new();
         };
-        let mut bids: Vec<LoggedBid> = entry.shares.iter().flat_map(|s| s.recent_bids()).collect();
+        // Each share is newest first: more than `limit` of one can never be kept.
+        let mut bids: Vec<LoggedBid> = entry
+            .shares
+            .iter()
+            .flat_map(|s| s.recent_bids().take(limit))
+            .collect();
         if entry.shares.len() > 1 {
             bids.sort_by_key(|b| std::cmp::Reverse(b.bid.bid_ts.get()));
         }

@@ -19,20 +19,7 @@ use crate::helpers::{Backend, Service, eventually, resident_kib};
 
 /// The value of an unlabelled gauge or counter in this process's metrics (0 when not recorded).
 fn gauge(name: &str) -> f64 {
-    metric(name, "")
-}
-
-/// The value of a metric with exactly the labels `labels` (such as `{reason="overloaded"}`).
-fn metric(name: &str, labels: &str) -> f64 {
-    let series = format!("{name}{labels}");
-    auction_process::metrics_handle()
-        .render()
-        .lines()
-        .find_map(|line| {
-            let (key, value) = line.rsplit_once(' ')?;
-            (key == series).then(|| value.trim().parse().ok())?
-        })
-        .unwrap_or(0.0)
+    auction_process::metric_sum(name, None)
 }
 
 /// `count` `WatchAuction` calls on random auction ids, 32 at a time: each reads the first state
@@ -207,7 +194,10 @@ async fn ten_thousand_bids_with_a_one_ms_deadline_keep_the_live_work_within_the_
     // Every deadline has passed, yet the admitted work still runs: it holds its slots.
     let live_after = gauge("bid_service_bids_in_flight");
     let peak = gauge("bid_service_bids_in_flight_peak");
-    let shed = metric("bid_service_bids_rejected_total", "{reason=\"overloaded\"}");
+    let shed = auction_process::metric_sum(
+        "bid_service_bids_rejected_total",
+        Some("reason=\"overloaded\""),
+    );
     println!(
         "{CALLS} PlaceBid calls with a 1 ms deadline in {took:.1?} against a broker with a 500 ms \
          round trip, in-flight limit {LIMIT}: peak of live bid tasks {peak}, {live_after} still \

@@ -18,11 +18,7 @@ use crate::helpers::{Backend, BidService, Stack, client, gateway_settings, place
 
 /// The value of a gauge in this process's metrics (the bid service and the gateway share it).
 fn gauge(name: &str) -> f64 {
-    auction_process::metrics_handle()
-        .render()
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    auction_process::metric_sum(name, None)
 }
 
 /// A raw HTTP/1.1 request on its own connection: the status code, the connection, and what was

@@ -173,12 +173,8 @@ async fn mysql_down_for_a_while_backs_off_then_everything_lands() {
     assert_eq!(reader.stored_rows().await.map(|r| r.len()).unwrap_or(0), 0);
     // No hot loop: with backoff doubling from 100 ms, seconds of outage take a handful of
     // attempts, not thousands.
-    let retries: f64 = metrics
-        .render()
-        .lines()
-        .filter(|l| l.starts_with("sink_write_retries_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let retries =
+        auction_process::metric_sum_in(&metrics.render(), "sink_write_retries_total", None);
     assert!(
         (1.0..40.0).contains(&retries),
         "{retries} write attempts during the outage"

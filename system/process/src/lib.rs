@@ -30,7 +30,7 @@ pub use backoff::Backoff;
 pub use exit::exit_with;
 pub use kafka_properties::{KafkaArgs, KafkaProperties, is_secret_property, parse_property};
 pub use logging::init_logging;
-pub use ops::{Readiness, metric_sum, metrics_handle, ops_router, spawn_ops_server};
+pub use ops::{Readiness, metric_sum, metric_sum_in, metrics_handle, ops_router, spawn_ops_server};
 pub use secret::Secret;
 pub use signals::shutdown_on_signal;
 pub use start_error::StartError;

@@ -32,8 +32,12 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// The sum of the samples of metric `name` in this process whose labels contain `label` (every
 /// sample when `None`): a counter's total across its labels, read without an HTTP round trip.
 pub fn metric_sum(name: &str, label: Option<&str>) -> f64 {
-    metrics_handle()
-        .render()
+    metric_sum_in(&metrics_handle().render(), name, label)
+}
+
+/// As [`metric_sum`], in `exposition` (Prometheus text, such as another process's `/metrics`).
+pub fn metric_sum_in(exposition: &str, name: &str, label: Option<&str>) -> f64 {
+    exposition
         .lines()
         .filter_map(|line| {
             let rest = line.strip_prefix(name)?;

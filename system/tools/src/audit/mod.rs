@@ -190,25 +190,19 @@ impl std::fmt::Display for AuditReport {
                 self.bids_in_aborted_transactions
             )?;
         }
-        for example in &self.written_twice_examples {
-            write!(f, "\n  {example}")?;
-        }
+        write_examples(f, &self.written_twice_examples)?;
         write!(
             f,
             "\nacknowledged bids not valid at their place in the log: {}",
             self.invalid_acknowledged
         )?;
-        for example in &self.invalid_examples {
-            write!(f, "\n  {example}")?;
-        }
+        write_examples(f, &self.invalid_examples)?;
         write!(
             f,
             "\ncommitted offsets that went backwards: {}",
             self.offsets_backwards
         )?;
-        for example in self.offsets_backwards_examples.iter().take(5) {
-            write!(f, "\n  {example}")?;
-        }
+        write_examples(f, &self.offsets_backwards_examples)?;
         write!(
             f,
             "\nverdict: {}",
@@ -219,6 +213,14 @@ impl std::fmt::Display for AuditReport {
             }
         )
     }
+}
+
+/// The first five of `examples`, each on a line of its own under the count before them.
+fn write_examples(f: &mut std::fmt::Formatter<'_>, examples: &[String]) -> std::fmt::Result {
+    examples
+        .iter()
+        .take(5)
+        .try_for_each(|example| write!(f, "\n  {example}"))
 }
 
 /// Runs the audit; the report says whether the books balance.

@@ -153,15 +153,11 @@ impl ReplicaProcess {
     /// The partitions it owns now, from its `bid_service_owned_partitions` gauge.
     async fn owned_partitions(&self) -> Result<u64, String> {
         let answer = http_get(self.metrics, "/metrics").await?;
-        let gauge = answer
-            .lines()
-            .find_map(|line| {
-                line.strip_prefix(auction_bid_service::metrics::OWNED_PARTITIONS)?
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-            })
-            .unwrap_or(0.0);
+        let gauge = auction_process::metric_sum_in(
+            &answer,
+            auction_bid_service::metrics::OWNED_PARTITIONS,
+            None,
+        );
         Ok(gauge.max(0.0) as u64)
     }
 
