@@ -254,6 +254,13 @@ pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// `at` at the precision the state record keeps (milliseconds, [`rfc3339`]): an owner's state
+/// then says exactly what a replica that read the record says (a closed auction's time differed
+/// in its nanoseconds between the owner's answer and a restored one).
+fn as_stored(at: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(at, 3)
+}
+
 fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(raw)
         .ok()
@@ -565,6 +572,7 @@ impl AuctionState {
 
     /// Closes the auction: the leader wins if the reserve is met, else no sale.
     pub(crate) fn close(&mut self, at: DateTime<Utc>) {
+        let at = as_stored(at);
         let winner = if self.reserve_met() {
             self.highest.clone()
         } else {
@@ -597,7 +605,7 @@ impl AuctionState {
 
     /// Cancels the auction.
     pub(crate) fn cancel(&mut self, at: DateTime<Utc>) {
-        self.life.status = Status::Cancelled { at };
+        self.life.status = Status::Cancelled { at: as_stored(at) };
         self.revision += 1;
     }
 
